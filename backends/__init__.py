@@ -1,0 +1,1 @@
+"""Hardware backends: a cost-model Protocol, frozen chip specs, and the entry-point registry."""

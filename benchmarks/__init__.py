@@ -1,0 +1,1 @@
+"""Benchmark programs and the bundled example models (factories for ``chipcut compile``)."""

@@ -1,0 +1,94 @@
+"""The programmatic entry point: ``compile(model, example_inputs, chips, backend) -> Plan``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from backends.protocol import Backend
+from backends.registry import get_backend
+from compiler.capture import Captured, capture
+from compiler.costing import unit_times
+from compiler.errors import ChipcutError
+from compiler.ir import get_cost, is_compute
+from compiler.partition import PartitionProblem, lower_bound_s, solve
+from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from compiler.schedule import build_schedule
+from compiler.units import build_units
+from passes.accounting import accounting
+
+
+def resolve_chips(chips: int | Sequence[str | Backend], backend: str | Backend) -> list[Backend]:
+    """One Backend per chip: ``chips`` is a count (all ``backend``) or a list of backend names."""
+    if isinstance(chips, bool) or not isinstance(chips, (int, list, tuple)):
+        raise ChipcutError(f"chips = {chips!r}: give a chip count (e.g. 4) or a list of backend names")
+    if isinstance(chips, int):
+        if chips < 1:
+            raise ChipcutError(f"chips = {chips}: need at least 1 chip; pass chips=1 or more")
+        one = get_backend(backend) if isinstance(backend, str) else backend
+        return [one] * chips
+    if not chips:
+        raise ChipcutError("chips = []: name at least one backend, e.g. ['generic', 'generic']")
+    return [get_backend(c) if isinstance(c, str) else c for c in chips]
+
+
+def compile(  # noqa: A001 - the product's verb
+    model: object,
+    example_inputs: tuple = (),
+    chips: int | Sequence[str | Backend] = 4,
+    backend: str | Backend = "generic",
+    time_limit_s: float = 10.0,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    """Capture ``model``, account its work, and cut it into a pipeline over ``chips`` chips.
+
+    >>> import torch, compiler
+    >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+    >>> plan = compiler.compile(net, (torch.randn(1, 64),), chips=2)
+    >>> [len(s.nodes) > 0 for s in plan.stages]
+    [True, True]
+    """
+    if time_limit_s <= 0:
+        raise ChipcutError(f"time_limit_s = {time_limit_s}: must be > 0 seconds")
+    backends = resolve_chips(chips, backend)
+    say = progress or (lambda _msg: None)
+    if isinstance(model, Captured):
+        captured = model
+    else:
+        say("capturing model")
+        captured = capture(model, tuple(example_inputs), name=name)
+    gm = captured.graph_module
+    accounting(gm)
+    units = build_units(gm)
+    n_chips = len(backends)
+    if n_chips > len(units.units):
+        raise ChipcutError(f"{n_chips} chips but the model has only {len(units.units)} partition "
+                           f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
+                           f"use at most {len(units.units)} chips")
+    times = unit_times(gm, units, backends)
+    problem = PartitionProblem(
+        unit_time_s=tuple(tuple(row) for row in times),
+        tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
+        n_chips=n_chips,
+        link_bytes_per_s=tuple(b.spec.link.bytes_per_s for b in backends[:-1]),
+        link_latency_s=tuple(b.spec.link.latency_s for b in backends[:-1]),
+    )
+    say(f"solving {len(units.units)} units on {n_chips} chips")
+    solution = solve(problem, time_limit_s=time_limit_s, progress=progress)
+    stages, transfers, metrics = build_schedule(gm, units, solution.chip_of_unit, backends,
+                                                lower_bound_s(problem))
+    compute = [n for n in gm.graph.nodes if is_compute(n)]
+    return Plan(
+        schema_version=SCHEMA_VERSION,
+        model=ModelInfo(captured.name, sum(get_cost(n).macs for n in compute), len(compute),
+                        len(units.units)),
+        backend=backends[0].name if len({b.name for b in backends}) == 1 else "mixed",
+        chips=tuple(b.name for b in backends),
+        stages=stages,
+        transfers=transfers,
+        metrics=metrics,
+        solver=SolverInfo(solution.status, solution.bottleneck_s, solution.bound_s, solution.gap,
+                          solution.wall_s, solution.bytes_moved),
+        graph_module=gm,
+    )
+

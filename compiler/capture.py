@@ -1,0 +1,171 @@
+"""Capture: a PyTorch model to a flat ATen-level torch.fx GraphModule with shape metadata.
+
+``torch.export.export`` (non-strict) is tried first; when it fails, plain
+``torch.fx.symbolic_trace`` plus shape propagation. Models built on the meta
+device work with no weights allocated.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+from torch.fx.graph import CodeGen
+
+from compiler.errors import ChipcutError
+from compiler.ir import is_compute
+
+# Nodes export leaves for runtime checks; they do no work on a chip.
+_DROPPED_TARGETS = {
+    "aten._assert_tensor_metadata.default",
+    "aten._assert_scalar.default",
+    "aten.sym_constrain_range_for_size.default",
+    "_assert_async.msg",
+}
+
+
+@dataclass
+class Captured:
+    """A captured model: ``graph_module`` takes and returns flat tensors."""
+
+    name: str
+    graph_module: torch.fx.GraphModule
+    example_inputs: tuple[torch.Tensor, ...]
+    method: str  # "export" or "symbolic_trace"
+
+
+def capture(model: object, example_inputs: tuple = (), name: str | None = None) -> Captured:
+    """Trace ``model`` on ``example_inputs`` to a flat FX graph with ``meta['val']`` on every node.
+
+    ``model`` may be an ``nn.Module``, a ``torch.export.ExportedProgram`` or a
+    ``GraphModule`` that already carries ``meta['val']``.
+
+    >>> cap = capture(torch.nn.Linear(4, 2), (torch.randn(1, 4),))
+    >>> [n.target for n in cap.graph_module.graph.nodes if n.op == "call_function"]
+    [<OpOverload(op='aten.linear', overload='default')>]
+    """
+    example_inputs = tuple(example_inputs)
+    if isinstance(model, torch.export.ExportedProgram):
+        gm = model.module()
+        label = name or "exported_program"
+        return Captured(label, _flatten(gm), example_inputs or _inputs_from_graph(gm), "export")
+    if not isinstance(model, torch.nn.Module):
+        raise ChipcutError(
+            f"model is a {type(model).__name__}, not a torch.nn.Module or ExportedProgram; "
+            "pass the module object (or a factory returning one)"
+        )
+    label = name or type(model).__name__
+    if isinstance(model, torch.fx.GraphModule) and _has_values(model):
+        return Captured(label, _flatten(model), example_inputs, "graph_module")
+    if not example_inputs:
+        raise ChipcutError(
+            f"no example inputs for {label}; give one shape per model input, e.g. --input 1x3x224x224"
+        )
+    model.eval()
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(model, example_inputs, strict=False)
+        return Captured(label, _flatten(exported.module()), example_inputs, "export")
+    except Exception as export_error:  # noqa: BLE001 - any export failure triggers the fallback
+        try:
+            gm = _symbolic_trace(model, example_inputs)
+        except Exception:  # noqa: BLE001 - report the export error, the more precise one
+            raise ChipcutError(_describe_failure(label, export_error)) from None
+        return Captured(label, _flatten(gm), example_inputs, "symbolic_trace")
+
+
+def _has_values(gm: torch.fx.GraphModule) -> bool:
+    return all("val" in n.meta for n in gm.graph.nodes if is_compute(n))
+
+
+def _inputs_from_graph(gm: torch.fx.GraphModule) -> tuple[torch.Tensor, ...]:
+    """Meta tensors shaped like the graph's placeholders (for programs loaded from .pt2)."""
+    out = []
+    for node in gm.graph.nodes:
+        if node.op == "placeholder" and isinstance(node.meta.get("val"), torch.Tensor):
+            val = node.meta["val"]
+            out.append(torch.empty(tuple(int(s) for s in val.shape), dtype=val.dtype, device="meta"))
+    return tuple(out)
+
+
+def _flatten(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Drop runtime checks and pytree wrapping: forward takes and returns flat tensors."""
+    graph = gm.graph
+    for node in list(graph.nodes):
+        dropped = str(node.target) in _DROPPED_TARGETS or (
+            node.op == "call_module" and node.target == "_guards_fn"
+        )
+        if dropped and not node.users:
+            graph.erase_node(node)
+    graph._codegen = CodeGen()
+    graph.eliminate_dead_code()
+    if hasattr(gm, "_guards_fn"):
+        delattr(gm, "_guards_fn")
+    gm.recompile()
+    return gm
+
+
+class _ValueRecorder(torch.fx.Interpreter):
+    """Runs the traced graph once and stores each node's output as a meta tensor in meta['val']."""
+
+    def run_node(self, n: torch.fx.Node) -> object:
+        result = super().run_node(n)
+        n.meta["val"] = _to_meta(result)
+        return result
+
+
+def _to_meta(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_meta(v) for v in value) if isinstance(value, tuple) else [
+            _to_meta(v) for v in value
+        ]
+    return value
+
+
+def _symbolic_trace(model: torch.nn.Module, example_inputs: tuple) -> torch.fx.GraphModule:
+    gm = torch.fx.symbolic_trace(model)
+    with torch.no_grad():
+        _ValueRecorder(gm).run(*example_inputs)
+    return gm
+
+
+def _user_frame(error: BaseException) -> str | None:
+    """The innermost traceback frame in the user's code (outside torch and site-packages)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    torch_dir = os.path.dirname(torch.__file__)
+    here = os.path.dirname(os.path.dirname(__file__))
+    user = [
+        f
+        for f in frames
+        if not f.filename.startswith(torch_dir)
+        and "site-packages" not in f.filename
+        and not f.filename.startswith(here)
+        and not f.filename.startswith("<")
+    ]
+    if not user:
+        return None
+    f = user[-1]
+    return f"{os.path.basename(f.filename)}:{f.lineno} ({f.line.strip() if f.line else f.name})"
+
+
+def _describe_failure(label: str, error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    where = _user_frame(error)
+    at = f" at {where}" if where else ""
+    lowered = text.lower()
+    if "data-dependent" in lowered or "guardondatadependent" in type(error).__name__.lower():
+        fix = (
+            "control flow depends on tensor values; make it depend on shapes only, "
+            "or use torch.cond for value-dependent branches"
+        )
+    elif "dynamic" in lowered and "shape" in lowered:
+        fix = "the model needs static shapes; give concrete input shapes"
+    else:
+        fix = "simplify the construct, or pass concrete (non-tensor) arguments through a wrapper module"
+    first = text[:160] + ("..." if len(text) > 160 else "")
+    return f"cannot trace {label}{at}: {type(error).__name__}: {first}; {fix}"

@@ -1,0 +1,100 @@
+"""The ``chipcut`` command line: compile, show, backends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+
+from compiler.errors import ChipcutError
+
+
+def _chips(text: str) -> int | list[str]:
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ChipcutError(f"--chips {text!r}: give a count (4) or backend names (a,b,c)")
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chipcut", description="Partition a PyTorch model across "
+                                "inference chips and plan the per-chip schedule.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="capture a model and cut it across chips")
+    c.add_argument("model", help="package.module:factory, path/file.py:factory, or a .pt2 file")
+    c.add_argument("--input", action="append", default=[], metavar="SHAPE",
+                   help="example input shape, e.g. 1x3x224x224 or 1x128:int64 (one per input)")
+    c.add_argument("--chips", default="4", help="chip count, or comma-separated backend names")
+    c.add_argument("--backend", default="generic", help="backend name or spec .toml file")
+    c.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                   help="solver time limit in seconds (default 10)")
+    c.add_argument("--out", help="write the plan JSON here")
+    s = sub.add_parser("show", help="print a saved plan")
+    s.add_argument("plan", help="plan.json written by chipcut compile --out")
+    sub.add_parser("backends", help="list the registered backends")
+    return p
+
+
+def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
+    from compiler.api import compile as compile_model
+    from compiler.loading import load_model
+
+    chips = _chips(args.chips)
+    model, inputs, name = load_model(args.model, args.input)
+    plan = compile_model(model, inputs, chips=chips, backend=args.backend,
+                         time_limit_s=args.time_limit, name=name, progress=status)
+    if args.out:
+        plan.to_json(args.out)
+    return plan.report() + (f"plan written to {args.out}\n" if args.out else "")
+
+
+def _show(args: argparse.Namespace) -> str:
+    from compiler.plan import Plan
+
+    return Plan.from_json(args.plan).report()
+
+
+def _backends() -> str:
+    from backends.registry import available, get_backend
+    from compiler.report import fmt_s
+
+    lines = []
+    for name in available():
+        spec = get_backend(name).spec
+        peaks = ", ".join(f"{d} {r / 1e12:g}T" for d, r in spec.peak_macs_per_s.items())
+        lines.append(f"{name:16} MAC/s {peaks}; SRAM {spec.sram_bytes / 2**20:g} MiB; DRAM "
+                     f"{spec.dram_bytes_per_s / 1e9:g} GB/s; link {spec.link.bytes_per_s / 1e9:g} "
+                     f"GB/s + {fmt_s(spec.link.latency_s)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if args.command == "compile":
+                with err.status("compiling", spinner="dots") as spinner:
+                    out = _compile(args, lambda msg: spinner.update(msg))
+            elif args.command == "show":
+                out = _show(args)
+            else:
+                out = _backends()
+        for w in caught:
+            if w.category.__module__.split(".")[0] in ("passes", "compiler", "backends"):
+                sys.stderr.write(f"chipcut: warning: {w.message}\n")
+    except ChipcutError as e:
+        sys.stderr.write(f"chipcut: error: {e}\n")
+        return 2
+    sys.stdout.write(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

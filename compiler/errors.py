@@ -1,0 +1,10 @@
+"""User-facing errors: one line that says what is wrong and how to fix it."""
+
+
+class ChipcutError(Exception):
+    """A problem with the user's input (model, shapes, spec, plan).
+
+    The CLI prints the message as one line and exits with code 2; the API
+    raises it unchanged. Messages name the node, field, value and unit, and
+    end with the fix.
+    """

@@ -1,0 +1,127 @@
+"""The IR is torch.fx; this module owns every chipcut annotation in ``node.meta``.
+
+Each concern has one key and one frozen dataclass, read and written only
+through the accessors here:
+
+- ``chipcut.cost`` -> :class:`NodeCost` (written by ``passes.accounting``)
+- ``chipcut.precision`` -> :class:`Precision` (written by ``passes.quantize``)
+- ``chipcut.group`` -> :class:`FusionGroup` (written by ``passes.fuse``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+
+COST_KEY = "chipcut.cost"
+PRECISION_KEY = "chipcut.precision"
+GROUP_KEY = "chipcut.group"
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    """Work of one FX node, from shapes and dtypes.
+
+    macs: multiply-accumulates; elem_ops: element-wise / reduction ops (not MACs);
+    out_bytes: bytes of the node's output activation(s);
+    in_bytes: bytes of activation inputs read (weights excluded);
+    weight_bytes: bytes of parameters and buffers the node reads;
+    rule: the accounting rule that produced it ("none" when no rule matched).
+    """
+
+    macs: int
+    elem_ops: int
+    out_bytes: int
+    in_bytes: int
+    weight_bytes: int
+    rule: str
+
+
+ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Storage/compute dtype of a node's weights and output activation ("fp32", "int8", ...)."""
+
+    weights: str
+    activations: str
+
+
+@dataclass(frozen=True)
+class FusionGroup:
+    """Membership of a node in a fusion group: ``name`` is the group, ``anchor`` its main op."""
+
+    name: str
+    anchor: str
+
+
+def set_cost(node: torch.fx.Node, cost: NodeCost) -> None:
+    node.meta[COST_KEY] = cost
+
+
+def get_cost(node: torch.fx.Node) -> NodeCost:
+    """The node's cost, or ZERO_COST for nodes that do no work (placeholders, attributes)."""
+    return node.meta.get(COST_KEY, ZERO_COST)
+
+
+def has_cost(node: torch.fx.Node) -> bool:
+    return COST_KEY in node.meta
+
+
+def set_precision(node: torch.fx.Node, precision: Precision) -> None:
+    node.meta[PRECISION_KEY] = precision
+
+
+def get_precision(node: torch.fx.Node) -> Precision | None:
+    return node.meta.get(PRECISION_KEY)
+
+
+def set_group(node: torch.fx.Node, group: FusionGroup) -> None:
+    node.meta[GROUP_KEY] = group
+
+
+def get_group(node: torch.fx.Node) -> FusionGroup | None:
+    return node.meta.get(GROUP_KEY)
+
+
+def iter_tensors(value: object) -> Iterator[torch.Tensor]:
+    """Tensors inside a ``meta['val']`` value (a tensor, or nested tuples/lists of them)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from iter_tensors(item)
+
+
+def tensor_bytes(value: object) -> int:
+    """Bytes of all tensors in ``value`` (works on fake and meta tensors)."""
+    return sum(int(t.numel()) * t.element_size() for t in iter_tensors(value))
+
+
+def node_value(node: torch.fx.Node) -> object:
+    """The node's example value: fake/meta tensor(s) recorded at capture."""
+    if "val" in node.meta:
+        return node.meta["val"]
+    meta = node.meta.get("tensor_meta")
+    return meta
+
+
+def is_compute(node: torch.fx.Node) -> bool:
+    """Nodes that run on a chip: calls, not inputs, weights or the output."""
+    return node.op in ("call_function", "call_method", "call_module")
+
+
+def input_nodes(node: torch.fx.Node) -> list[torch.fx.Node]:
+    return list(node.all_input_nodes)
+
+
+def attr_value(node: torch.fx.Node) -> object:
+    """The parameter or buffer a ``get_attr`` node reads (a real or meta tensor)."""
+    obj: object = node.graph.owning_module
+    for part in str(node.target).split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,106 @@
+"""Loading user input for the CLI: ``package.module:factory`` / ``file.py:factory`` / ``.pt2``, and shapes."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from compiler.errors import ChipcutError
+
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+    "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int8": torch.int8,
+    "uint8": torch.uint8, "bool": torch.bool,
+}
+_SHAPE = re.compile(r"^\d+(x\d+)*$")
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], torch.dtype]:
+    """'1x3x224x224' -> ((1, 3, 224, 224), float32); '1x128:int64' -> ((1, 128), int64)."""
+    shape_text, _, dtype_text = text.strip().partition(":")
+    if not _SHAPE.match(shape_text) or any(int(d) == 0 for d in shape_text.split("x")):
+        raise ChipcutError(f"bad --input {text!r}: the shape must be positive integers joined by "
+                           "'x', e.g. 1x3x224x224 (or 1x128:int64 with a dtype)")
+    dtype_text = dtype_text or "float32"
+    if dtype_text not in DTYPES:
+        raise ChipcutError(f"bad --input {text!r}: unknown dtype {dtype_text!r}; known: "
+                           f"{', '.join(sorted(DTYPES))}")
+    return tuple(int(d) for d in shape_text.split("x")), DTYPES[dtype_text]
+
+
+def make_input(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An example tensor: standard normal for floats, zeros for integers (valid indices)."""
+    gen = torch.Generator().manual_seed(0)
+    if device.type == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=gen).to(dtype)
+    return torch.zeros(shape, dtype=dtype)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _import_object(spec: str) -> object:
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise ChipcutError(f"model {spec!r}: write package.module:factory, path/to/file.py:factory "
+                           "or a .pt2 file from torch.export.save")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ChipcutError(f"model file {target} does not exist; check the path")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+    else:
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as e:
+            raise ChipcutError(f"model {spec!r}: cannot import {target!r} ({e}); run from the folder "
+                               "that holds the package or pass path/to/file.py:factory") from None
+    if not hasattr(module, attr):
+        raise ChipcutError(f"model {spec!r}: {target} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
+    """(model or ExportedProgram, example inputs, name) from a CLI MODEL argument and --input list."""
+    parsed = [parse_input(s) for s in inputs]
+    if spec.endswith(".pt2"):
+        if not Path(spec).is_file():
+            raise ChipcutError(f"model file {spec} does not exist; write one with torch.export.save")
+        try:
+            program = torch.export.load(spec)
+        except Exception as e:  # noqa: BLE001 - any unreadable archive is a user error
+            raise ChipcutError(f"cannot load {spec} as an exported program ({type(e).__name__}); "
+                               "write it with torch.export.save") from None
+        return program, (), Path(spec).stem
+    obj = _import_object(spec)
+    name = spec.rpartition(":")[2]
+    made = obj if isinstance(obj, torch.nn.Module) else (obj() if callable(obj) else obj)
+    given: tuple = ()
+    if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], torch.nn.Module):
+        made, given = made[0], tuple(made[1]) if isinstance(made[1], (tuple, list)) else (made[1],)
+    if not isinstance(made, torch.nn.Module):
+        raise ChipcutError(f"model {spec!r} gave a {type(made).__name__}; the factory must return "
+                           "an nn.Module or (module, example_inputs)")
+    if parsed:
+        device = model_device(made)
+        given = tuple(make_input(shape, dtype, device) for shape, dtype in parsed)
+    if not given:
+        raise ChipcutError(f"model {spec!r} needs example inputs: add --input per model input, "
+                           "e.g. --input 1x3x224x224")
+    return made, given, name

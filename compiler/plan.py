@@ -1,0 +1,192 @@
+"""The Plan: a frozen, JSON-serializable value describing where every node runs and what it costs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from compiler.errors import ChipcutError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    macs: int
+    nodes: int  # compute nodes in the captured graph
+    units: int  # partition units after grouping
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One chip's share. Bytes are per inference; time_s is the predicted busy time per inference."""
+
+    chip: int
+    backend: str
+    nodes: tuple[str, ...]
+    macs: int
+    weight_bytes: int
+    in_bytes: int
+    out_bytes: int
+    time_s: float
+    compute_s: float
+    memory_s: float
+    bound: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Bytes sent over the link from chip ``src`` to chip ``dst`` per inference."""
+
+    src: int
+    dst: int
+    bytes: int
+    tensors: tuple[str, ...]
+    time_s: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    throughput_per_s: float  # pipelined, batch 1, transfers overlapped with compute
+    latency_s: float  # batch 1: stages plus links in sequence
+    bottleneck_chip: int  # -1 when a link is the bottleneck
+    bottleneck: str  # "chip 2" or "link 1->2"
+    bottleneck_s: float
+    lower_bound_s: float  # max(total / N, heaviest unit)
+    bytes_moved: int
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    status: str
+    objective: float  # bottleneck, seconds
+    bound: float  # proven lower bound on the bottleneck, seconds
+    gap: float  # (objective - bound) / objective
+    wall_s: float
+    bytes_moved: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A partition plan. ``Plan.from_json(p.to_json(path)) == p`` exactly.
+
+    >>> plan = compiler.compile(model, (x,), chips=2)          # doctest: +SKIP
+    >>> plan.to_json("plan.json"); print(plan.report())         # doctest: +SKIP
+    """
+
+    schema_version: int
+    model: ModelInfo
+    backend: str
+    chips: tuple[str, ...]
+    stages: tuple[Stage, ...]
+    transfers: tuple[Transfer, ...]
+    metrics: Metrics
+    solver: SolverInfo
+    # The captured graph, kept in memory only (not serialized) for split().
+    graph_module: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "graph_module"}
+        return out
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The plan as JSON text; with ``path``, also written atomically to that file."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            write_atomic(Path(path), text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ChipcutError(f"plan schema_version is {version!r}, this chipcut reads "
+                               f"{SCHEMA_VERSION}; recompile the model with this version")
+        return _build(cls, data, "plan")
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> Plan:
+        """Load a plan from a JSON file path (or JSON text)."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text()
+            except OSError as e:
+                raise ChipcutError(f"cannot read plan {source}: {e.strerror}; check the path") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ChipcutError(f"plan {source} is not valid JSON ({e.msg} at line {e.lineno}); "
+                               "write it with chipcut compile --out") from None
+        return cls.from_dict(data)
+
+    def report(self) -> str:
+        """The per-chip table and solver line as text."""
+        from compiler.report import render
+
+        return render(self)
+
+    def split(self, graph_module: Any = None) -> Any:
+        """One GraphModule per chip; see :func:`compiler.split.split_plan`."""
+        from compiler.split import split_plan
+
+        return split_plan(self, graph_module if graph_module is not None else self.graph_module)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ChipcutError(f"plan field {where} must be an object, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name == "graph_module":
+            continue
+        if f.name not in data:
+            raise ChipcutError(f"plan field {where}.{f.name} is missing; recompile or restore it")
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if is_dataclass(hint):
+        return _build(hint, value, where)
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ChipcutError(f"plan field {where} must be a list, got {value!r}")
+        inner = get_args(hint)[0]
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
+        raise ChipcutError(f"plan field {where} = {value!r} must be {hint.__name__}")
+    return value
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write through a temporary file in the same folder and rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(text, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+__all__ = ["Plan", "Stage", "Transfer", "Metrics", "SolverInfo", "ModelInfo", "asdict"]

@@ -1,0 +1,59 @@
+"""Report: the per-chip table and solver line of a plan, as text (rich)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from compiler.plan import Plan
+
+MB = 1e6
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds with a readable unit: 1.23 ms, 45.6 us."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def table(plan: Plan) -> Table:
+    total_macs = max(plan.model.macs, 1)
+    t = Table(title=f"{plan.model.name}: {len(plan.stages)} x {plan.backend}",
+              title_justify="left")
+    for col in ("chip", "backend", "nodes", "MACs %", "weight MB", "in MB", "out MB", "time",
+                "% of bottleneck", "bound"):
+        t.add_column(col, justify="left" if col in ("backend", "bound") else "right")
+    worst = plan.metrics.bottleneck_s or 1.0
+    for s in plan.stages:
+        mark = s.chip == plan.metrics.bottleneck_chip
+        t.add_row(str(s.chip), s.backend, str(len(s.nodes)), f"{100 * s.macs / total_macs:.1f}",
+                  f"{s.weight_bytes / MB:.2f}", f"{s.in_bytes / MB:.3f}", f"{s.out_bytes / MB:.3f}",
+                  fmt_s(s.time_s), f"{100 * s.time_s / worst:.0f}", s.bound,
+                  style="bold red" if mark else None)
+    return t
+
+
+def summary_lines(plan: Plan) -> list[str]:
+    m, sv = plan.metrics, plan.solver
+    lines = ["links: " + (", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
+                                    for t in plan.transfers) or "none")]
+    lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), latency "
+                 f"{fmt_s(m.latency_s)}, bottleneck {m.bottleneck} {fmt_s(m.bottleneck_s)}, "
+                 f"bytes moved {m.bytes_moved / MB:.3f} MB")
+    lines.append(f"solver: {sv.status}, bottleneck {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
+                 f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s; bottleneck / (total/N) = "
+                 f"{m.bottleneck_s / m.lower_bound_s if m.lower_bound_s else 1:.4f}")
+    return lines
+
+
+def render(plan: Plan, width: int = 120) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, color_system=None, force_terminal=False)
+    console.print(table(plan))
+    for line in summary_lines(plan):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return buf.getvalue()

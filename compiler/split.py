@@ -1,0 +1,101 @@
+"""Split: one GraphModule per chip, built with torch's own ``split_module``.
+
+``split_module`` passes tensor attributes between partitions as inputs; we move
+each weight into the stage that reads it, so a stage module owns its weights
+and takes only activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+from torch.fx.passes.split_module import split_module
+
+from compiler.errors import ChipcutError
+from compiler.ir import attr_value, is_compute
+
+
+@dataclass
+class SplitModel:
+    """``stages[k]`` runs on chip k; calling the SplitModel runs the pipeline.
+
+    ``stage_inputs[k]`` / ``stage_outputs[k]`` name the values (original FX node
+    names) each stage takes and returns, so the stages can be run by hand.
+    """
+
+    top: torch.fx.GraphModule
+    stages: list[torch.fx.GraphModule]
+    stage_inputs: list[list[str]]
+    stage_outputs: list[list[str]]
+    input_names: list[str]
+    output_names: list[str]
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple:
+        return self.run_stages(*inputs)
+
+    def run_stages(self, *inputs: torch.Tensor) -> tuple:
+        """Feed inputs through the stages in order, passing values by name; returns the outputs."""
+        env = dict(zip(self.input_names, inputs, strict=True))
+        for stage, names_in, names_out in zip(self.stages, self.stage_inputs, self.stage_outputs,
+                                              strict=True):
+            result = stage(*[env[n] for n in names_in])
+            if not isinstance(result, (tuple, list)):
+                result = (result,)
+            env.update(zip(names_out, result, strict=True))
+        return tuple(env[n] for n in self.output_names)
+
+
+def _own_weights(top: torch.fx.GraphModule, call: torch.fx.Node) -> None:
+    """Turn weight inputs of one stage call into attributes of the stage module."""
+    sub = getattr(top, call.target)
+    placeholders = [p for p in sub.graph.nodes if p.op == "placeholder"]
+    kept = []
+    for arg, ph in zip(call.args, placeholders, strict=True):
+        if isinstance(arg, torch.fx.Node) and arg.op == "get_attr":
+            value = attr_value(arg)
+            name = "w_" + str(arg.target).replace(".", "_")
+            if isinstance(value, torch.nn.Parameter):
+                sub.register_parameter(name, value)
+            else:
+                sub.register_buffer(name, value)
+            with sub.graph.inserting_before(ph):
+                fetched = sub.graph.get_attr(name)
+            fetched.meta = dict(ph.meta)
+            ph.replace_all_uses_with(fetched)
+            sub.graph.erase_node(ph)
+        else:
+            kept.append(arg)
+    call.args = tuple(kept)
+    sub.recompile()
+
+
+def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
+    """Split ``gm`` by the plan's stages (every compute node goes to its stage's chip)."""
+    if gm is None:
+        raise ChipcutError("this plan has no captured graph (it was loaded from JSON); pass one: "
+                           "plan.split(compiler.capture(model, inputs).graph_module)")
+    chip_of = {name: s.chip for s in plan.stages for name in s.nodes}
+    missing = [n.name for n in gm.graph.nodes if is_compute(n) and n.name not in chip_of]
+    if missing:
+        raise ChipcutError(f"node {missing[0]} of the graph is in no stage of the plan "
+                           f"({len(missing)} such nodes); the plan was made for another model")
+    top = split_module(gm, gm, lambda node: chip_of[node.name], keep_original_order=True,
+                       keep_original_node_name=True)
+    calls = [n for n in top.graph.nodes if n.op == "call_module"]
+    for call in calls:
+        _own_weights(top, call)
+    top.graph.eliminate_dead_code()
+    top.recompile()
+    stages = [getattr(top, c.target) for c in calls]
+    ins = [[p.name for p in s.graph.nodes if p.op == "placeholder"] for s in stages]
+    outs = []
+    for s in stages:
+        result = next(n for n in s.graph.nodes if n.op == "output").args[0]
+        flat = result if isinstance(result, (tuple, list)) else (result,)
+        outs.append([a.name for a in flat])
+    gm_out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    flat_out = gm_out if isinstance(gm_out, (tuple, list)) else (gm_out,)
+    inputs = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    return SplitModel(top, stages, ins, outs, inputs, [a.name for a in flat_out])

@@ -1,0 +1,1 @@
+"""Graph passes: plain functions over torch.fx GraphModules, composed into pipelines."""

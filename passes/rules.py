@@ -1,0 +1,211 @@
+"""Per-op work rules: MACs and element ops from shapes, registered per ATen op (a table).
+
+A rule takes the node and returns ``(macs, elem_ops)``. Ops with no MAC rule
+fall into three known zero-MAC families (pointwise, view/layout, reduction);
+anything else is reported by ``passes.accounting`` as unaccounted.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+
+from compiler.ir import iter_tensors, node_value
+
+aten = torch.ops.aten
+Rule = Callable[[torch.fx.Node], tuple[int, int]]
+MAC_RULES: dict[object, Rule] = {}
+
+
+def register_macs(*targets: object) -> Callable[[Rule], Rule]:
+    """Register ``fn(node) -> (macs, elem_ops)`` for each target (OpOverload, function, module type)."""
+
+    def deco(fn: Rule) -> Rule:
+        for target in targets:
+            MAC_RULES[target] = fn
+        return fn
+
+    return deco
+
+
+def _first_tensor(value: object) -> torch.Tensor | None:
+    return next(iter_tensors(value), None)
+
+
+def val(arg: object) -> torch.Tensor | None:
+    """The example tensor behind an FX argument (None for non-tensors)."""
+    if isinstance(arg, torch.fx.Node):
+        return _first_tensor(node_value(arg))
+    return arg if isinstance(arg, torch.Tensor) else None
+
+
+def numel(t: torch.Tensor | None) -> int:
+    return int(t.numel()) if t is not None else 0
+
+
+def bound_args(node: torch.fx.Node) -> dict[str, object]:
+    """Arguments by schema name for an ATen op node (positional and keyword)."""
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        return dict(node.kwargs)
+    out = {a.name: a.default_value for a in schema.arguments if a.has_default_value()}
+    out.update({a.name: v for a, v in zip(schema.arguments, node.args, strict=False)})
+    out.update(node.kwargs)
+    return out
+
+
+def _module(node: torch.fx.Node) -> torch.nn.Module:
+    return node.graph.owning_module.get_submodule(node.target)
+
+
+def _out(node: torch.fx.Node) -> torch.Tensor | None:
+    return _first_tensor(node_value(node))
+
+
+# --- convolution -----------------------------------------------------------------------------
+
+def _conv_macs(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, transposed: bool) -> int:
+    # Normal: every output element takes Cin/groups * prod(kernel) MACs (weight[1:]).
+    # Transposed: every input element scatters into Cout/groups * prod(kernel) outputs.
+    per = numel(w) // w.shape[0]
+    return (numel(x) if transposed else numel(out)) * per
+
+
+@register_macs(aten.conv1d.default, aten.conv2d.default, aten.conv3d.default,
+               aten.conv1d.padding, aten.conv2d.padding, aten.conv3d.padding)
+def _conv(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return _conv_macs(val(node.args[0]), val(node.args[1]), out, False), numel(out)
+
+
+@register_macs(aten.conv_transpose1d.default, aten.conv_transpose2d.input,
+               aten.conv_transpose3d.input)
+def _conv_t(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return _conv_macs(val(node.args[0]), val(node.args[1]), out, True), numel(out)
+
+
+@register_macs(aten.convolution.default, aten._convolution.default)
+def _convolution(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    transposed = bool(bound_args(node)["transposed"])
+    return _conv_macs(val(node.args[0]), val(node.args[1]), out, transposed), numel(out)
+
+
+# --- GEMM family -----------------------------------------------------------------------------
+
+@register_macs(aten.linear.default, F.linear)
+def _linear(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+
+
+@register_macs(aten.addmm.default)
+def _addmm(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+
+
+@register_macs(aten.mm.default, aten.bmm.default, aten.matmul.default, torch.matmul,
+               torch.mm, torch.bmm, operator.matmul)
+def _matmul(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return max(numel(out), 1) * val(node.args[0]).shape[-1], 0
+
+
+@register_macs(aten.baddbmm.default)
+def _baddbmm(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+
+
+def _einsum_macs(equation: str, operands: list[torch.Tensor]) -> int:
+    """Product of every index size: the MACs of the naive contraction (two or more operands)."""
+    lhs = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    for letters, t in zip(lhs, operands, strict=True):
+        letters = letters.replace("...", "")
+        dims = t.shape[len(t.shape) - len(letters):]
+        sizes.update(zip(letters, (int(d) for d in dims), strict=True))
+    batch = 1
+    for letters, t in zip(lhs, operands, strict=True):
+        if "..." in letters:
+            batch = max(batch, math.prod(int(d) for d in t.shape[: len(t.shape) - len(letters) + 3]))
+    return math.prod(sizes.values()) * batch if len(operands) > 1 else 0
+
+
+@register_macs(aten.einsum.default, torch.einsum)
+def _einsum(node: torch.fx.Node) -> tuple[int, int]:
+    operands = node.args[1] if len(node.args) > 1 else node.args[0]
+    if not isinstance(operands, (list, tuple)):
+        operands = node.args[1:]
+    tensors = [val(a) for a in operands]
+    return _einsum_macs(node.args[0], tensors), numel(_out(node))
+
+
+# --- attention -------------------------------------------------------------------------------
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[int, int]:
+    # B*H*Sq*Sk*(Dqk + Dv): QK^T then PV; a causal mask leaves half the score matrix.
+    *batch, sq, dqk = q.shape
+    sk, dv = k.shape[-2], v.shape[-1]
+    scores = math.prod(int(b) for b in batch) * int(sq) * int(sk)
+    macs = scores * (int(dqk) + int(dv))
+    if causal:
+        macs //= 2
+        scores //= 2
+    return macs, 4 * scores  # scale, max, exp, normalize per score
+
+
+_SDPA_OPS = [
+    aten.scaled_dot_product_attention.default,
+    aten._scaled_dot_product_attention_math.default,
+    aten._scaled_dot_product_flash_attention.default,
+    aten._scaled_dot_product_flash_attention_for_cpu.default,
+    aten._scaled_dot_product_efficient_attention.default,
+    aten._scaled_dot_product_cudnn_attention.default,
+]
+if hasattr(aten, "_scaled_dot_product_fused_attention_overrideable"):
+    _SDPA_OPS.append(aten._scaled_dot_product_fused_attention_overrideable.default)
+
+
+@register_macs(*_SDPA_OPS)
+def _sdpa(node: torch.fx.Node) -> tuple[int, int]:
+    args = bound_args(node)
+    q, k, v = (val(args[name]) for name in ("query", "key", "value"))
+    return _attention(q, k, v, bool(args.get("is_causal", False)))
+
+
+@register_macs(F.scaled_dot_product_attention)
+def _sdpa_function(node: torch.fx.Node) -> tuple[int, int]:
+    q, k, v = (val(a) for a in node.args[:3])
+    return _attention(q, k, v, bool(node.kwargs.get("is_causal", False)))
+
+
+# --- embedding: a lookup, bytes but no MACs --------------------------------------------------
+
+@register_macs(aten.embedding.default, F.embedding, torch.nn.Embedding)
+def _embedding(node: torch.fx.Node) -> tuple[int, int]:
+    return 0, 0
+
+
+# --- nn.Module calls (symbolic_trace fallback) -----------------------------------------------
+
+@register_macs(torch.nn.Linear)
+def _linear_module(node: torch.fx.Node) -> tuple[int, int]:
+    out = _out(node)
+    return numel(out) * _module(node).in_features, numel(out)
+
+
+@register_macs(torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+               torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+def _conv_module(node: torch.fx.Node) -> tuple[int, int]:
+    mod = _module(node)
+    transposed = isinstance(mod, torch.nn.modules.conv._ConvTransposeNd)
+    out = _out(node)
+    return _conv_macs(val(node.args[0]), mod.weight, out, transposed), numel(out)
