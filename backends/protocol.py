@@ -14,7 +14,8 @@ class Work:
 
     macs: multiply-accumulates; elem_ops: other arithmetic (element-wise, reductions);
     weight_bytes / in_bytes / out_bytes: bytes of parameters, activation inputs, outputs;
-    dtype: compute dtype name ("fp32", "bf16", "int8", ...); op: the anchor op's name.
+    dtype: compute dtype name ("fp32", "bf16", "int8", ...); op: the anchor op's name;
+    gemms: the MACs as matrix products (batch, M, K, N) when known (see compiler.ir.NodeCost).
     """
 
     macs: int
@@ -24,6 +25,7 @@ class Work:
     out_bytes: int
     dtype: str = "fp32"
     op: str = ""
+    gemms: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

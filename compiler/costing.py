@@ -30,7 +30,7 @@ def compute_dtype(node: torch.fx.Node) -> str:
 def node_work(node: torch.fx.Node) -> Work:
     c = get_cost(node)
     return Work(c.macs, c.elem_ops, c.weight_bytes, c.in_bytes, c.out_bytes,
-                compute_dtype(node), c.rule)
+                compute_dtype(node), c.rule, c.gemms)
 
 
 def node_cost(node: torch.fx.Node, backend: Backend) -> OpCost:

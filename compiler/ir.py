@@ -29,7 +29,10 @@ class NodeCost:
     out_bytes: bytes of the node's output activation(s);
     in_bytes: bytes of activation inputs read (weights excluded);
     weight_bytes: bytes of parameters and buffers the node reads;
-    rule: the accounting rule that produced it ("none" when no rule matched).
+    rule: the accounting rule that produced it ("none" when no rule matched);
+    gemms: the MACs as matrix products (batch, M, K, N), for array cost models:
+    conv -> (groups, N*Hout*Wout, Cin/groups*Kh*Kw, Cout/groups); sum of b*M*K*N == macs
+    (attention with a causal mask excepted, which does half the work of its GEMMs).
     """
 
     macs: int
@@ -38,6 +41,7 @@ class NodeCost:
     in_bytes: int
     weight_bytes: int
     rule: str
+    gemms: tuple[tuple[int, int, int, int], ...] = ()
 
 
 ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")

@@ -95,24 +95,24 @@ def _weight_bytes(node: torch.fx.Node) -> int:
     return total
 
 
-def node_work(node: torch.fx.Node) -> tuple[int, int, str]:
-    """(macs, elem_ops, rule) for one compute node; rule 'none' when no table knows the op."""
+def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
+    """(macs, elem_ops, rule, gemms) for one compute node; rule 'none' when no table knows the op."""
     rule = MAC_RULES.get(rule_key(node))
     name = op_name(node)
     if rule is not None:
-        macs, elem = rule(node)
-        return int(macs), int(elem), name
+        macs, elem, gemms = rule(node)
+        return int(macs), int(elem), name, tuple(gemms)
     out = numel(val(node))
     if _is_pointwise(node):
-        return 0, out, "pointwise"
+        return 0, out, "pointwise", ()
     if name in LAYOUT_NAMES or name.rstrip("_") in LAYOUT_NAMES or (
         isinstance(node.target, torch._ops.OpOverload) and node.target.is_view
     ):
-        return 0, 0, "layout"
+        return 0, 0, "layout", ()
     if name in REDUCTION_NAMES or name.rstrip("_") in REDUCTION_NAMES:
         inputs = [val(a) for a in _activation_inputs(node)]
-        return 0, max([numel(t) for t in inputs] + [out]), "reduction"
-    return 0, out, "none"
+        return 0, max([numel(t) for t in inputs] + [out]), "reduction", ()
+    return 0, out, "none", ()
 
 
 def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -124,12 +124,12 @@ def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     for node in gm.graph.nodes:
         if not is_compute(node):
             continue
-        macs, elem_ops, rule = node_work(node)
+        macs, elem_ops, rule, gemms = node_work(node)
         if rule == "none":
             unknown[op_name(node)] = unknown.get(op_name(node), 0) + 1
         in_bytes = sum(tensor_bytes(node_value(n)) for n in _activation_inputs(node))
         set_cost(node, NodeCost(macs, elem_ops, tensor_bytes(node_value(node)), in_bytes,
-                                _weight_bytes(node), rule))
+                                _weight_bytes(node), rule, gemms))
     if unknown:
         listed = ", ".join(f"{name} (x{count})" for name, count in sorted(unknown.items()))
         warnings.warn(UnaccountedOpsWarning(

@@ -1,6 +1,7 @@
 """Per-op work rules: MACs and element ops from shapes, registered per ATen op (a table).
 
-A rule takes the node and returns ``(macs, elem_ops)``. Ops with no MAC rule
+A rule takes the node and returns ``(macs, elem_ops, gemms)``, gemms being the
+MACs as matrix products ``(batch, M, K, N)`` for array cost models. Ops with no MAC rule
 fall into three known zero-MAC families (pointwise, view/layout, reduction);
 anything else is reported by ``passes.accounting`` as unaccounted.
 """
@@ -18,12 +19,13 @@ import torch.nn.functional as F
 from compiler.ir import iter_tensors, node_value
 
 aten = torch.ops.aten
-Rule = Callable[[torch.fx.Node], tuple[int, int]]
+Gemms = tuple[tuple[int, int, int, int], ...]
+Rule = Callable[[torch.fx.Node], tuple[int, int, Gemms]]
 MAC_RULES: dict[object, Rule] = {}
 
 
 def register_macs(*targets: object) -> Callable[[Rule], Rule]:
-    """Register ``fn(node) -> (macs, elem_ops)`` for each target (OpOverload, function, module type)."""
+    """Register ``fn(node) -> (macs, elem_ops, gemms)`` for each target (OpOverload, function, module type)."""
 
     def deco(fn: Rule) -> Rule:
         for target in targets:
@@ -69,59 +71,74 @@ def _out(node: torch.fx.Node) -> torch.Tensor | None:
 
 # --- convolution -----------------------------------------------------------------------------
 
-def _conv_macs(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, transposed: bool) -> int:
+def _conv_macs(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, transposed: bool,
+               groups: int) -> tuple[int, int, Gemms]:
     # Normal: every output element takes Cin/groups * prod(kernel) MACs (weight[1:]).
     # Transposed: every input element scatters into Cout/groups * prod(kernel) outputs.
     per = numel(w) // w.shape[0]
-    return (numel(x) if transposed else numel(out)) * per
+    src = x if transposed else out
+    macs = numel(src) * per
+    channels = int(src.shape[1]) if src.dim() > 1 else 1
+    rows = numel(src) // max(channels, 1)  # N * spatial positions
+    gemm = (groups, rows, per, channels // groups)
+    return macs, numel(out), (gemm,)
 
 
 @register_macs(aten.conv1d.default, aten.conv2d.default, aten.conv3d.default,
                aten.conv1d.padding, aten.conv2d.padding, aten.conv3d.padding)
-def _conv(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return _conv_macs(val(node.args[0]), val(node.args[1]), out, False), numel(out)
+def _conv(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    groups = int(bound_args(node).get("groups", 1))
+    return _conv_macs(val(node.args[0]), val(node.args[1]), _out(node), False, groups)
 
 
 @register_macs(aten.conv_transpose1d.default, aten.conv_transpose2d.input,
                aten.conv_transpose3d.input)
-def _conv_t(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return _conv_macs(val(node.args[0]), val(node.args[1]), out, True), numel(out)
+def _conv_t(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    groups = int(bound_args(node).get("groups", 1))
+    return _conv_macs(val(node.args[0]), val(node.args[1]), _out(node), True, groups)
 
 
 @register_macs(aten.convolution.default, aten._convolution.default)
-def _convolution(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    transposed = bool(bound_args(node)["transposed"])
-    return _conv_macs(val(node.args[0]), val(node.args[1]), out, transposed), numel(out)
+def _convolution(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    args = bound_args(node)
+    return _conv_macs(val(node.args[0]), val(node.args[1]), _out(node), bool(args["transposed"]),
+                      int(args["groups"]))
 
 
 # --- GEMM family -----------------------------------------------------------------------------
 
-@register_macs(aten.linear.default, F.linear)
-def _linear(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+def _gemm(out: torch.Tensor, k: int, batched: bool, epilogue: bool) -> tuple[int, int, Gemms]:
+    """out (..., M, N) = a (..., M, K) @ b (..., K, N): numel(out) * K MACs."""
+    n = int(out.shape[-1]) if out.dim() else 1
+    m = int(out.shape[-2]) if out.dim() > 1 else 1
+    total = max(numel(out), 1)
+    batch = total // (m * n) if batched else 1
+    if not batched:
+        m = total // n
+    return total * k, numel(out) if epilogue else 0, ((batch, m, k, n),)
+
+
+def _linear(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return _gemm(_out(node), int(val(node.args[1]).shape[-1]), False, True)
+
+
+register_macs(aten.linear.default, F.linear)(_linear)
 
 
 @register_macs(aten.addmm.default)
-def _addmm(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+def _addmm(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return _gemm(_out(node), int(val(node.args[1]).shape[-1]), False, True)
 
 
 @register_macs(aten.mm.default, aten.bmm.default, aten.matmul.default, torch.matmul,
                torch.mm, torch.bmm, operator.matmul)
-def _matmul(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return max(numel(out), 1) * val(node.args[0]).shape[-1], 0
+def _matmul(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return _gemm(_out(node), int(val(node.args[0]).shape[-1]), True, False)
 
 
 @register_macs(aten.baddbmm.default)
-def _baddbmm(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return numel(out) * val(node.args[1]).shape[-1], numel(out)
+def _baddbmm(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return _gemm(_out(node), int(val(node.args[1]).shape[-1]), True, True)
 
 
 def _einsum_macs(equation: str, operands: list[torch.Tensor]) -> int:
@@ -140,26 +157,29 @@ def _einsum_macs(equation: str, operands: list[torch.Tensor]) -> int:
 
 
 @register_macs(aten.einsum.default, torch.einsum)
-def _einsum(node: torch.fx.Node) -> tuple[int, int]:
+def _einsum(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     operands = node.args[1] if len(node.args) > 1 else node.args[0]
     if not isinstance(operands, (list, tuple)):
         operands = node.args[1:]
     tensors = [val(a) for a in operands]
-    return _einsum_macs(node.args[0], tensors), numel(_out(node))
+    return _einsum_macs(node.args[0], tensors), numel(_out(node)), ()
 
 
 # --- attention -------------------------------------------------------------------------------
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[int, int]:
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               causal: bool) -> tuple[int, int, Gemms]:
     # B*H*Sq*Sk*(Dqk + Dv): QK^T then PV; a causal mask leaves half the score matrix.
-    *batch, sq, dqk = q.shape
-    sk, dv = k.shape[-2], v.shape[-1]
-    scores = math.prod(int(b) for b in batch) * int(sq) * int(sk)
-    macs = scores * (int(dqk) + int(dv))
+    *batch, sq, dqk = (int(d) for d in q.shape)
+    sk, dv = int(k.shape[-2]), int(v.shape[-1])
+    heads = math.prod(batch)
+    scores = heads * sq * sk
+    macs = scores * (dqk + dv)
     if causal:
         macs //= 2
         scores //= 2
-    return macs, 4 * scores  # scale, max, exp, normalize per score
+    gemms = ((heads, sq, dqk, sk), (heads, sq, sk, dv))
+    return macs, 4 * scores, gemms  # scale, max, exp, normalize per score
 
 
 _SDPA_OPS = [
@@ -175,14 +195,14 @@ if hasattr(aten, "_scaled_dot_product_fused_attention_overrideable"):
 
 
 @register_macs(*_SDPA_OPS)
-def _sdpa(node: torch.fx.Node) -> tuple[int, int]:
+def _sdpa(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     args = bound_args(node)
     q, k, v = (val(args[name]) for name in ("query", "key", "value"))
     return _attention(q, k, v, bool(args.get("is_causal", False)))
 
 
 @register_macs(F.scaled_dot_product_attention)
-def _sdpa_function(node: torch.fx.Node) -> tuple[int, int]:
+def _sdpa_function(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     q, k, v = (val(a) for a in node.args[:3])
     return _attention(q, k, v, bool(node.kwargs.get("is_causal", False)))
 
@@ -190,22 +210,20 @@ def _sdpa_function(node: torch.fx.Node) -> tuple[int, int]:
 # --- embedding: a lookup, bytes but no MACs --------------------------------------------------
 
 @register_macs(aten.embedding.default, F.embedding, torch.nn.Embedding)
-def _embedding(node: torch.fx.Node) -> tuple[int, int]:
-    return 0, 0
+def _embedding(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return 0, 0, ()
 
 
 # --- nn.Module calls (symbolic_trace fallback) -----------------------------------------------
 
 @register_macs(torch.nn.Linear)
-def _linear_module(node: torch.fx.Node) -> tuple[int, int]:
-    out = _out(node)
-    return numel(out) * _module(node).in_features, numel(out)
+def _linear_module(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    return _gemm(_out(node), int(_module(node).in_features), False, True)
 
 
 @register_macs(torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
                torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
-def _conv_module(node: torch.fx.Node) -> tuple[int, int]:
+def _conv_module(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     mod = _module(node)
     transposed = isinstance(mod, torch.nn.modules.conv._ConvTransposeNd)
-    out = _out(node)
-    return _conv_macs(val(node.args[0]), mod.weight, out, transposed), numel(out)
+    return _conv_macs(val(node.args[0]), mod.weight, _out(node), transposed, mod.groups)
