@@ -22,7 +22,7 @@ def compute_dtype(node: torch.fx.Node) -> str:
     """The dtype the node computes in: its precision annotation, else its output dtype."""
     precision = get_precision(node)
     if precision is not None:
-        return precision.activations
+        return precision.compute
     tensor = next(iter_tensors(node_value(node)), None)
     return TORCH_DTYPES.get(tensor.dtype, "fp32") if tensor is not None else "fp32"
 

@@ -47,12 +47,24 @@ class NodeCost:
 ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")
 
 
+# Narrow to wide; a MAC runs in the wider of its weight and activation dtypes.
+DTYPE_ORDER = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
+DTYPE_BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+
+
 @dataclass(frozen=True)
 class Precision:
-    """Storage/compute dtype of a node's weights and output activation ("fp32", "int8", ...)."""
+    """Storage dtype of a node's weights and output activation ("fp32", "int8", ...)."""
 
     weights: str
     activations: str
+
+    @property
+    def compute(self) -> str:
+        """The dtype the MACs run in: the wider of weights and activations (int4 weights
+        with int8 activations compute in int8)."""
+        w, a = DTYPE_ORDER.index(self.weights), DTYPE_ORDER.index(self.activations)
+        return DTYPE_ORDER[max(w, a, DTYPE_ORDER.index("int8"))] if max(w, a) <= 1 else DTYPE_ORDER[max(w, a)]
 
 
 @dataclass(frozen=True)
