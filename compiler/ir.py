@@ -63,8 +63,7 @@ class Precision:
     def compute(self) -> str:
         """The dtype the MACs run in: the wider of weights and activations (int4 weights
         with int8 activations compute in int8)."""
-        w, a = DTYPE_ORDER.index(self.weights), DTYPE_ORDER.index(self.activations)
-        return DTYPE_ORDER[max(w, a, DTYPE_ORDER.index("int8"))] if max(w, a) <= 1 else DTYPE_ORDER[max(w, a)]
+        return DTYPE_ORDER[max(DTYPE_ORDER.index(self.weights), DTYPE_ORDER.index(self.activations))]
 
 
 @dataclass(frozen=True)
