@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from compiler.capture import capture  # binds the function over the submodule name
+from compiler.errors import ChipcutError
+from compiler.plan import Plan
+
 __all__ = ["compile", "capture", "Plan", "ChipcutError"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that passes/ and backends/ can import compiler.ir without a cycle.
+    # compile is lazy so that passes/ and backends/ can import compiler.ir without a cycle.
     if name == "compile":
         from compiler.api import compile as fn
 
         return fn
-    if name == "capture":
-        from compiler.capture import capture as fn
-
-        return fn
-    if name == "Plan":
-        from compiler.plan import Plan
-
-        return Plan
-    if name == "ChipcutError":
-        from compiler.errors import ChipcutError
-
-        return ChipcutError
     raise AttributeError(f"module 'compiler' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+import torch.utils._pytree as pytree
 from torch.fx.graph import CodeGen
 
 from compiler.errors import ChipcutError
@@ -101,6 +102,9 @@ def _flatten(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         if dropped and not node.users:
             graph.erase_node(node)
     graph._codegen = CodeGen()
+    output = next(n for n in graph.nodes if n.op == "output")
+    leaves, _ = pytree.tree_flatten(output.args[0])
+    output.args = (tuple(leaf for leaf in leaves if isinstance(leaf, torch.fx.Node)),)
     graph.eliminate_dead_code()
     if hasattr(gm, "_guards_fn"):
         delattr(gm, "_guards_fn")
@@ -138,13 +142,14 @@ def _user_frame(error: BaseException) -> str | None:
     """The innermost traceback frame in the user's code (outside torch and site-packages)."""
     frames = traceback.extract_tb(error.__traceback__)
     torch_dir = os.path.dirname(torch.__file__)
-    here = os.path.dirname(os.path.dirname(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ours = tuple(os.path.join(root, pkg) + os.sep for pkg in ("compiler", "passes", "backends"))
     user = [
         f
         for f in frames
         if not f.filename.startswith(torch_dir)
         and "site-packages" not in f.filename
-        and not f.filename.startswith(here)
+        and not f.filename.startswith(ours)
         and not f.filename.startswith("<")
     ]
     if not user:
@@ -163,6 +168,9 @@ def _describe_failure(label: str, error: BaseException) -> str:
             "control flow depends on tensor values; make it depend on shapes only, "
             "or use torch.cond for value-dependent branches"
         )
+    elif any(k in lowered for k in ("cannot be multiplied", "size mismatch", "expected input",
+                                    "must match the size", "shape mismatch")):
+        fix = "the example inputs do not fit the model; check the --input shapes and dtypes"
     elif "dynamic" in lowered and "shape" in lowered:
         fix = "the model needs static shapes; give concrete input shapes"
     else:

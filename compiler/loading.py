@@ -90,7 +90,13 @@ def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
         return program, (), Path(spec).stem
     obj = _import_object(spec)
     name = spec.rpartition(":")[2]
-    made = obj if isinstance(obj, torch.nn.Module) else (obj() if callable(obj) else obj)
+    made = obj
+    if callable(obj) and not isinstance(obj, torch.nn.Module):
+        try:
+            made = obj()
+        except Exception as e:  # noqa: BLE001 - the user's factory failed; say so in one line
+            raise ChipcutError(f"model factory {spec} raised {type(e).__name__}: {e}; "
+                               "fix the factory (it is called with no arguments)") from None
     given: tuple = ()
     if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], torch.nn.Module):
         made, given = made[0], tuple(made[1]) if isinstance(made[1], (tuple, list)) else (made[1],)

@@ -1,0 +1,93 @@
+"""compile(): stages cover the graph, metrics follow from stages, same inputs give the same plan."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import compiler
+from compiler.errors import ChipcutError
+from compiler.ir import is_compute
+
+
+def test_stages_cover_every_node_once_in_pipeline_order(residual_cnn) -> None:
+    model, inputs = residual_cnn
+    plan = compiler.compile(model, inputs, chips=3, time_limit_s=5)
+    names = [n for s in plan.stages for n in s.nodes]
+    graph_nodes = [n.name for n in plan.graph_module.graph.nodes if is_compute(n)]
+    assert sorted(names) == sorted(graph_nodes)
+    assert plan.model.nodes == len(graph_nodes)
+    assert sum(s.macs for s in plan.stages) == plan.model.macs
+    chip_of = {n: s.chip for s in plan.stages for n in s.nodes}
+    for node in plan.graph_module.graph.nodes:  # contiguity: no edge goes back to an earlier chip
+        for user in node.users:
+            if is_compute(node) and is_compute(user):
+                assert chip_of[node.name] <= chip_of[user.name]
+
+
+def test_metrics_follow_from_stages_and_links(residual_cnn) -> None:
+    plan = compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
+    m = plan.metrics
+    slowest = max([s.time_s for s in plan.stages] + [t.time_s for t in plan.transfers])
+    assert m.bottleneck_s == pytest.approx(slowest)
+    assert m.throughput_per_s == pytest.approx(1 / slowest)
+    assert m.latency_s == pytest.approx(sum(s.time_s for s in plan.stages) +
+                                        sum(t.time_s for t in plan.transfers))
+    assert m.bytes_moved == sum(t.bytes for t in plan.transfers) == plan.solver.bytes_moved
+    assert plan.solver.objective == pytest.approx(m.bottleneck_s)
+    assert plan.solver.bound <= plan.solver.objective
+    total = sum(s.time_s for s in plan.stages)
+    assert m.lower_bound_s >= total / 3 * (1 - 1e-9)
+    for t in plan.transfers:  # link time = latency + bytes / per-direction bandwidth
+        assert t.time_s == pytest.approx(2e-6 + t.bytes / 31.5e9)
+
+
+def test_same_inputs_same_plan(residual_cnn) -> None:
+    model, inputs = residual_cnn
+    first = json.loads(compiler.compile(model, inputs, chips=4, time_limit_s=5).to_json())
+    second = json.loads(compiler.compile(model, inputs, chips=4, time_limit_s=5).to_json())
+    for data in (first, second):
+        data["solver"].pop("wall_s")
+    assert first == second
+
+
+def test_one_chip_takes_everything(residual_cnn) -> None:
+    plan = compiler.compile(*residual_cnn, chips=1)
+    assert len(plan.stages) == 1 and plan.transfers == ()
+    assert plan.solver.status == "OPTIMAL" and plan.solver.gap == 0
+
+
+def test_resnet50_four_chips_is_balanced_and_proven() -> None:
+    from benchmarks.models import resnet50
+
+    plan = compiler.compile(*resnet50(), chips=4, time_limit_s=20)
+    assert plan.model.macs == 4_087_136_256
+    assert plan.solver.status == "OPTIMAL"
+    assert plan.metrics.bottleneck_s / plan.metrics.lower_bound_s < 1.02
+
+
+@pytest.mark.parametrize("chips, message", [
+    (0, "need at least 1 chip"),
+    (-2, "need at least 1 chip"),
+    (10_000, "use at most"),
+    ("four", "give a chip count"),
+])
+def test_bad_chip_counts(residual_cnn, chips, message) -> None:
+    with pytest.raises(ChipcutError, match=message):
+        compiler.compile(*residual_cnn, chips=chips)
+
+
+def test_unknown_backend_lists_known(residual_cnn) -> None:
+    with pytest.raises(ChipcutError, match="unknown backend 'nope'; known backends: .*generic"):
+        compiler.compile(*residual_cnn, chips=2, backend="nope")
+
+
+def test_graph_module_input_is_accepted(residual_cnn) -> None:
+    model, inputs = residual_cnn
+    captured = compiler.capture(model, inputs)
+    plan = compiler.compile(captured, chips=2)
+    assert plan.model.macs > 0 and len(plan.stages) == 2
+    with torch.no_grad():
+        assert (plan.split()(*inputs)[0] - model(*inputs)).abs().max() <= 1e-5
