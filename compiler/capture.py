@@ -7,6 +7,8 @@ device work with no weights allocated.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import traceback
 from dataclasses import dataclass
@@ -67,7 +69,9 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
         )
     model.eval()
     try:
-        with torch.no_grad():
+        # torch prints partial graphs when tracing fails; the error we raise says what matters.
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             exported = torch.export.export(model, example_inputs, strict=False)
         return Captured(label, _flatten(exported.module()), example_inputs, "export")
     except Exception as export_error:  # noqa: BLE001 - any export failure triggers the fallback
@@ -169,11 +173,13 @@ def _describe_failure(label: str, error: BaseException) -> str:
             "or use torch.cond for value-dependent branches"
         )
     elif any(k in lowered for k in ("cannot be multiplied", "size mismatch", "expected input",
-                                    "must match the size", "shape mismatch")):
+                                    "must match the size", "shape mismatch", "same reduction dim",
+                                    "size of tensor")):
         fix = "the example inputs do not fit the model; check the --input shapes and dtypes"
     elif "dynamic" in lowered and "shape" in lowered:
         fix = "the model needs static shapes; give concrete input shapes"
     else:
         fix = "simplify the construct, or pass concrete (non-tensor) arguments through a wrapper module"
-    first = text[:160] + ("..." if len(text) > 160 else "")
+    sentence = text.split(". ")[0].rstrip(".")
+    first = sentence[:160] + ("..." if len(sentence) > 160 else "")
     return f"cannot trace {label}{at}: {type(error).__name__}: {first}; {fix}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -75,6 +76,8 @@ def _backends() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # torch logs tracing failures itself; the CLI reports them as one line instead.
+    logging.getLogger("torch").setLevel(logging.CRITICAL)
     err = Console(stderr=True, highlight=False)
     try:
         with warnings.catch_warnings(record=True) as caught:
