@@ -29,19 +29,46 @@ class Work:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a unit's operands live on the chip; the default streams everything through DRAM.
+
+    The compiler decides residency per chip (see backends.spec.weights_fit): weights that
+    fit stay in SRAM across inferences; activations passed between fused or co-located
+    units can stay in SRAM too. On an SRAM-only chip (dram_bytes == 0) everything is SRAM
+    whatever the placement says.
+    """
+
+    weights_in_sram: bool = False
+    inputs_in_sram: bool = False
+    outputs_in_sram: bool = False
+
+
+ALL_DRAM = Placement()
+
+
+@dataclass(frozen=True)
 class OpCost:
-    """Predicted cost of one unit of work on one chip (seconds and bytes)."""
+    """Predicted cost of one unit of work on one chip.
+
+    time_s = max(compute_s, memory_s) + the chip's fixed per-op overhead;
+    dram_bytes / sram_bytes: bytes read and written at each memory level;
+    energy_j: dynamic energy (MACs + memory traffic), static power excluded;
+    utilization: MACs / (peak MAC/s for the dtype x time_s), in [0, 1].
+    """
 
     time_s: float
     compute_s: float
     memory_s: float
     dram_bytes: int
     bound: str  # "compute", "memory" or "overhead"
+    sram_bytes: int = 0
+    energy_j: float = 0.0
+    utilization: float = 0.0
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """A chip cost model. ``spec`` carries the published figures; methods predict time.
+    """A chip cost model. ``spec`` carries the published figures; methods predict time and energy.
 
     >>> from backends.registry import get_backend
     >>> chip = get_backend("generic")
@@ -52,8 +79,8 @@ class Backend(Protocol):
     name: str
     spec: ChipSpec
 
-    def cost(self, work: Work) -> OpCost:
-        """Time and bytes for ``work`` on this chip."""
+    def cost(self, work: Work, placement: Placement = ALL_DRAM) -> OpCost:
+        """Time, bytes per memory level, dynamic energy and utilization of ``work`` on this chip."""
         ...
 
     def link_time_s(self, nbytes: int) -> float:
@@ -62,4 +89,12 @@ class Backend(Protocol):
 
     def supports_dtype(self, dtype: str) -> bool:
         """Whether the chip computes MACs in ``dtype``."""
+        ...
+
+    def supports_op(self, op: str) -> bool:
+        """Whether the chip runs ``op`` (a ``Work.op`` name such as "conv2d")."""
+        ...
+
+    def static_power_w(self) -> float:
+        """Static (leakage and idle) power in watts; energy adds static_power_w() x time."""
         ...

@@ -1,22 +1,26 @@
 """Backend registry: names from the ``chipcut.backends`` entry-point group, loaded lazily.
 
 Every backend, built-in or third-party, registers the same way: an entry point
-whose object is a zero-argument callable returning a Backend. A name ending in
-``.toml`` (or an existing file) is loaded as a roofline spec instead.
+whose object is a Backend or a zero-argument callable returning one. Listing
+names imports nothing; a backend is imported and validated against the
+Protocol when first asked for. A name ending in ``.toml`` (or an existing file)
+is loaded as a spec file instead.
 """
 
 from __future__ import annotations
 
+import inspect
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from backends.protocol import Backend
-from backends.roofline import from_toml
+from backends.loader import from_toml
+from backends.protocol import ALL_DRAM, Backend, Work
 from backends.spec import ChipSpec
 from compiler.errors import ChipcutError
 
 GROUP = "chipcut.backends"
+METHODS = ("cost", "link_time_s", "supports_dtype", "supports_op", "static_power_w")
 
 
 def _source(ep: EntryPoint) -> str:
@@ -28,6 +32,8 @@ def _source(ep: EntryPoint) -> str:
 def _entry_points() -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=GROUP):
+        # The same distribution seen twice (e.g. an editable install and a stale copy)
+        # registers the same object: not a conflict.
         if ep.name in found and found[ep.name].value != ep.value:
             raise ChipcutError(
                 f"backend name {ep.name!r} is registered twice: {_source(found[ep.name])} and "
@@ -41,13 +47,30 @@ def available() -> list[str]:
     return sorted(_entry_points())
 
 
-def _validate(obj: object, origin: str) -> Backend:
-    missing = [m for m in ("cost", "link_time_s", "supports_dtype") if not callable(getattr(obj, m, None))]
-    spec = getattr(obj, "spec", None)
-    if missing or not isinstance(spec, ChipSpec) or not isinstance(getattr(obj, "name", None), str):
-        what = f"methods {', '.join(missing)}" if missing else "a ChipSpec 'spec' and a str 'name'"
+def clear_cache() -> None:
+    """Forget loaded backends and re-read entry points (after installing a plug-in or calibrating)."""
+    _entry_points.cache_clear()
+    get_backend.cache_clear()
+
+
+def _validate(obj: object, name: str, origin: str) -> Backend:
+    """``obj`` if it implements backends.protocol.Backend under ``name``; else a one-line error."""
+    missing = [m for m in METHODS if not callable(getattr(obj, m, None))]
+    if missing:
         raise ChipcutError(f"backend {origin} does not implement backends.protocol.Backend: it lacks "
-                           f"{what}; see backends/protocol.py")
+                           f"methods {', '.join(missing)}; see backends/protocol.py")
+    if not isinstance(getattr(obj, "spec", None), ChipSpec) or not isinstance(getattr(obj, "name", None), str):
+        raise ChipcutError(f"backend {origin} does not implement backends.protocol.Backend: it needs "
+                           "a backends.spec.ChipSpec 'spec' and a str 'name'; see backends/protocol.py")
+    try:
+        inspect.signature(obj.cost).bind(Work(0, 0, 0, 0, 0), ALL_DRAM)
+    except TypeError:
+        raise ChipcutError(f"backend {origin}: cost{inspect.signature(obj.cost)} must accept "
+                           "(work: Work, placement: Placement = Placement()); see "
+                           "backends/protocol.py") from None
+    if obj.name != name:
+        raise ChipcutError(f"backend {origin} is registered as {name!r} but calls itself "
+                           f"{obj.name!r}; make its spec name (or entry-point name) {name!r}")
     return obj  # type: ignore[return-value]
 
 
@@ -67,7 +90,52 @@ def get_backend(name: str) -> Backend:
     ep = eps[name]
     try:
         factory = ep.load()
+        backend = factory() if callable(factory) and not hasattr(factory, "cost") else factory
+    except ChipcutError:
+        raise
     except Exception as e:  # noqa: BLE001 - a broken plug-in is the user's to fix
         raise ChipcutError(f"backend {name!r} ({_source(ep)}) failed to load: {type(e).__name__}: {e}") from None
-    backend = factory() if callable(factory) and not hasattr(factory, "cost") else factory
-    return _validate(backend, f"{name!r} ({_source(ep)})")
+    return _validate(backend, name, f"{name!r} ({_source(ep)})")
+
+
+def _si(value: float, unit: str) -> str:
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}"
+
+
+def _capacity(nbytes: int) -> str:
+    """Binary prefixes for sizes that are whole KiB/MiB/GiB (as SRAMs are), decimal otherwise."""
+    for prefix, scale in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if nbytes >= scale and nbytes % scale == 0:
+            return f"{nbytes / scale:.4g} {prefix}B"
+    return _si(nbytes, "B")
+
+
+def _time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def describe(name: str) -> str:
+    """One line for ``chipcut backends``: peak per dtype, SRAM, DRAM bandwidth, link.
+
+    Rates use decimal prefixes (GB/s = 1e9 bytes/s), capacities binary ones (MiB).
+
+    >>> describe("tpu-v1")
+    'tpu-v1: int8 45.88 TMAC/s; SRAM 28 MiB; DRAM 34 GB/s (8 GiB); link PCIe Gen3 x16 15.75 GB/s + 2 us; array 256x256 weight-stationary @ 700 MHz'
+    """
+    spec = get_backend(name).spec
+    peaks = ", ".join(f"{d} {_si(r, 'MAC/s')}" for d, r in spec.peak_macs_per_s.items())
+    dram = (f"DRAM {_si(spec.dram_bytes_per_s, 'B/s')} ({_capacity(spec.dram_bytes)})"
+            if not spec.sram_only else "no DRAM (SRAM only)")
+    link = spec.link
+    parts = [f"{name}: {peaks}", f"SRAM {_capacity(spec.sram_bytes)}", dram,
+             f"link {(link.interface + ' ') if link.interface else ''}{_si(link.bytes_per_s, 'B/s')} + {_time(link.latency_s)}"]
+    if spec.array is not None:
+        a = spec.array
+        parts.append(f"array {a.rows}x{a.cols} {a.dataflow} @ {_si(a.clock_hz, 'Hz')}")
+    return "; ".join(parts)

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from backends.protocol import OpCost, Work
-from backends.spec import ChipSpec, load_spec
+from backends.energy import dynamic_energy_j
+from backends.protocol import ALL_DRAM, OpCost, Placement, Work
+from backends.spec import ChipSpec
 
-PRESETS_DIR = Path(__file__).parent / "presets"
+
+def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, int]:
+    """(dram_bytes, sram_bytes) that ``work`` reads and writes under ``placement``.
+
+    Each operand is counted once, at the level it lives in: weights, inputs and outputs
+    go to SRAM when the placement keeps them there (always, on an SRAM-only chip).
+    """
+    parts = ((work.weight_bytes, placement.weights_in_sram), (work.in_bytes, placement.inputs_in_sram),
+             (work.out_bytes, placement.outputs_in_sram))
+    total = sum(nbytes for nbytes, _ in parts)
+    if spec.sram_only:
+        return 0, total
+    sram = sum(nbytes for nbytes, in_sram in parts if in_sram)
+    return total - sram, sram
 
 
 @dataclass(frozen=True)
 class RooflineBackend:
-    """t = max(2F / (P eta_c) + E / (V eta_c), B / (BW eta_m)) + t_fixed.
+    """t = max(F / (P eta_c) + E / (V eta_c), B_dram / (BW eta_m)) + t_fixed.
 
     F = MACs at the dtype's peak P (MAC/s), E = element ops at vector rate V,
-    B = bytes read and written (inputs, weights, outputs) at DRAM bandwidth BW.
+    B_dram = bytes read and written in DRAM (per the Placement) at DRAM bandwidth BW.
+    SRAM traffic is counted for energy but assumed never to bound time.
     """
 
     spec: ChipSpec
@@ -28,31 +42,42 @@ class RooflineBackend:
     def supports_dtype(self, dtype: str) -> bool:
         return dtype in self.spec.peak_macs_per_s
 
+    def supports_op(self, op: str) -> bool:
+        return self.spec.capabilities.supports(op)
+
+    def static_power_w(self) -> float:
+        return self.spec.energy.static_power_w
+
     def mac_rate(self, dtype: str) -> float:
-        """MAC/s for ``dtype``; a dtype the chip lacks runs at its slowest listed rate."""
+        """Peak MAC/s for ``dtype``; a dtype the chip lacks runs at its slowest listed rate."""
         rates = self.spec.peak_macs_per_s
         return rates.get(dtype, min(rates.values()))
 
-    def cost(self, work: Work) -> OpCost:
-        eta_c = self.spec.compute_efficiency
-        compute_s = (work.macs / self.mac_rate(work.dtype) + work.elem_ops / self.spec.vector_ops_per_s) / eta_c
-        dram_bytes = work.in_bytes + work.weight_bytes + work.out_bytes
-        memory_s = dram_bytes / (self.spec.dram_bytes_per_s * self.spec.memory_efficiency)
+    def compute_time_s(self, work: Work) -> float:
+        """Roofline compute time: MACs at peak and element ops at the vector rate, over eta_c."""
+        return (work.macs / self.mac_rate(work.dtype)
+                + work.elem_ops / self.spec.vector_ops_per_s) / self.spec.compute_efficiency
+
+    def memory_time_s(self, dram_bytes: int) -> float:
+        if dram_bytes == 0:
+            return 0.0
+        return dram_bytes / (self.spec.dram_bytes_per_s * self.spec.memory_efficiency)
+
+    def cost(self, work: Work, placement: Placement = ALL_DRAM) -> OpCost:
+        dram_bytes, sram_bytes = split_bytes(self.spec, work, placement)
+        compute_s = self.compute_time_s(work)
+        memory_s = self.memory_time_s(dram_bytes)
         busy = max(compute_s, memory_s)
         overhead = self.spec.op_overhead_s
         bound = "overhead" if overhead > busy else ("compute" if compute_s >= memory_s else "memory")
-        return OpCost(busy + overhead, compute_s, memory_s, dram_bytes, bound)
+        time_s = busy + overhead
+        utilization = work.macs / (self.mac_rate(work.dtype) * time_s) if time_s > 0 else 0.0
+        energy_j = dynamic_energy_j(self.spec.energy, work.macs, work.dtype, sram_bytes, dram_bytes)
+        return OpCost(time_s, compute_s, memory_s, dram_bytes, bound, sram_bytes, energy_j,
+                      min(utilization, 1.0))
 
     def link_time_s(self, nbytes: int) -> float:
+        """latency + nbytes / per-direction bandwidth; 0 for nothing to send."""
         if nbytes <= 0:
             return 0.0
         return self.spec.link.latency_s + nbytes / self.spec.link.bytes_per_s
-
-
-def from_toml(path: str | Path) -> RooflineBackend:
-    return RooflineBackend(load_spec(path))
-
-
-def generic() -> RooflineBackend:
-    """The built-in illustrative accelerator (backends/presets/generic.toml)."""
-    return from_toml(PRESETS_DIR / "generic.toml")

@@ -1,0 +1,20 @@
+"""Spec to backend: build the cost model a spec calls for (systolic when it has an [array])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backends.roofline import RooflineBackend
+from backends.schema import load_spec
+from backends.spec import ChipSpec
+from backends.systolic import SystolicBackend
+
+
+def from_spec(spec: ChipSpec) -> RooflineBackend:
+    """A SystolicBackend for specs with an array, else the generic RooflineBackend."""
+    return SystolicBackend(spec) if spec.array is not None else RooflineBackend(spec)
+
+
+def from_toml(path: str | Path) -> RooflineBackend:
+    """Load, validate and build the backend described by a spec TOML file."""
+    return from_spec(load_spec(path))

@@ -1,0 +1,48 @@
+"""Built-in chip presets: one TOML data file per chip here, each a zero-argument backend factory.
+
+The ``chipcut.backends`` entry points name factories in this module, e.g.
+``"tpu-v1" = "backends.presets:tpu_v1"``: attribute ``tpu_v1`` loads ``tpu-v1.toml``.
+``cpu`` prefers this machine's calibrated spec (backends.calibrate) to the shipped default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from backends.loader import from_toml
+from backends.roofline import RooflineBackend
+
+PRESETS_DIR = Path(__file__).parent
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped preset files, e.g. ["coral-edge-tpu", "cpu", ...]."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load(name: str) -> RooflineBackend:
+    """The backend of preset ``name`` ("tpu-v1"), validated."""
+    return from_toml(PRESETS_DIR / f"{name}.toml")
+
+
+def cpu() -> RooflineBackend:
+    """This machine's CPU: the calibrated spec when one was written, else the shipped default."""
+    from backends.calibrate import cache_path  # calibrate imports torch only when it measures
+
+    calibrated = cache_path()
+    return from_toml(calibrated) if calibrated.is_file() else load("cpu")
+
+
+def __getattr__(attr: str) -> Callable[[], RooflineBackend]:
+    name = attr.replace("_", "-")
+    if not (PRESETS_DIR / f"{name}.toml").is_file():
+        raise AttributeError(f"module {__name__!r} has no preset {attr!r}; presets: "
+                             f"{', '.join(preset_names())}")
+
+    def factory() -> RooflineBackend:
+        return load(name)
+
+    factory.__name__ = factory.__qualname__ = attr
+    factory.__doc__ = f"The {name} preset (backends/presets/{name}.toml)."
+    return factory
