@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from backends.protocol import Backend
 from backends.registry import get_backend
 from compiler.capture import Captured, capture
-from compiler.costing import unit_times
+from compiler.costing import unit_times, unit_works
 from compiler.errors import ChipcutError
 from compiler.ir import get_cost, is_compute
 from compiler.partition import PartitionProblem, lower_bound_s, solve
@@ -39,6 +39,7 @@ def compile(  # noqa: A001 - the product's verb
     time_limit_s: float = 10.0,
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
+    batch: int = 8,
 ) -> Plan:
     """Capture ``model``, account its work, and cut it into a pipeline over ``chips`` chips.
 
@@ -48,6 +49,8 @@ def compile(  # noqa: A001 - the product's verb
     >>> [len(s.nodes) > 0 for s in plan.stages]
     [True, True]
     """
+    if batch < 1:
+        raise ChipcutError(f"batch = {batch}: must be >= 1 frame")
     if time_limit_s <= 0:
         raise ChipcutError(f"time_limit_s = {time_limit_s}: must be > 0 seconds")
     backends = resolve_chips(chips, backend)
@@ -65,7 +68,8 @@ def compile(  # noqa: A001 - the product's verb
         raise ChipcutError(f"{n_chips} chips but the model has only {len(units.units)} partition "
                            f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
                            f"use at most {len(units.units)} chips")
-    times = unit_times(gm, units, backends)
+    works = unit_works(gm, units)
+    times = unit_times(works, backends)
     problem = PartitionProblem(
         unit_time_s=tuple(tuple(row) for row in times),
         tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
@@ -75,8 +79,8 @@ def compile(  # noqa: A001 - the product's verb
     )
     say(f"solving {len(units.units)} units on {n_chips} chips")
     solution = solve(problem, time_limit_s=time_limit_s, progress=progress)
-    stages, transfers, metrics = build_schedule(gm, units, solution.chip_of_unit, backends,
-                                                lower_bound_s(problem))
+    schedule = build_schedule(gm, units, works, solution.chip_of_unit, backends,
+                              lower_bound_s(problem), batch=batch)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     return Plan(
         schema_version=SCHEMA_VERSION,
@@ -84,11 +88,12 @@ def compile(  # noqa: A001 - the product's verb
                         len(units.units)),
         backend=backends[0].name if len({b.name for b in backends}) == 1 else "mixed",
         chips=tuple(b.name for b in backends),
-        stages=stages,
-        transfers=transfers,
-        metrics=metrics,
+        stages=schedule.stages,
+        transfers=schedule.transfers,
+        metrics=schedule.metrics,
         solver=SolverInfo(solution.status, solution.bottleneck_s, solution.bound_s, solution.gap,
                           solution.wall_s, solution.bytes_moved),
+        timeline=schedule.timeline,
         graph_module=gm,
     )
 

@@ -22,6 +22,26 @@ def _chips(text: str) -> int | list[str]:
     return names
 
 
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", metavar="PATH", help="write a Chrome trace JSON (Perfetto) here")
+    p.add_argument("--plot", metavar="PATH", help="write the cut picture and Gantt chart PNG here")
+
+
+def _write_outputs(plan: object, args: argparse.Namespace) -> str:
+    notes = ""
+    if args.trace:
+        from compiler.trace import write_trace
+
+        write_trace(plan, args.trace)
+        notes += f"trace written to {args.trace}\n"
+    if args.plot:
+        from compiler.plots import plot_plan
+
+        plot_plan(plan, args.plot)
+        notes += f"plot written to {args.plot}\n"
+    return notes
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chipcut", description="Partition a PyTorch model across "
                                 "inference chips and plan the per-chip schedule.")
@@ -35,8 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                    help="solver time limit in seconds (default 10)")
     c.add_argument("--out", help="write the plan JSON here")
+    _outputs(c)
+    c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
+    _outputs(s)
     sub.add_parser("backends", help="list the registered backends")
     return p
 
@@ -48,16 +71,19 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     chips = _chips(args.chips)
     model, inputs, name = load_model(args.model, args.input)
     plan = compile_model(model, inputs, chips=chips, backend=args.backend,
-                         time_limit_s=args.time_limit, name=name, progress=status)
+                         time_limit_s=args.time_limit, name=name, progress=status,
+                         batch=args.batch)
     if args.out:
         plan.to_json(args.out)
-    return plan.report() + (f"plan written to {args.out}\n" if args.out else "")
+    notes = _write_outputs(plan, args)
+    return plan.report() + (f"plan written to {args.out}\n" if args.out else "") + notes
 
 
 def _show(args: argparse.Namespace) -> str:
     from compiler.plan import Plan
 
-    return Plan.from_json(args.plan).report()
+    plan = Plan.from_json(args.plan)
+    return plan.report() + _write_outputs(plan, args)
 
 
 def _backends() -> str:

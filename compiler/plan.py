@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -24,7 +24,12 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Stage:
-    """One chip's share. Bytes are per inference; time_s is the predicted busy time per inference."""
+    """One chip's share. Bytes are per inference; time_s is the predicted busy time per inference.
+
+    dram_bytes counts off-chip traffic with backend-aware multi-layer fusion (intermediates
+    that fit stay in SRAM); dram_bytes_unfused the same stage with every unit boundary
+    going through DRAM. energy_j is dynamic energy per inference (MACs and memory).
+    """
 
     chip: int
     backend: str
@@ -37,6 +42,36 @@ class Stage:
     compute_s: float
     memory_s: float
     bound: str
+    utilization: float = 0.0
+    weights_resident: bool = False
+    sram_bytes: int = 0
+    dram_bytes: int = 0
+    dram_bytes_unfused: int = 0
+    energy_j: float = 0.0
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    """One unit (a fused group, or a node with its views) in a chip's period: times in seconds."""
+
+    name: str
+    op: str
+    start_s: float
+    end_s: float
+    bound: str
+    utilization: float
+    sram_bytes: int
+    dram_bytes: int
+    energy_j: float
+    macs: int = 0
+    out_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ChipTimeline:
+    chip: int
+    ops: tuple[OpTiming, ...]
 
 
 @dataclass(frozen=True)
@@ -59,6 +94,15 @@ class Metrics:
     bottleneck_s: float
     lower_bound_s: float  # max(total / N, heaviest unit)
     bytes_moved: int
+    batch: int = 1  # the batch of throughput_at_batch_per_s
+    throughput_at_batch_per_s: float = 0.0  # frames/s when each chip runs ``batch`` frames at once
+    dynamic_energy_j: float = 0.0  # per inference: MACs + memory traffic, all chips
+    static_power_w: float = 0.0  # all chips, always on
+    energy_per_inference_j: float = 0.0  # dynamic + static over one pipelined period
+
+    def power_w(self, inferences_per_s: float) -> float:
+        """Average power at an input rate (inferences/s): dynamic energy x rate + static power."""
+        return self.dynamic_energy_j * inferences_per_s + self.static_power_w
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,7 @@ class Plan:
     transfers: tuple[Transfer, ...]
     metrics: Metrics
     solver: SolverInfo
+    timeline: tuple[ChipTimeline, ...] = ()
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 
@@ -155,6 +200,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if f.name == "graph_module":
             continue
         if f.name not in data:
+            if f.default is not MISSING:
+                continue
             raise ChipcutError(f"plan field {where}.{f.name} is missing; recompile or restore it")
         kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
     return cls(**kwargs)
@@ -170,6 +217,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ChipcutError(f"plan field {where} = {value!r} must be true or false")
     if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
         raise ChipcutError(f"plan field {where} = {value!r} must be {hint.__name__}")
     return value
@@ -189,4 +238,5 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
-__all__ = ["Plan", "Stage", "Transfer", "Metrics", "SolverInfo", "ModelInfo", "asdict"]
+__all__ = ["Plan", "Stage", "Transfer", "Metrics", "SolverInfo", "ModelInfo", "OpTiming",
+           "ChipTimeline", "asdict"]

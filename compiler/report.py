@@ -1,4 +1,4 @@
-"""Report: the per-chip table and solver line of a plan, as text (rich)."""
+"""Report: the per-chip table, links, metrics and solver line of a plan, as text (rich)."""
 
 from __future__ import annotations
 
@@ -20,37 +20,58 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def fmt_j(joules: float) -> str:
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6)):
+        if abs(joules) >= scale:
+            return f"{joules / scale:.3g} {unit}"
+    return f"{joules / 1e-9:.3g} nJ"
+
+
+COLUMNS = ("chip", "backend", "nodes", "MACs %", "time", "% of bottleneck", "bound", "util %",
+           "weight MB", "in MB", "out MB", "DRAM MB", "DRAM MB unfused", "energy")
+
+
 def table(plan: Plan) -> Table:
     total_macs = max(plan.model.macs, 1)
-    t = Table(title=f"{plan.model.name}: {len(plan.stages)} x {plan.backend}",
-              title_justify="left")
-    for col in ("chip", "backend", "nodes", "MACs %", "weight MB", "in MB", "out MB", "time",
-                "% of bottleneck", "bound"):
+    t = Table(title=f"{plan.model.name}: {len(plan.stages)} x {plan.backend}", title_justify="left")
+    for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("backend", "bound") else "right")
     worst = plan.metrics.bottleneck_s or 1.0
     for s in plan.stages:
         mark = s.chip == plan.metrics.bottleneck_chip
-        t.add_row(str(s.chip), s.backend, str(len(s.nodes)), f"{100 * s.macs / total_macs:.1f}",
-                  f"{s.weight_bytes / MB:.2f}", f"{s.in_bytes / MB:.3f}", f"{s.out_bytes / MB:.3f}",
-                  fmt_s(s.time_s), f"{100 * s.time_s / worst:.0f}", s.bound,
-                  style="bold red" if mark else None)
+        resident = "" if s.weights_resident else " (DRAM)"
+        t.add_row(
+            f"{s.chip}{' *' if mark else ''}", s.backend + (f" x{s.replicas}" if s.replicas > 1 else ""),
+            str(len(s.nodes)), f"{100 * s.macs / total_macs:.1f}", fmt_s(s.time_s),
+            f"{100 * s.time_s / s.replicas / worst:.0f}", s.bound, f"{100 * s.utilization:.1f}",
+            f"{s.weight_bytes / MB:.2f}{resident}", f"{s.in_bytes / MB:.3f}", f"{s.out_bytes / MB:.3f}",
+            f"{s.dram_bytes / MB:.2f}", f"{s.dram_bytes_unfused / MB:.2f}", fmt_j(s.energy_j),
+            style="bold red" if mark else None)
     return t
 
 
 def summary_lines(plan: Plan) -> list[str]:
     m, sv = plan.metrics, plan.solver
-    lines = ["links: " + (", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
-                                    for t in plan.transfers) or "none")]
-    lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), latency "
-                 f"{fmt_s(m.latency_s)}, bottleneck {m.bottleneck} {fmt_s(m.bottleneck_s)}, "
+    links = ", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
+                      + (" *" if m.bottleneck == f"link {t.src}->{t.dst}" else "")
+                      for t in plan.transfers)
+    lines = [f"links: {links or 'none'}"]
+    lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), "
+                 f"{m.throughput_at_batch_per_s:.4g}/s at batch {m.batch}; latency "
+                 f"{fmt_s(m.latency_s)} (batch 1); bottleneck {m.bottleneck} {fmt_s(m.bottleneck_s)} (*); "
                  f"bytes moved {m.bytes_moved / MB:.3f} MB")
+    if m.static_power_w or m.dynamic_energy_j:
+        rate = m.throughput_per_s
+        lines.append(f"energy {fmt_j(m.energy_per_inference_j)}/inference "
+                     f"({fmt_j(m.dynamic_energy_j)} dynamic + {m.static_power_w:.3g} W static); "
+                     f"{m.power_w(rate):.3g} W at {rate:.4g}/s")
     lines.append(f"solver: {sv.status}, bottleneck {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s; bottleneck / (total/N) = "
                  f"{m.bottleneck_s / m.lower_bound_s if m.lower_bound_s else 1:.4f}")
     return lines
 
 
-def render(plan: Plan, width: int = 120) -> str:
+def render(plan: Plan, width: int = 160) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False)
     console.print(table(plan))

@@ -61,9 +61,9 @@ def rule_key(node: torch.fx.Node) -> object:
 
 def _is_pointwise(node: torch.fx.Node) -> bool:
     target = node.target
-    if isinstance(target, torch._ops.OpOverload):
-        return torch.Tag.pointwise in target.tags
-    return target in POINTWISE_FUNCTIONS or op_name(node).lstrip("_").rstrip("_") in POINTWISE_NAMES
+    if isinstance(target, torch._ops.OpOverload) and torch.Tag.pointwise in target.tags:
+        return True
+    return target in POINTWISE_FUNCTIONS or op_name(node).strip("_") in POINTWISE_NAMES
 
 
 POINTWISE_NAMES = {
@@ -72,7 +72,7 @@ POINTWISE_NAMES = {
     "hardsigmoid", "leaky_relu", "elu", "mish", "softplus", "abs", "clamp", "clamp_min",
     "clamp_max", "erf", "sin", "cos", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge",
     "and", "or", "logical_and", "logical_or", "logical_not", "bitwise_not", "minimum",
-    "maximum", "ReLU", "ReLU6", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Dropout",
+    "maximum", "bitwise_and", "bitwise_or", "xor", "ReLU", "ReLU6", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Dropout",
     "Identity", "LeakyReLU", "iadd", "imul",
 }
 POINTWISE_FUNCTIONS = {operator.add, operator.mul, operator.sub, operator.truediv, operator.neg}

@@ -115,7 +115,7 @@ def test_every_sdpa_variant(variant: str, causal: bool) -> None:
     call = graph.call_function(op, tuple(args), kwargs)
     call.meta["val"] = torch.empty(1, 12, 128, 32, device="meta")
     graph.output(call)
-    gm = accounting(torch.fx.GraphModule(torch.nn.Module(), graph))
+    accounting(torch.fx.GraphModule(torch.nn.Module(), graph))
     expected = 12 * 128 * 96 * (64 + 32) // (2 if causal else 1)
     assert get_cost(call).macs == expected
 
