@@ -34,25 +34,24 @@ class Kind:
     base: str
     units: dict[str, float]  # unit text -> multiplier to the base unit
     examples: str
+    allowed: str  # the accepted units, for error messages
 
 
-BYTES = Kind("bytes", _BYTES, '"512 KiB", "8 MiB", "16 GB"')
-BYTES_PER_S = Kind("bytes/s", {u + "/s": s for u, s in _BYTES.items()}, '"34 GB/s", "3.94 GB/s"')
+_PREFIXES = "k, M, G, T, P (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024)"
+BYTES = Kind("bytes", _BYTES, '"512 KiB", "8 MiB", "16 GB"', f"B with prefixes {_PREFIXES}")
+BYTES_PER_S = Kind("bytes/s", {u + "/s": s for u, s in _BYTES.items()}, '"34 GB/s", "3.94 GB/s"',
+                   f"B/s with prefixes {_PREFIXES}")
 SECONDS = Kind("s", {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9},
-               '"2 us", "1.5 ms"')
-HERTZ = Kind("Hz", _prefixed("Hz", _SI), '"700 MHz", "1.4 GHz"')
+               '"2 us", "1.5 ms"', "s, ms, us, µs, ns")
+HERTZ = Kind("Hz", _prefixed("Hz", _SI), '"700 MHz", "1.4 GHz"', "Hz, kHz, MHz, GHz, THz")
 # 1 MAC = 2 ops: "92 TOPS" in a MAC/s field is 46e12 MAC/s.
-MACS_PER_S = Kind("MAC/s", _MACS | {u: s / 2 for u, s in _OPS.items()}, '"92 TOPS", "46 TMAC/s"')
-OPS_PER_S = Kind("ops/s", _OPS, '"1 TOPS", "8.1 TFLOPS"')
-WATTS = Kind("W", {"W": 1.0, "mW": 1e-3, "kW": 1e3}, '"2.5 W", "700 W"')
-PICOJOULES = Kind("pJ", {"pJ": 1.0, "fJ": 1e-3, "nJ": 1e3}, '"0.23 pJ", "1.3 nJ"')
-FRACTION = Kind("fraction", {"%": 0.01}, '0.8 or "80 %"')
-COUNT = Kind("count", {}, "256")
-
-
-def _describe_units(kind: Kind) -> str:
-    units = list(kind.units)
-    return ", ".join(units[:12]) + (", ..." if len(units) > 12 else "") if units else "none"
+MACS_PER_S = Kind("MAC/s", _MACS | {u: s / 2 for u, s in _OPS.items()}, '"92 TOPS", "46 TMAC/s"',
+                  "MAC/s, or OPS, FLOPS, ops/s (2 ops per MAC), with prefixes k, M, G, T, P")
+OPS_PER_S = Kind("ops/s", _OPS, '"1 TOPS", "8.1 TFLOPS"', "OPS, FLOPS, ops/s with prefixes k, M, G, T, P")
+WATTS = Kind("W", {"W": 1.0, "mW": 1e-3, "kW": 1e3}, '"2.5 W", "700 W"', "W, mW, kW")
+PICOJOULES = Kind("pJ", {"pJ": 1.0, "fJ": 1e-3, "nJ": 1e3}, '"0.23 pJ", "1.3 nJ"', "pJ, fJ, nJ")
+FRACTION = Kind("fraction", {"%": 0.01}, '0.8 or "80 %"', "%, or a plain number in (0, 1]")
+COUNT = Kind("count", {}, "256", "none: write a plain integer")
 
 
 def parse(value: object, kind: Kind) -> float:
@@ -90,4 +89,4 @@ def _parse_text(text: str, kind: Kind) -> float:
     elif unit.lower() in {u.lower() for u in kind.units}:
         hint = " (units are case-sensitive)"
     raise ValueError(f"has unit {unit!r}, which is not a unit of {kind.base}{hint}; "
-                     f"allowed units: {_describe_units(kind)}")
+                     f"allowed units: {kind.allowed}")

@@ -1,0 +1,88 @@
+"""Energy: 45 nm defaults, the ResNet-50 fp32 vs int8 power example, bytes per memory level, static power."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from backends.energy import DEFAULT_PJ_PER_MAC, DRAM_PJ_PER_BYTE, dynamic_energy_j, sram_pj_per_byte
+from backends.loader import from_toml
+from backends.protocol import Placement, Work
+from backends.registry import get_backend
+
+RESNET50_OPS_PER_IMAGE = 7.7e9
+IMAGES_PER_S = 1000
+
+
+@pytest.fixture
+def example_chip(tmp_path: Path):
+    """A chip with DESIGN.md's per-op energies: fp32 (4 + 0.4) pJ, int8 (0.2 + 0.03) pJ."""
+    path = tmp_path / "example.toml"
+    path.write_text(textwrap.dedent("""
+        [compute]
+        peak_macs_per_s = { fp32 = "100 TFLOPS", int8 = "400 TOPS" }
+        vector_ops_per_s = "1 TOPS"
+        [memory]
+        sram_bytes = "32 MiB"
+        dram_bytes = "16 GiB"
+        dram_bytes_per_s = "1 TB/s"
+        [link]
+        bytes_per_s = "10 GB/s"
+        latency_s = "1 us"
+        [energy]
+        pj_per_mac = { fp32 = "4.4 pJ", int8 = "0.23 pJ" }
+        static_power_w = "3 W"
+    """))
+    return from_toml(path)
+
+
+def test_resnet50_fp32_vs_int8_power_matches_the_design_example(example_chip) -> None:
+    # The example charges one multiply-add per "op": 7.7 G of them per image.
+    def watts(dtype: str, fraction: float = 1.0) -> float:
+        work = Work(int(RESNET50_OPS_PER_IMAGE * fraction), 0, 0, 0, 0, dtype=dtype)
+        return example_chip.cost(work).energy_j * IMAGES_PER_S
+
+    assert watts("fp32") == pytest.approx(33.88, rel=1e-3)
+    assert watts("int8") == pytest.approx(1.771, rel=1e-3)
+    assert watts("fp32") / watts("int8") == pytest.approx(19.13, rel=1e-3)
+    assert watts("int8", fraction=0.7) == pytest.approx(1.24, rel=1e-2)  # pruning 30% of the work
+    assert example_chip.static_power_w() == 3.0
+
+
+def test_default_mac_energies_are_horowitz_multiply_plus_add() -> None:
+    assert DEFAULT_PJ_PER_MAC["int8"] == pytest.approx(0.3)   # 0.2 mult + 0.1 int32 accumulate
+    assert DEFAULT_PJ_PER_MAC["fp16"] == pytest.approx(1.5)   # 1.1 + 0.4
+    assert DEFAULT_PJ_PER_MAC["fp32"] == pytest.approx(4.6)   # 3.7 + 0.9
+    assert DEFAULT_PJ_PER_MAC["fp32"] / DEFAULT_PJ_PER_MAC["int8"] == pytest.approx(15.33, rel=1e-3)
+    assert 160 <= DRAM_PJ_PER_BYTE <= 325
+
+
+@pytest.mark.parametrize(("sram_bytes", "pj_per_byte"), [
+    (4 * 2**10, 1.25), (8 * 2**10, 1.25), (16 * 2**10, 1.875), (32 * 2**10, 2.5),
+    (2**20, 12.5), (28 * 2**20, 12.5),
+])
+def test_sram_energy_grows_with_sram_size(sram_bytes: int, pj_per_byte: float) -> None:
+    assert sram_pj_per_byte(sram_bytes) == pytest.approx(pj_per_byte)
+
+
+def test_keeping_weights_in_sram_cuts_fc_energy_on_tpu_v1() -> None:
+    tpu = get_backend("tpu-v1")
+    fc = Work(2_048_000, 0, 2_048_000, 2048, 1000, "int8", "linear", ((1, 1, 2048, 1000),))
+    streamed = tpu.cost(fc)
+    resident = tpu.cost(fc, Placement(weights_in_sram=True))
+    assert streamed.energy_j == pytest.approx((2_048_000 * 0.3 + 2_051_048 * 162.5) * 1e-12)
+    assert resident.energy_j == pytest.approx((2_048_000 * 0.3 + 2_048_000 * 12.5 + 3048 * 162.5) * 1e-12)
+    assert streamed.energy_j / resident.energy_j == pytest.approx(12.6, rel=1e-2)
+
+
+def test_dynamic_energy_of_an_unknown_dtype_costs_as_fp32() -> None:
+    energy = get_backend("generic").spec.energy
+    assert dynamic_energy_j(energy, 10**9, "int2", 0, 0) == pytest.approx(4.6e-3)
+
+
+@pytest.mark.parametrize(("name", "watts"), [("tpu-v1", 28.0), ("hailo-8", 0.5), ("t4", 14.0),
+                                             ("h100-sxm", 140.0), ("generic", 0.0)])
+def test_static_power_comes_from_the_spec(name: str, watts: float) -> None:
+    assert get_backend(name).static_power_w() == watts

@@ -1,0 +1,102 @@
+"""Roofline model: the formula, placements (DRAM vs SRAM bytes), SRAM-only chips, links, a real conv."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backends.protocol import Placement, Work
+from backends.registry import get_backend
+from backends.roofline import RooflineBackend
+from backends.spec import ChipSpec, LinkSpec
+from compiler.capture import capture
+from compiler.costing import node_work
+from compiler.ir import get_cost, is_compute
+from passes.accounting import accounting
+
+
+def chip(**changes: object) -> RooflineBackend:
+    fields = dict(name="toy", peak_macs_per_s={"fp32": 1e12, "int8": 4e12}, vector_ops_per_s=1e11,
+                  sram_bytes=8 * 2**20, dram_bytes=2**30, dram_bytes_per_s=1e10,
+                  link=LinkSpec(1e9, 1e-6), compute_efficiency=0.5, memory_efficiency=0.8,
+                  op_overhead_s=1e-6)
+    return RooflineBackend(ChipSpec(**(fields | changes)))
+
+
+def test_compute_bound_time_is_macs_and_element_ops_over_derated_peak_plus_overhead() -> None:
+    work = Work(macs=10**9, elem_ops=10**8, weight_bytes=10**6, in_bytes=10**6, out_bytes=10**6)
+    cost = chip().cost(work)
+    compute_s = (1e9 / 1e12 + 1e8 / 1e11) / 0.5  # 4 ms
+    memory_s = 3e6 / (1e10 * 0.8)  # 0.375 ms
+    assert (cost.compute_s, cost.memory_s) == (pytest.approx(compute_s), pytest.approx(memory_s))
+    assert cost.time_s == pytest.approx(compute_s + 1e-6)
+    assert (cost.dram_bytes, cost.sram_bytes, cost.bound) == (3_000_000, 0, "compute")
+    assert cost.utilization == pytest.approx(1e9 / (1e12 * (compute_s + 1e-6)))
+
+
+def test_memory_bound_and_overhead_bound_classification() -> None:
+    streaming = chip().cost(Work(10**6, 0, weight_bytes=10**8, in_bytes=0, out_bytes=0, dtype="int8"))
+    assert streaming.bound == "memory"
+    assert streaming.time_s == pytest.approx(1e8 / 8e9 + 1e-6)
+    tiny = chip().cost(Work(100, 0, 0, 4, 4))
+    assert tiny.bound == "overhead"
+    assert tiny.time_s == pytest.approx(1e-6 + 8 / 8e9)  # overhead + the 8 bytes' memory time
+
+
+def test_placement_moves_bytes_from_dram_to_sram() -> None:
+    work = Work(10**6, 0, weight_bytes=4000, in_bytes=300, out_bytes=20)
+    backend = chip()
+    everything_dram = backend.cost(work)
+    assert (everything_dram.dram_bytes, everything_dram.sram_bytes) == (4320, 0)
+    weights = backend.cost(work, Placement(weights_in_sram=True))
+    assert (weights.dram_bytes, weights.sram_bytes) == (320, 4000)
+    fused = backend.cost(work, Placement(True, True, True))
+    assert (fused.dram_bytes, fused.sram_bytes, fused.memory_s) == (0, 4320, 0.0)
+    assert weights.memory_s == pytest.approx(320 / 8e9)
+
+
+def test_sram_only_chip_keeps_every_byte_on_chip_whatever_the_placement() -> None:
+    backend = chip(dram_bytes=0, dram_bytes_per_s=0.0)
+    cost = backend.cost(Work(10**6, 0, weight_bytes=10**7, in_bytes=10**5, out_bytes=10**5))
+    assert (cost.dram_bytes, cost.sram_bytes, cost.memory_s) == (0, 10_200_000, 0.0)
+    assert cost.bound == "compute"
+
+
+def test_unsupported_dtype_runs_at_the_slowest_listed_rate() -> None:
+    backend = chip(op_overhead_s=0.0, compute_efficiency=1.0)
+    assert not backend.supports_dtype("bf16") and backend.supports_dtype("int8")
+    assert backend.cost(Work(10**9, 0, 0, 0, 0, dtype="bf16")).compute_s == pytest.approx(1e-3)
+    assert backend.cost(Work(10**9, 0, 0, 0, 0, dtype="int8")).compute_s == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize(("name", "bytes_per_s", "latency_s"), [
+    ("hailo-8", 3.94e9, 2e-6),      # PCIe Gen3 x4, per direction
+    ("inferx-x1", 3.94e9, 2e-6),    # PCIe Gen3 x4
+    ("tpu-v1", 15.75e9, 2e-6),      # PCIe Gen3 x16
+    ("t4", 15.75e9, 5e-6),          # PCIe Gen3 x16
+    ("generic", 31.5e9, 2e-6),      # PCIe Gen4 x16
+    ("h100-sxm", 450e9, 3e-6),      # NVLink4: 900 GB/s is both directions together
+])
+def test_link_time_is_latency_plus_bytes_over_per_direction_bandwidth(name: str, bytes_per_s: float,
+                                                                      latency_s: float) -> None:
+    backend = get_backend(name)
+    assert backend.link_time_s(0) == 0.0
+    assert backend.link_time_s(10**6) == pytest.approx(latency_s + 1e6 / bytes_per_s)
+    # 1 MB over PCIe Gen3 x4 takes ~254 us one way; the same over x16 ~63.5 us.
+    if bytes_per_s == 3.94e9:
+        assert backend.link_time_s(10**6) == pytest.approx(255.8e-6, rel=1e-3)
+
+
+def test_captured_3x3_conv_has_225m_macs_and_the_roofline_compute_time() -> None:
+    conv = torch.nn.Conv2d(100, 100, 3, padding=1)
+    gm = accounting(capture(conv, (torch.randn(1, 100, 50, 50),)).graph_module)
+    (node,) = [n for n in gm.graph.nodes if is_compute(n) and get_cost(n).macs]
+    work = node_work(node)
+    assert work.macs == 3 * 3 * 100 * 100 * 50 * 50 == 225_000_000
+    assert work.gemms == ((1, 2500, 900, 100),)  # (groups, N*H*W, Cin*Kh*Kw, Cout)
+    assert sum(b * m * k * n for b, m, k, n in work.gemms) == work.macs
+    assert (work.weight_bytes, work.in_bytes, work.out_bytes) == (360_400, 1_000_000, 1_000_000)
+    cost = get_backend("generic").cost(work)  # fp32 at 4 TMAC/s, 1 Top/s element-wise, 200 GB/s
+    assert cost.compute_s == pytest.approx(225e6 / 4e12 + 250_000 / 1e12)  # 56.5 us
+    assert cost.memory_s == pytest.approx(2_360_400 / 200e9)
+    assert cost.bound == "compute" and cost.time_s == pytest.approx(56.5e-6)
