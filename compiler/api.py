@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from backends.protocol import Backend
 from backends.registry import get_backend
 from compiler.capture import Captured, capture
-from compiler.costing import unit_times, unit_works
+from compiler.costing import unit_works
 from compiler.errors import ChipcutError
 from compiler.ir import get_cost, is_compute
-from compiler.partition import PartitionProblem, lower_bound_s, solve
 from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from compiler.residency import partition
 from compiler.schedule import build_schedule
 from compiler.units import build_units
 from passes.accounting import accounting
@@ -69,18 +69,11 @@ def compile(  # noqa: A001 - the product's verb
                            f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
                            f"use at most {len(units.units)} chips")
     works = unit_works(gm, units)
-    times = unit_times(works, backends)
-    problem = PartitionProblem(
-        unit_time_s=tuple(tuple(row) for row in times),
-        tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
-        n_chips=n_chips,
-        link_bytes_per_s=tuple(b.spec.link.bytes_per_s for b in backends[:-1]),
-        link_latency_s=tuple(b.spec.link.latency_s for b in backends[:-1]),
-    )
     say(f"solving {len(units.units)} units on {n_chips} chips")
-    solution = solve(problem, time_limit_s=time_limit_s, progress=progress)
+    result = partition(units, works, backends, time_limit_s, progress)
+    solution = result.solution
     schedule = build_schedule(gm, units, works, solution.chip_of_unit, backends,
-                              lower_bound_s(problem), batch=batch)
+                              result.lower_bound_s, batch=batch)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     return Plan(
         schema_version=SCHEMA_VERSION,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.fx
 
-from backends.protocol import Backend, OpCost, Work
+from backends.protocol import Backend, OpCost, Placement, Work
+from backends.spec import ChipSpec, weights_fit
 from compiler.ir import get_cost, get_precision, is_compute, iter_tensors, node_value, tensor_bytes
 from compiler.units import UnitGraph
 from passes.accounting import op_name
@@ -74,7 +75,7 @@ def is_free(work: Work) -> bool:
 FREE = OpCost(0.0, 0.0, 0.0, 0, "overhead")
 
 
-def unit_cost(work: Work, backend: Backend, placement: Any = None) -> OpCost:
+def unit_cost(work: Work, backend: Backend, placement: Placement | None = None) -> OpCost:
     if is_free(work):
         return FREE
     return backend.cost(work) if placement is None else backend.cost(work, placement)
@@ -85,11 +86,41 @@ def unit_works(gm: torch.fx.GraphModule, units: UnitGraph) -> list[Work]:
     return [unit_work([nodes[name] for name in members]) for members in units.units]
 
 
-def unit_times(works: list[Work], backends: list[Backend]) -> list[list[float]]:
-    """Seconds of each unit on each chip: [unit][chip]. Each distinct backend is costed once."""
-    per_backend: dict[str, list[float]] = {}
-    for backend in backends:
-        if backend.name not in per_backend:
-            per_backend[backend.name] = [unit_cost(w, backend).time_s for w in works]
-    columns = [per_backend[b.name] for b in backends]
+@dataclass(frozen=True)
+class ChipState:
+    """Residency on one chip: weights kept in SRAM, and the SRAM left for activations (bytes)."""
+
+    weights_resident: bool
+    free_sram_bytes: int
+
+
+def chip_state(spec: ChipSpec, weight_bytes: int) -> ChipState:
+    """Weights stay in SRAM when all of the chip's weights fit; activations get what is left."""
+    resident = weights_fit(spec, weight_bytes)
+    return ChipState(resident, spec.sram_bytes - (weight_bytes if resident else 0))
+
+
+def placement(work: Work, spec: ChipSpec, state: ChipState, fuse: bool = True) -> Placement:
+    """Where a unit's operands live. With ``fuse`` (backend-aware multi-layer fusion) an
+    activation that fits in the free SRAM stays there between units, also when it arrives
+    over a link (the link writes into SRAM); without it every unit boundary goes to DRAM."""
+    if spec.dram_bytes == 0:
+        return Placement(True, True, True)
+    return Placement(
+        weights_in_sram=state.weights_resident,
+        inputs_in_sram=fuse and work.in_bytes <= state.free_sram_bytes,
+        outputs_in_sram=fuse and work.out_bytes <= state.free_sram_bytes,
+    )
+
+
+def unit_times(works: list[Work], backends: list[Backend], states: list[ChipState]) -> list[list[float]]:
+    """Seconds of each unit on each chip, [unit][chip], under each chip's residency state."""
+    cache: dict[tuple[str, ChipState], list[float]] = {}
+    columns = []
+    for backend, state in zip(backends, states, strict=True):
+        key = (backend.name, state)
+        if key not in cache:
+            cache[key] = [unit_cost(w, backend, placement(w, backend.spec, state)).time_s
+                          for w in works]
+        columns.append(cache[key])
     return [[col[u] for col in columns] for u in range(len(works))]

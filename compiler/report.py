@@ -67,8 +67,14 @@ def summary_lines(plan: Plan) -> list[str]:
                      f"{m.power_w(rate):.3g} W at {rate:.4g}/s")
     lines.append(f"solver: {sv.status}, bottleneck {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s; bottleneck / (total/N) = "
-                 f"{m.bottleneck_s / m.lower_bound_s if m.lower_bound_s else 1:.4f}")
+                 f"{balance(plan):.4f}")
     return lines
+
+
+def balance(plan: Plan) -> float:
+    """Bottleneck over the mean stage time (total / N): 1.0 is a perfect split."""
+    mean = sum(s.time_s for s in plan.stages) / sum(s.replicas for s in plan.stages)
+    return plan.metrics.bottleneck_s / mean if mean > 0 else 1.0
 
 
 def render(plan: Plan, width: int = 160) -> str:

@@ -1,9 +1,9 @@
 """Schedule: per-chip timelines, stages, link transfers and pipeline metrics for an assignment.
 
-Residency is decided per chip: a stage's weights stay in SRAM when they all
-fit; an activation passed between units on the same chip stays in SRAM when it
-fits beside them (backend-aware multi-layer fusion). Each stage also reports
-its DRAM bytes without that fusion, for comparison.
+Residency is decided per chip (compiler.costing.chip_state): a stage's weights
+stay in SRAM when they all fit; an activation passed between units stays in
+SRAM when it fits beside them (backend-aware multi-layer fusion). Each stage
+also reports its DRAM bytes without that fusion, for comparison.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 import torch.fx
 
-from backends.protocol import Backend, OpCost, Placement, Work
-from compiler.costing import unit_cost
+from backends.protocol import Backend, OpCost, Work
+from compiler.costing import placement, unit_cost
 from compiler.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
 from compiler.plan import ChipTimeline, Metrics, OpTiming, Stage, Transfer
+from compiler.residency import states_of
 from compiler.units import UnitGraph
 
 
@@ -45,32 +46,6 @@ def stage_weight_bytes(nodes: list[torch.fx.Node]) -> int:
     return total + sum(per_attr.values())
 
 
-def placements(units: UnitGraph, works: list[Work], chip_of_unit: tuple[int, ...],
-               backends: list[Backend], weights_resident: list[bool], fuse: bool,
-               output_units: set[int]) -> list[Placement]:
-    """Where each unit's operands live on its chip (see the module docstring)."""
-    consumers: dict[int, set[int]] = {u: set() for u in range(len(works))}
-    producers: dict[int, set[int]] = {u: set() for u in range(len(works))}
-    for p, cs, _, _ in units.tensors:
-        consumers[p].update(cs)
-        for c in cs:
-            producers[c].add(p)
-    out = []
-    for u, work in enumerate(works):
-        chip = chip_of_unit[u]
-        spec = backends[chip].spec
-        sram_only = spec.dram_bytes == 0
-        budget = spec.sram_bytes
-        here = all(chip_of_unit[v] == chip for v in consumers[u]) and u not in output_units
-        came = all(chip_of_unit[v] == chip for v in producers[u]) and bool(producers[u])
-        out.append(Placement(
-            weights_in_sram=weights_resident[chip] or sram_only,
-            inputs_in_sram=sram_only or (fuse and came and work.in_bytes <= budget),
-            outputs_in_sram=sram_only or (fuse and here and work.out_bytes <= budget),
-        ))
-    return out
-
-
 def _scaled(work: Work, batch: int) -> Work:
     gemms = tuple((b, m * batch, k, n) for b, m, k, n in work.gemms)
     return replace(work, macs=work.macs * batch, elem_ops=work.elem_ops * batch,
@@ -88,11 +63,13 @@ def build_schedule(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work]
         units_of_chip[chip].append(u)
     members = [[nodes[name] for u in us for name in units.units[u]] for us in units_of_chip]
     weights = [stage_weight_bytes(m) for m in members]
-    resident = [weights[k] <= backends[k].spec.sram_bytes for k in range(n_chips)]
-    output = next(n for n in gm.graph.nodes if n.op == "output")
-    outs = {units.unit_of[p.name] for p in output.all_input_nodes if p.name in units.unit_of}
-    fused = placements(units, works, chip_of_unit, backends, resident, True, outs)
-    plain = placements(units, works, chip_of_unit, backends, resident, False, outs)
+    states = states_of(works, chip_of_unit, backends)
+    resident = [s.weights_resident for s in states]
+    fused, plain = [], []
+    for u, work in enumerate(works):
+        chip = chip_of_unit[u]
+        fused.append(placement(work, backends[chip].spec, states[chip], fuse=True))
+        plain.append(placement(work, backends[chip].spec, states[chip], fuse=False))
     costs = [unit_cost(w, backends[chip_of_unit[u]], fused[u]) for u, w in enumerate(works)]
     unfused_dram = [unit_cost(w, backends[chip_of_unit[u]], plain[u]).dram_bytes
                     for u, w in enumerate(works)]
@@ -154,9 +131,9 @@ def _stage(chip: int, backend: Backend, us: list[int], units: UnitGraph, works: 
            costs: list[OpCost], unfused_dram: list[int], weight_bytes: int, resident: bool,
            in_bytes: int, out_bytes: int) -> Stage:
     mine = [costs[u] for u in us]
-    compute_s = sum(c.compute_s for c in mine)
-    memory_s = sum(c.memory_s for c in mine)
-    time_s = sum(c.time_s for c in mine)
+    compute_s = sum((c.compute_s for c in mine), 0.0)
+    memory_s = sum((c.memory_s for c in mine), 0.0)
+    time_s = sum((c.time_s for c in mine), 0.0)
     macs = sum(works[u].macs for u in us)
     peak = max(backend.spec.peak_macs_per_s.values())
     return Stage(
@@ -168,7 +145,7 @@ def _stage(chip: int, backend: Backend, us: list[int], units: UnitGraph, works: 
         weights_resident=resident, sram_bytes=sum(c.sram_bytes for c in mine),
         dram_bytes=sum(c.dram_bytes for c in mine),
         dram_bytes_unfused=sum(unfused_dram[u] for u in us),
-        energy_j=sum(c.energy_j for c in mine),
+        energy_j=sum((c.energy_j for c in mine), 0.0),
     )
 
 
