@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
     sub.add_parser("backends", help="list the registered backends")
+    cal = sub.add_parser("calibrate", help="fit the 'cpu' backend to this machine (a few seconds)")
+    cal.add_argument("--out", help="where to write the fitted spec (default: the user cache)")
     return p
 
 
@@ -87,17 +89,23 @@ def _show(args: argparse.Namespace) -> str:
 
 
 def _backends() -> str:
-    from backends.registry import available, get_backend
-    from compiler.report import fmt_s
+    from backends.registry import available, describe
 
-    lines = []
-    for name in available():
-        spec = get_backend(name).spec
-        peaks = ", ".join(f"{d} {r / 1e12:g}T" for d, r in spec.peak_macs_per_s.items())
-        lines.append(f"{name:16} MAC/s {peaks}; SRAM {spec.sram_bytes / 2**20:g} MiB; DRAM "
-                     f"{spec.dram_bytes_per_s / 1e9:g} GB/s; link {spec.link.bytes_per_s / 1e9:g} "
-                     f"GB/s + {fmt_s(spec.link.latency_s)}")
-    return "\n".join(lines) + "\n"
+    return "".join(describe(name) + "\n" for name in available())
+
+
+def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
+    from pathlib import Path
+
+    from backends.calibrate import cache_path, calibrate
+
+    path = Path(args.out) if args.out else cache_path()
+    status("measuring GEMM, conv, element-wise and copy rates")
+    spec = calibrate(path)
+    return (f"wrote {path}: fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak x "
+            f"compute efficiency {spec.compute_efficiency:.3f}; DRAM {spec.dram_bytes_per_s / 1e9:.4g} "
+            f"GB/s x memory efficiency {spec.memory_efficiency:.3f}; per-op overhead "
+            f"{spec.op_overhead_s * 1e6:.3g} us\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     out = _compile(args, lambda msg: spinner.update(msg))
             elif args.command == "show":
                 out = _show(args)
+            elif args.command == "calibrate":
+                with err.status("calibrating", spinner="dots") as spinner:
+                    out = _calibrate(args, lambda msg: spinner.update(msg))
             else:
                 out = _backends()
         for w in caught:

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from backends.protocol import Backend, Work
+from compiler import capabilities
 from compiler.costing import ChipState, chip_state, unit_times
+from compiler.errors import ChipcutError
 from compiler.partition import PartitionProblem, Solution, evaluate, lower_bound_s, solve
 from compiler.units import UnitGraph
 
@@ -30,7 +32,9 @@ class Partitioned:
     lower_bound_s: float
 
 
-def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend]) -> PartitionProblem:
+def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend],
+                 banned: set[tuple[int, int]] = frozenset()) -> PartitionProblem:
+    times = capabilities.apply([list(row) for row in times], banned)
     return PartitionProblem(
         unit_time_s=tuple(tuple(row) for row in times),
         tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
@@ -51,6 +55,7 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
               progress: Callable[[str], None] | None = None) -> Partitioned:
     """The best pipeline found within ``time_limit_s``, costed under its own residency."""
     start = time.perf_counter()
+    banned = capabilities.forbidden(units, works, backends)
     even = sum(w.weight_bytes for w in works) // len(backends)
     states = tuple(chip_state(b.spec, even) for b in backends)
     best: Partitioned | None = None
@@ -58,7 +63,7 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
         remaining = time_limit_s - (time.perf_counter() - start)
         if best is not None and remaining < 0.05:
             break
-        problem = make_problem(units, unit_times(works, backends, list(states)), backends)
+        problem = make_problem(units, unit_times(works, backends, list(states)), backends, banned)
         share = remaining / (MAX_ROUNDS - round_) if round_ < MAX_ROUNDS - 1 else remaining
         solution = solve(problem, time_limit_s=max(share, 0.05), progress=progress)
         own = states_of(works, solution.chip_of_unit, backends)
@@ -67,20 +72,25 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
             if best is None or found.solution.bottleneck_s <= best.solution.bottleneck_s:
                 best = found
             break
-        found = _recost(units, works, backends, solution, own)
+        found = _recost(units, works, backends, solution, own, banned)
         if best is None or found.solution.bottleneck_s < best.solution.bottleneck_s:
             best = found
         states = own
     wall = time.perf_counter() - start
+    for u, k in capabilities.violations(best.solution.chip_of_unit, banned):
+        raise ChipcutError(f"node {units.units[u][0]} ({works[u].op}, {works[u].dtype}) was placed on "
+                           f"chip {k} ({backends[k].name}), which cannot run it, because no valid "
+                           "pipeline avoids it; reorder the chips or give a longer --time-limit")
     return replace(best, solution=replace(best.solution, wall_s=wall))
 
 
 def _recost(units: UnitGraph, works: list[Work], backends: list[Backend], solution: Solution,
-            states: tuple[ChipState, ...]) -> Partitioned:
+            states: tuple[ChipState, ...], banned: set[tuple[int, int]]) -> Partitioned:
     """An assignment costed under its own residency; its bound is only the trivial one."""
-    problem = make_problem(units, unit_times(works, backends, list(states)), backends)
+    problem = make_problem(units, unit_times(works, backends, list(states)), backends, banned)
     bottleneck, moved = evaluate(problem, solution.chip_of_unit)
-    optimistic = make_problem(units, unit_times(works, backends, _optimistic(works, backends)), backends)
+    optimistic = make_problem(units, unit_times(works, backends, _optimistic(works, backends)),
+                              backends, banned)
     bound = min(lower_bound_s(optimistic), bottleneck)
     gap = (bottleneck - bound) / bottleneck if bottleneck > 0 else 0.0
     status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"

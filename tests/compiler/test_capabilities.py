@@ -1,0 +1,34 @@
+"""Capabilities: a unit never lands on a chip that cannot run it; none that can -> a clear error."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import compiler
+from backends.registry import get_backend
+from backends.roofline import RooflineBackend
+from compiler.errors import ChipcutError
+
+
+def int8_only() -> RooflineBackend:
+    spec = get_backend("generic").spec
+    return RooflineBackend(replace(spec, name="int8-only", peak_macs_per_s={"int8": 32e12}))
+
+
+def test_no_chip_can_run_fp32_names_node_and_fix(residual_cnn) -> None:
+    with pytest.raises(ChipcutError) as info:
+        compiler.compile(*residual_cnn, chips=2, backend=int8_only())
+    message = str(info.value)
+    assert message.startswith("node conv2d (conv2d, fp32) cannot run on any chip")
+    assert "int8-only computes int8, not fp32" in message
+    assert "quantize{dtype=int8}" in message
+
+
+def test_mixed_chips_keep_units_where_they_can_run(residual_cnn) -> None:
+    plan = compiler.compile(*residual_cnn, chips=[get_backend("generic"), int8_only()])
+    assert plan.chips == ("generic", "int8-only")
+    macs_on_int8 = plan.stages[1].macs
+    assert macs_on_int8 == 0
+    assert plan.stages[0].macs == plan.model.macs
