@@ -100,7 +100,7 @@ def get_backend(name: str) -> Backend:
 
 def _si(value: float, unit: str) -> str:
     for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
+        if value >= scale * (1 - 1e-9):  # 1 / 1e-9 is 999999999.9999999: still 1 G
             return f"{value / scale:.4g} {prefix}{unit}"
     return f"{value:.4g} {unit}"
 

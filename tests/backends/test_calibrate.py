@@ -1,0 +1,120 @@
+"""CPU calibration: the microbenchmark fit, the atomic cache file, and the cpu backend picking it up."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from backends.calibrate import CACHE_ENV, Measured, Nominal, cache_path, calibrate, fit, to_toml
+from backends.loader import from_spec
+from backends.protocol import Work
+from backends.registry import get_backend
+from backends.schema import load_spec, spec_from_dict
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """One real calibration for the module: (file, seconds it took)."""
+    path = tmp_path_factory.mktemp("cache") / "cpu.toml"
+    start = time.perf_counter()
+    calibrate(path)
+    return path, time.perf_counter() - start
+
+
+def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, float]) -> None:
+    path, seconds = calibrated
+    assert seconds < 20  # a few seconds on an idle machine; generous for shared CI
+    spec = load_spec(path)
+    assert spec.name == "cpu" and "calibrated" in spec.source
+    assert set(spec.peak_macs_per_s) == {"fp32"}
+    assert 0 < spec.compute_efficiency <= 1 and 0 < spec.memory_efficiency <= 1
+    assert 0 < spec.op_overhead_s < 1e-3
+    assert spec.dram_bytes_per_s > 1e8 and spec.vector_ops_per_s > 1e7
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_fitted_model_reproduces_the_benchmarks_it_was_fitted_to(calibrated: tuple[Path, float]) -> None:
+    spec = load_spec(calibrated[0])
+    backend = from_spec(spec)
+    measured = {k.removeprefix("measured_").removesuffix("_s"): v for k, v in spec.extra.items()}
+    n = 512
+    gemm = backend.cost(Work(n**3, 0, n * n * 4, n * n * 4, n * n * 4))
+    conv = backend.cost(Work(64 * 56 * 56 * 64 * 9, 0, 64 * 64 * 9 * 4, 64 * 56 * 56 * 4, 64 * 56 * 56 * 4))
+    # eta_c is the geometric mean over GEMM and conv, so each is predicted within their ratio.
+    spread = max(measured["gemm"] / gemm.time_s, gemm.time_s / measured["gemm"])
+    assert spread < 3
+    assert gemm.time_s / measured["gemm"] == pytest.approx(measured["conv"] / conv.time_s, rel=0.05)
+
+
+def test_fitted_model_predicts_a_fresh_gemm_within_a_small_factor(calibrated: tuple[Path, float]) -> None:
+    backend = from_spec(load_spec(calibrated[0]))
+    a, b = torch.randn(384, 384), torch.randn(384, 384)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    predicted = backend.cost(Work(384**3, 0, 384 * 384 * 4, 384 * 384 * 4, 384 * 384 * 4)).time_s
+    # Very loose on purpose: other jobs share these cores, and a calibration taken while they
+    # ran is slower than a quiet moment. What it catches is a unit slip (x1000, x1e6).
+    assert 1 / 30 < predicted / best < 30
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_fit_is_exact_on_synthetic_measurements() -> None:
+    nominal = Nominal(threads=4, clock_hz=2e9, fp32_lanes=8, fma_units=2, cache_bytes=2**25,
+                      memory_bytes=2**34)  # nominal peak 128 GMAC/s
+    overhead = 2e-6
+    measured = {
+        "overhead": Measured("overhead", overhead),
+        "gemm": Measured("gemm", overhead + 2**27 / 64e9, 2**27),   # 64 GMAC/s: eta 0.5
+        "conv": Measured("conv", overhead + 2**27 / 64e9, 2**27),
+        "elementwise": Measured("elementwise", overhead + 2**16 / 8e9, 0, 2**16),
+        "stream": Measured("stream", overhead + 3 * 2**26 / 10e9, 0, 2**24, 3 * 2**26),
+        "copy": Measured("copy", overhead + 2**27 / 20e9, 0, 0, 2**27),
+    }
+    table = fit(nominal, measured)
+    spec = spec_from_dict(tomllib.loads(to_toml(table)), "synthetic.toml")  # the TOML round-trips
+    assert spec.peak_macs_per_s == {"fp32": 128e9}
+    assert spec.compute_efficiency == pytest.approx(0.5)
+    assert spec.vector_ops_per_s == pytest.approx(8e9 / 0.5)
+    assert spec.dram_bytes_per_s == pytest.approx(20e9)
+    assert spec.memory_efficiency == pytest.approx(0.5)
+    assert spec.op_overhead_s == pytest.approx(overhead)
+
+
+def test_measured_rate_above_nominal_raises_the_peak() -> None:
+    nominal = Nominal(1, 1e9, 4, 1, 2**20, 2**30)  # nominal 4 GMAC/s
+    measured = {k: Measured(k, 1e-3, 10**7, 10**5, 10**6) for k in
+                ("overhead", "gemm", "conv", "elementwise", "stream", "copy")}
+    measured["overhead"] = Measured("overhead", 1e-6)
+    table = fit(nominal, measured)
+    assert table["compute"]["peak_macs_per_s"]["fp32"] == pytest.approx(10**7 / (1e-3 - 1e-6))
+    assert table["compute"]["compute_efficiency"] == pytest.approx(1.0)
+
+
+def test_cpu_backend_prefers_the_calibrated_file(calibrated, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cache_path() == tmp_path / "cpu.toml"
+    get_backend.cache_clear()
+    assert "uncalibrated" in get_backend("cpu").spec.description  # nothing calibrated here yet
+    (tmp_path / "cpu.toml").write_bytes(calibrated[0].read_bytes())
+    get_backend.cache_clear()
+    try:
+        assert "calibrated" in get_backend("cpu").spec.source
+        assert get_backend("cpu").spec == load_spec(calibrated[0])
+    finally:
+        get_backend.cache_clear()
+
+
+def test_default_path_honours_the_cache_env(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert cache_path() == Path.home() / ".cache" / "chipcut" / "cpu.toml"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "nested"))
+    assert cache_path() == tmp_path / "nested" / "cpu.toml"
