@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="write the plan JSON here")
     _outputs(c)
     c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
+    w = sub.add_parser("sweep", help="compile for a range of chip counts: throughput, speedup, limit")
+    w.add_argument("model", help="package.module:factory, path/file.py:factory, or a .pt2 file")
+    w.add_argument("--input", action="append", default=[], metavar="SHAPE")
+    w.add_argument("--chips", default="1..8", help="range or list of chip counts (default 1..8)")
+    w.add_argument("--backend", default="generic", help="backend name or spec .toml file")
+    w.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="per solve")
+    w.add_argument("--plot", metavar="PATH", help="write throughput/speedup/efficiency PNG here")
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
@@ -79,6 +86,23 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
         plan.to_json(args.out)
     notes = _write_outputs(plan, args)
     return plan.report() + (f"plan written to {args.out}\n" if args.out else "") + notes
+
+
+def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
+    from compiler.api import compile as compile_model
+    from compiler.capture import capture
+    from compiler.loading import load_model
+    from compiler.sweep import parse_counts, plot, render, sweep
+
+    counts = parse_counts(args.chips)
+    model, inputs, name = load_model(args.model, args.input)
+    status("capturing model")
+    captured = capture(model, inputs, name=name)
+    points = sweep(captured, counts, compile_model, backend=args.backend,
+                   time_limit_s=args.time_limit, progress=status)
+    if args.plot:
+        plot(points, args.plot)
+    return render(points) + (f"plot written to {args.plot}\n" if args.plot else "")
 
 
 def _show(args: argparse.Namespace) -> str:
@@ -121,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     out = _compile(args, lambda msg: spinner.update(msg))
             elif args.command == "show":
                 out = _show(args)
+            elif args.command == "sweep":
+                with err.status("sweeping", spinner="dots") as spinner:
+                    out = _sweep(args, lambda msg: spinner.update(msg))
             elif args.command == "calibrate":
                 with err.status("calibrating", spinner="dots") as spinner:
                     out = _calibrate(args, lambda msg: spinner.update(msg))

@@ -1,0 +1,112 @@
+"""Chip-count sweep: does a second chip double throughput? Throughput, speedup, efficiency per N."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.capture import Captured
+from compiler.errors import ChipcutError
+from compiler.plan import Plan, write_atomic
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    chips: int
+    throughput_per_s: float
+    latency_s: float
+    speedup: float  # throughput over the 1-chip (or first) point
+    efficiency: float  # speedup / chips relative to the first point
+    limit: str  # what limits throughput: "chip 2 (memory)", "link 0->1", ...
+    status: str
+    gap: float
+    bytes_moved: int
+
+
+def parse_counts(text: str) -> list[int]:
+    """'1..8' -> [1..8]; '1,2,4' -> [1, 2, 4]."""
+    try:
+        if ".." in text:
+            lo, hi = (int(t) for t in text.split(".."))
+            counts = list(range(lo, hi + 1))
+        else:
+            counts = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise ChipcutError(f"--chips {text!r}: write a range like 1..8 or a list like 1,2,4") from None
+    if not counts or min(counts) < 1:
+        raise ChipcutError(f"--chips {text!r}: chip counts must be >= 1, e.g. 1..8")
+    return counts
+
+
+def limit_of(plan: Plan) -> str:
+    m = plan.metrics
+    if m.bottleneck_chip < 0:
+        return m.bottleneck
+    return f"chip {m.bottleneck_chip} ({plan.stages[m.bottleneck_chip].bound})"
+
+
+def sweep(captured: Captured, counts: Sequence[int], compile_fn: Callable[..., Plan],
+          **options: object) -> list[SweepPoint]:
+    """Compile ``captured`` for each chip count (on a fresh copy of its graph)."""
+    points: list[SweepPoint] = []
+    base: tuple[int, float] | None = None
+    for n in counts:
+        fresh = Captured(captured.name, copy.deepcopy(captured.graph_module),
+                         captured.example_inputs, captured.method)
+        plan = compile_fn(fresh, chips=n, **options)
+        m = plan.metrics
+        if base is None:
+            base = (n, m.throughput_per_s)
+        speedup = m.throughput_per_s / base[1] if base[1] else 0.0
+        points.append(SweepPoint(n, m.throughput_per_s, m.latency_s, speedup,
+                                 speedup * base[0] / n, limit_of(plan), plan.solver.status,
+                                 plan.solver.gap, m.bytes_moved))
+    return points
+
+
+def render(points: list[SweepPoint]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    from compiler.report import fmt_s
+
+    t = Table(title="chip-count sweep", title_justify="left")
+    for col in ("chips", "throughput/s", "speedup", "efficiency %", "latency", "limited by",
+                "MB moved", "solver"):
+        t.add_column(col, justify="right" if col not in ("limited by", "solver") else "left")
+    for p in points:
+        t.add_row(str(p.chips), f"{p.throughput_per_s:.4g}", f"{p.speedup:.2f}x",
+                  f"{100 * p.efficiency:.0f}", fmt_s(p.latency_s), p.limit,
+                  f"{p.bytes_moved / 1e6:.2f}", f"{p.status} gap {100 * p.gap:.1f}%")
+    buf = io.StringIO()
+    Console(file=buf, width=140, color_system=None).print(t)
+    return buf.getvalue()
+
+
+def plot(points: list[SweepPoint], path: str | os.PathLike) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [p.chips for p in points]
+    left.plot(xs, [p.throughput_per_s for p in points], marker="o")
+    left.set_xlabel("chips")
+    left.set_ylabel("throughput (inferences/s, batch 1)")
+    for p in points:
+        left.annotate(p.limit, (p.chips, p.throughput_per_s), fontsize=7, rotation=20)
+    right.plot(xs, [p.speedup for p in points], marker="o", label="speedup")
+    right.plot(xs, [x / xs[0] for x in xs], linestyle="--", color="gray", label="ideal")
+    right.plot(xs, [p.efficiency for p in points], marker="s", label="efficiency")
+    right.set_xlabel("chips")
+    right.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(Path(path), buf.getvalue())
