@@ -13,6 +13,7 @@ from compiler.ir import get_cost, is_compute
 from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
 from compiler.residency import partition
 from compiler.schedule import build_schedule
+from compiler.summary import summarize
 from compiler.units import build_units
 from passes.accounting import accounting
 
@@ -68,11 +69,12 @@ def compile(  # noqa: A001 - the product's verb
         raise ChipcutError(f"{n_chips} chips but the model has only {len(units.units)} partition "
                            f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
                            f"use at most {len(units.units)} chips")
-    works = unit_works(gm, units)
+    summary = summarize(gm, units)
+    works = unit_works(summary, len(units.units))
     say(f"solving {len(units.units)} units on {n_chips} chips")
     result = partition(units, works, backends, time_limit_s, progress)
     solution = result.solution
-    schedule = build_schedule(gm, units, works, solution.chip_of_unit, backends,
+    schedule = build_schedule(summary, works, solution.chip_of_unit, backends,
                               result.lower_bound_s, batch=batch)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     return Plan(
@@ -87,6 +89,7 @@ def compile(  # noqa: A001 - the product's verb
         solver=SolverInfo(solution.status, solution.bottleneck_s, solution.bound_s, solution.gap,
                           solution.wall_s, solution.bytes_moved),
         timeline=schedule.timeline,
+        graph=summary,
         graph_module=gm,
     )
 

@@ -107,9 +107,12 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 def _show(args: argparse.Namespace) -> str:
     from compiler.plan import Plan
+    from compiler.revalidate import revalidate
 
-    plan = Plan.from_json(args.plan)
-    return plan.report() + _write_outputs(plan, args)
+    plan, edited = revalidate(Plan.from_json(args.plan))
+    note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
+            if edited else "")
+    return note + plan.report() + _write_outputs(plan, args)
 
 
 def _backends() -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.fx
 
 from backends.protocol import Backend, OpCost, Placement, Work
 from backends.spec import ChipSpec, weights_fit
-from compiler.ir import get_cost, get_precision, is_compute, iter_tensors, node_value, tensor_bytes
-from compiler.units import UnitGraph
-from passes.accounting import op_name
+from compiler.ir import get_cost, get_precision, iter_tensors, node_value
+
+if TYPE_CHECKING:
+    from compiler.summary import GraphSummary
 
 TORCH_DTYPES = {
     torch.float32: "fp32", torch.float64: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
@@ -37,34 +39,38 @@ def node_work(node: torch.fx.Node) -> Work:
                 compute_dtype(node), c.rule, c.gemms)
 
 
-def _value_bytes(node: torch.fx.Node) -> int:
-    """Bytes of a value as stored: the accounted (precision-aware) figure for compute nodes."""
-    return get_cost(node).out_bytes if is_compute(node) else tensor_bytes(node_value(node))
+def unit_works(summary: GraphSummary, n_units: int) -> list[Work]:
+    """The work of each unit (a fused group, or a node with its views) as one piece.
 
-
-def unit_work(nodes: list[torch.fx.Node]) -> Work:
-    """The work of a unit (a fused group or a node with its views) as one piece.
-
-    Intermediates consumed only inside the unit never touch memory outside it:
+    Intermediates consumed only inside a unit never touch memory outside it:
     in_bytes are the distinct values read from outside, out_bytes the values
     used outside (by other units or as model outputs).
     """
-    names = {n.name for n in nodes}
-    anchor = max(nodes, key=lambda n: (get_cost(n).macs, get_cost(n).elem_ops))
-    inputs = {p.name: p for n in nodes for p in n.all_input_nodes
-              if p.op != "get_attr" and p.name not in names}
-    outputs = [n for n in nodes if any(u.name not in names for u in n.users)]
-    costs = [get_cost(n) for n in nodes]
-    return Work(
-        macs=sum(c.macs for c in costs),
-        elem_ops=sum(c.elem_ops for c in costs),
-        weight_bytes=sum(c.weight_bytes for c in costs),
-        in_bytes=sum(_value_bytes(p) for p in inputs.values()),
-        out_bytes=sum(get_cost(n).out_bytes for n in outputs),
-        dtype=compute_dtype(anchor),
-        op=op_name(anchor),
-        gemms=tuple(g for c in costs for g in c.gemms),
-    )
+    records = {r.name: r for r in summary.nodes}
+    graph_inputs = dict(summary.inputs)
+    user_units: dict[str, set[int]] = {}
+    members: list[list] = [[] for _ in range(n_units)]
+    for r in summary.nodes:
+        members[r.unit].append(r)
+        for name in r.inputs:
+            user_units.setdefault(name, set()).add(r.unit)
+    works = []
+    for u, recs in enumerate(members):
+        names = {r.name for r in recs}
+        outside = {n for r in recs for n in r.inputs if n not in names}
+        anchor = max(recs, key=lambda r: (r.macs, r.elem_ops))
+        works.append(Work(
+            macs=sum(r.macs for r in recs),
+            elem_ops=sum(r.elem_ops for r in recs),
+            weight_bytes=sum(r.weight_bytes for r in recs),
+            in_bytes=sum(records[n].out_bytes if n in records else graph_inputs.get(n, 0)
+                         for n in outside),
+            out_bytes=sum(r.out_bytes for r in recs if r.is_output or user_units.get(r.name, set()) - {u}),
+            dtype=anchor.dtype,
+            op=anchor.op,
+            gemms=tuple(tuple(g) for r in recs for g in r.gemms),
+        ))
+    return works
 
 
 def is_free(work: Work) -> bool:
@@ -79,11 +85,6 @@ def unit_cost(work: Work, backend: Backend, placement: Placement | None = None) 
     if is_free(work):
         return FREE
     return backend.cost(work) if placement is None else backend.cost(work, placement)
-
-
-def unit_works(gm: torch.fx.GraphModule, units: UnitGraph) -> list[Work]:
-    nodes = {n.name: n for n in gm.graph.nodes}
-    return [unit_work([nodes[name] for name in members]) for members in units.units]
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ import os
 import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from compiler.errors import ChipcutError
+from compiler.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
 
 SCHEMA_VERSION = 1
 
@@ -132,6 +134,7 @@ class Plan:
     metrics: Metrics
     solver: SolverInfo
     timeline: tuple[ChipTimeline, ...] = ()
+    graph: GraphSummary | None = None  # what re-validating and re-costing an edited plan needs
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 
@@ -210,11 +213,20 @@ def _build(cls: type, data: Any, where: str) -> Any:
 def _convert(hint: Any, value: Any, where: str) -> Any:
     if is_dataclass(hint):
         return _build(hint, value, where)
+    if get_origin(hint) in (Union, UnionType):
+        if value is None:
+            return None
+        inner = next(a for a in get_args(hint) if a is not type(None))
+        return _convert(inner, value, where)
     if get_origin(hint) is tuple:
         if not isinstance(value, list):
             raise ChipcutError(f"plan field {where} must be a list, got {value!r}")
-        inner = get_args(hint)[0]
-        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+        args = get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(args) != len(value):
+            raise ChipcutError(f"plan field {where} must have {len(args)} items, got {len(value)}")
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is bool and not isinstance(value, bool):

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch.fx
-
 from backends.protocol import Backend, OpCost, Work
 from compiler.costing import placement, unit_cost
-from compiler.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
 from compiler.plan import ChipTimeline, Metrics, OpTiming, Stage, Transfer
 from compiler.residency import states_of
-from compiler.units import UnitGraph
+from compiler.summary import GraphSummary
 
 
 @dataclass(frozen=True)
@@ -28,22 +25,12 @@ class Schedule:
     timeline: tuple[ChipTimeline, ...]
 
 
-def stage_weight_bytes(nodes: list[torch.fx.Node]) -> int:
-    """Bytes of the distinct parameters the nodes read (a shared weight counts once per chip).
-
-    The accounted per-node figure is used, so a quantized weight counts at its stored dtype.
-    """
-    per_attr: dict[str, int] = {}
-    total = 0
-    for node in nodes:
-        attrs = [p for p in node.all_input_nodes if p.op == "get_attr"]
-        raw = sum(tensor_bytes(attr_value(p)) for p in attrs)
-        scale = get_cost(node).weight_bytes / raw if raw else 1.0
-        for p in attrs:
-            per_attr[str(p.target)] = round(tensor_bytes(attr_value(p)) * scale)
-        if node.op == "call_module":
-            total += get_cost(node).weight_bytes
-    return total + sum(per_attr.values())
+def stage_weight_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...], chip: int) -> int:
+    """Bytes of the distinct parameters a chip's nodes read (a shared weight counts once per chip),
+    at their stored (possibly quantized) size."""
+    stored = dict(summary.weights)
+    names = {w for r in summary.nodes if chip_of_unit[r.unit] == chip for w in r.weights}
+    return sum(stored.get(w, 0) for w in names)
 
 
 def _scaled(work: Work, batch: int) -> Work:
@@ -52,19 +39,14 @@ def _scaled(work: Work, batch: int) -> Work:
                    in_bytes=work.in_bytes * batch, out_bytes=work.out_bytes * batch, gemms=gemms)
 
 
-def build_schedule(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
-                   chip_of_unit: tuple[int, ...], backends: list[Backend], lower_bound_s: float,
-                   batch: int = 8) -> Schedule:
+def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple[int, ...],
+                   backends: list[Backend], lower_bound_s: float, batch: int = 8) -> Schedule:
     """Stages, transfers (per link of the chain), timelines and metrics of one assignment."""
     n_chips = len(backends)
-    nodes = {n.name: n for n in gm.graph.nodes}
     units_of_chip: list[list[int]] = [[] for _ in range(n_chips)]
     for u, chip in enumerate(chip_of_unit):
         units_of_chip[chip].append(u)
-    members = [[nodes[name] for u in us for name in units.units[u]] for us in units_of_chip]
-    weights = [stage_weight_bytes(m) for m in members]
     states = states_of(works, chip_of_unit, backends)
-    resident = [s.weights_resident for s in states]
     fused, plain = [], []
     for u, work in enumerate(works):
         chip = chip_of_unit[u]
@@ -73,13 +55,17 @@ def build_schedule(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work]
     costs = [unit_cost(w, backends[chip_of_unit[u]], fused[u]) for u, w in enumerate(works)]
     unfused_dram = [unit_cost(w, backends[chip_of_unit[u]], plain[u]).dram_bytes
                     for u, w in enumerate(works)]
+    unit_names = [[] for _ in works]
+    for r in summary.nodes:
+        unit_names[r.unit].append(r.name)
 
-    in_bytes, out_bytes, link_tensors = _traffic(gm, units, chip_of_unit, n_chips)
+    in_bytes, out_bytes, link_tensors = _traffic(summary, chip_of_unit, n_chips)
     stages, timeline = [], []
     for chip, us in enumerate(units_of_chip):
-        stages.append(_stage(chip, backends[chip], us, units, works, costs, unfused_dram,
-                             weights[chip], resident[chip], in_bytes[chip], out_bytes[chip]))
-        timeline.append(_timeline(chip, us, units, works, costs))
+        stages.append(_stage(chip, backends[chip], us, summary, chip_of_unit, works, costs,
+                             unfused_dram, states[chip].weights_resident, in_bytes[chip],
+                             out_bytes[chip]))
+        timeline.append(_timeline(chip, us, unit_names, works, costs))
     transfers = []
     for k, tensors in enumerate(link_tensors, start=1):
         if tensors:
@@ -99,37 +85,37 @@ def build_schedule(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work]
     return Schedule(tuple(stages), tuple(transfers), metrics, tuple(timeline))
 
 
-def _traffic(gm: torch.fx.GraphModule, units: UnitGraph, chip_of_unit: tuple[int, ...],
+def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...],
              n_chips: int) -> tuple[list[int], list[int], list[list[tuple[str, int]]]]:
     """Bytes each chip receives and sends, and the tensors crossing each link of the chain."""
-    chip_of = {name: chip_of_unit[u] for name, u in units.unit_of.items()}
+    chip_of = {r.name: chip_of_unit[r.unit] for r in summary.nodes}
+    users: dict[str, list[int]] = {}
+    for r in summary.nodes:
+        for name in r.inputs:
+            users.setdefault(name, []).append(chip_of[r.name])
     link_tensors: list[list[tuple[str, int]]] = [[] for _ in range(max(n_chips - 1, 0))]
     in_bytes, out_bytes = [0] * n_chips, [0] * n_chips
-    for n in gm.graph.nodes:
-        users = [u for u in n.users if is_compute(u)]
-        if n.op == "placeholder":
-            for chip in sorted({chip_of[u.name] for u in users}):
-                in_bytes[chip] += tensor_bytes(node_value(n))
-            continue
-        if not is_compute(n):
-            continue
-        nbytes = get_cost(n).out_bytes
-        src = chip_of[n.name]
-        last = max((chip_of[u.name] for u in users), default=src)
-        if any(u.op == "output" for u in n.users):
-            out_bytes[src] += nbytes
+    for name, nbytes in summary.inputs:
+        for chip in sorted(set(users.get(name, []))):
+            in_bytes[chip] += nbytes
+    for r in summary.nodes:
+        src = chip_of[r.name]
+        consumers = set(users.get(r.name, []))
+        last = max(consumers, default=src)
+        if r.is_output:
+            out_bytes[src] += r.out_bytes
         for k in range(src + 1, last + 1):
-            link_tensors[k - 1].append((n.name, nbytes))
+            link_tensors[k - 1].append((r.name, r.out_bytes))
         if last > src:
-            out_bytes[src] += nbytes
-            for chip in sorted({chip_of[u.name] for u in users} - {src}):
-                in_bytes[chip] += nbytes
+            out_bytes[src] += r.out_bytes
+            for chip in sorted(consumers - {src}):
+                in_bytes[chip] += r.out_bytes
     return in_bytes, out_bytes, link_tensors
 
 
-def _stage(chip: int, backend: Backend, us: list[int], units: UnitGraph, works: list[Work],
-           costs: list[OpCost], unfused_dram: list[int], weight_bytes: int, resident: bool,
-           in_bytes: int, out_bytes: int) -> Stage:
+def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
+           chip_of_unit: tuple[int, ...], works: list[Work], costs: list[OpCost],
+           unfused_dram: list[int], resident: bool, in_bytes: int, out_bytes: int) -> Stage:
     mine = [costs[u] for u in us]
     compute_s = sum((c.compute_s for c in mine), 0.0)
     memory_s = sum((c.memory_s for c in mine), 0.0)
@@ -137,8 +123,9 @@ def _stage(chip: int, backend: Backend, us: list[int], units: UnitGraph, works: 
     macs = sum(works[u].macs for u in us)
     peak = max(backend.spec.peak_macs_per_s.values())
     return Stage(
-        chip=chip, backend=backend.name, nodes=tuple(n for u in us for n in units.units[u]),
-        macs=macs, weight_bytes=weight_bytes, in_bytes=in_bytes, out_bytes=out_bytes,
+        chip=chip, backend=backend.name,
+        nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
+        macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip), in_bytes=in_bytes, out_bytes=out_bytes,
         time_s=time_s, compute_s=compute_s, memory_s=memory_s,
         bound="compute" if compute_s >= memory_s else "memory",
         utilization=macs / (peak * time_s) if time_s > 0 else 0.0,
@@ -149,14 +136,14 @@ def _stage(chip: int, backend: Backend, us: list[int], units: UnitGraph, works: 
     )
 
 
-def _timeline(chip: int, us: list[int], units: UnitGraph, works: list[Work],
+def _timeline(chip: int, us: list[int], unit_names: list[list[str]], works: list[Work],
               costs: list[OpCost]) -> ChipTimeline:
     ops, t = [], 0.0
     for u in us:
         c = costs[u]
         if c.time_s <= 0:
             continue
-        ops.append(OpTiming(units.units[u][0], works[u].op, t, t + c.time_s, c.bound,
+        ops.append(OpTiming(unit_names[u][0], works[u].op, t, t + c.time_s, c.bound,
                             c.utilization, c.sram_bytes, c.dram_bytes, c.energy_j,
                             works[u].macs, works[u].out_bytes))
         t += c.time_s

@@ -1,0 +1,71 @@
+"""Graph summary: the part of the FX graph a plan needs to be re-validated and re-costed alone.
+
+A plan carries it in JSON, so ``chipcut show`` can check a hand-edited plan
+(every node on one chip, no edge back to an earlier chip, fused groups whole)
+and cost it again on the named backends without the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.fx
+
+from compiler.costing import compute_dtype
+from compiler.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
+from compiler.units import UnitGraph
+from passes.accounting import op_name
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One compute node: its unit, work, and the values it reads (compute nodes or graph inputs)."""
+
+    name: str
+    unit: int
+    op: str
+    dtype: str
+    macs: int
+    elem_ops: int
+    weight_bytes: int
+    out_bytes: int
+    gemms: tuple[tuple[int, ...], ...]
+    inputs: tuple[str, ...]
+    weights: tuple[str, ...]
+    is_output: bool
+
+
+@dataclass(frozen=True)
+class GraphSummary:
+    nodes: tuple[NodeRecord, ...]  # compute nodes in graph (topological) order
+    inputs: tuple[tuple[str, int], ...]  # graph inputs: (name, bytes)
+    weights: tuple[tuple[str, int], ...]  # distinct parameters: (name, stored bytes)
+
+
+def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
+    """Records for every compute node of an accounted (and possibly quantized) graph."""
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    outputs = {p.name for p in output.all_input_nodes}
+    records, weights = [], {}
+    for node in gm.graph.nodes:
+        if not is_compute(node):
+            continue
+        cost = get_cost(node)
+        attrs = [p for p in node.all_input_nodes if p.op == "get_attr"]
+        raw = sum(tensor_bytes(attr_value(p)) for p in attrs)
+        scale = cost.weight_bytes / raw if raw else 1.0  # quantized weights count as stored
+        for p in attrs:
+            weights[str(p.target)] = round(tensor_bytes(attr_value(p)) * scale)
+        if node.op == "call_module":
+            weights[str(node.target)] = cost.weight_bytes
+        records.append(NodeRecord(
+            name=node.name, unit=units.unit_of[node.name], op=op_name(node),
+            dtype=compute_dtype(node), macs=cost.macs, elem_ops=cost.elem_ops,
+            weight_bytes=cost.weight_bytes, out_bytes=cost.out_bytes,
+            gemms=tuple(tuple(g) for g in cost.gemms),
+            inputs=tuple(p.name for p in node.all_input_nodes if p.op != "get_attr"),
+            weights=tuple(str(p.target) for p in attrs) + ((str(node.target),) if node.op == "call_module" else ()),
+            is_output=node.name in outputs,
+        ))
+    inputs = tuple((n.name, tensor_bytes(node_value(n))) for n in gm.graph.nodes if n.op == "placeholder")
+    return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())))

@@ -1,0 +1,83 @@
+"""Hand-edited plans: moved nodes are re-costed; a plan that is no longer a pipeline is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import compiler
+from compiler.cli import main
+from compiler.errors import ChipcutError
+from compiler.plan import Plan
+from compiler.revalidate import revalidate
+
+
+@pytest.fixture
+def saved(residual_cnn, tmp_path):
+    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5)
+    path = tmp_path / "plan.json"
+    plan.to_json(path)
+    return plan, path
+
+
+def edit(path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_unchanged_plan_is_left_alone(saved) -> None:
+    plan, path = saved
+    loaded, edited = revalidate(Plan.from_json(path))
+    assert not edited and loaded == plan
+
+
+def test_moving_the_boundary_node_is_recosted(saved, capsys) -> None:
+    plan, path = saved
+    last = plan.stages[0].nodes[-1]
+
+    def move(data):  # the last node of chip 0 becomes the first of chip 1: still a pipeline
+        data["stages"][0]["nodes"].remove(last)
+        data["stages"][1]["nodes"].insert(0, last)
+
+    records = {r.name: r for r in plan.graph.nodes}
+    unit = records[last].unit
+    if sum(r.unit == unit for r in plan.graph.nodes) > 1:
+        pytest.skip("the boundary node is part of a fused unit")
+    edit(path, move)
+    replanned, edited = revalidate(Plan.from_json(path))
+    assert edited and replanned.solver.status == "EDITED"
+    assert replanned.stages[1].nodes[0] == last
+    assert replanned.stages[0].macs + replanned.stages[1].macs == plan.model.macs
+    assert replanned.metrics.bottleneck_s >= plan.solver.bound
+    assert replanned.stages[1].macs == plan.stages[1].macs + records[last].macs
+    assert main(["show", str(path)]) == 0
+    assert "re-validated and re-costed" in capsys.readouterr().out
+
+
+def test_backward_edge_is_refused(saved, capsys) -> None:
+    plan, path = saved
+    first = plan.stages[0].nodes[0]
+
+    def move(data):
+        data["stages"][0]["nodes"].remove(first)
+        data["stages"][1]["nodes"].append(first)
+
+    edit(path, move)
+    with pytest.raises(ChipcutError, match=f"reads {first} from chip 1, a later chip"):
+        revalidate(Plan.from_json(path))
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no longer a pipeline" in err
+
+
+def test_dropped_and_duplicated_nodes_are_named(saved) -> None:
+    plan, path = saved
+    node = plan.stages[1].nodes[0]
+    edit(path, lambda d: d["stages"][1]["nodes"].remove(node))
+    with pytest.raises(ChipcutError, match=f"node {node} is in no stage"):
+        revalidate(Plan.from_json(path))
+    edit(path, lambda d: d["stages"][0]["nodes"].extend([node, node]))
+    with pytest.raises(ChipcutError, match=f"node {node} is in stages 0 and 0"):
+        revalidate(Plan.from_json(path))
