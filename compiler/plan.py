@@ -226,7 +226,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             args = (args[0],) * len(value)
         elif len(args) != len(value):
             raise ChipcutError(f"plan field {where} must have {len(args)} items, got {len(value)}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is bool and not isinstance(value, bool):
