@@ -90,6 +90,7 @@ def compile(  # noqa: A001 - the product's verb
                           solution.wall_s, solution.bytes_moved),
         timeline=schedule.timeline,
         graph=summary,
+        notes=result.notes,
         graph_module=gm,
     )
 

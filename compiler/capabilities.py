@@ -23,7 +23,12 @@ def _why_not(work: Work, backend: Backend) -> str | None:
 
 def forbidden(units: UnitGraph, works: list[Work], backends: list[Backend]) -> set[tuple[int, int]]:
     """(unit, chip) pairs that cannot run; an error naming the node when no chip can run it."""
-    out: set[tuple[int, int]] = set()
+    return set(restrictions(units, works, backends))
+
+
+def restrictions(units: UnitGraph, works: list[Work], backends: list[Backend]) -> dict[tuple[int, int], str]:
+    """(unit, chip) -> why the chip cannot run the unit; an error when no chip can run it."""
+    out: dict[tuple[int, int], str] = {}
     for u, work in enumerate(works):
         if is_free(work):
             continue
@@ -36,8 +41,16 @@ def forbidden(units: UnitGraph, works: list[Work], backends: list[Backend]) -> s
                    else "add a chip that supports it")
             raise ChipcutError(f"node {units.units[u][0]} ({work.op}, {work.dtype}) cannot run on any "
                                f"chip: {why}; {fix}")
-        out.update((u, k) for k in bad)
+        out.update({(u, k): f"node {units.units[u][0]} ({work.op}) kept off chip {k}: {reasons[k]}"
+                    for k in bad})
     return out
+
+
+def notes(restricted: dict[tuple[int, int], str], limit: int = 5) -> tuple[str, ...]:
+    """A few lines for the plan saying which nodes were kept off which chips, and why."""
+    lines = [restricted[key] for key in sorted(restricted)]
+    more = len(lines) - limit
+    return tuple(lines[:limit]) + ((f"... and {more} more node/chip pairs",) if more > 0 else ())
 
 
 def _best(backends: list[Backend]) -> str:

@@ -135,6 +135,7 @@ class Plan:
     solver: SolverInfo
     timeline: tuple[ChipTimeline, ...] = ()
     graph: GraphSummary | None = None  # what re-validating and re-costing an edited plan needs
+    notes: tuple[str, ...] = ()  # e.g. nodes kept off chips that cannot run them
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 

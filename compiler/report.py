@@ -55,7 +55,8 @@ def summary_lines(plan: Plan) -> list[str]:
     links = ", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
                       + (" *" if m.bottleneck == f"link {t.src}->{t.dst}" else "")
                       for t in plan.transfers)
-    lines = [f"links: {links or 'none'}"]
+    lines = [f"note: {note}" for note in plan.notes]
+    lines.append(f"links: {links or 'none'}")
     lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), "
                  f"{m.throughput_at_batch_per_s:.4g}/s at batch {m.batch}; latency "
                  f"{fmt_s(m.latency_s)} (batch 1); bottleneck {m.bottleneck} {fmt_s(m.bottleneck_s)} (*); "

@@ -30,6 +30,7 @@ class Partitioned:
     problem: PartitionProblem
     states: tuple[ChipState, ...]
     lower_bound_s: float
+    notes: tuple[str, ...] = ()
 
 
 def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend],
@@ -55,7 +56,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
               progress: Callable[[str], None] | None = None) -> Partitioned:
     """The best pipeline found within ``time_limit_s``, costed under its own residency."""
     start = time.perf_counter()
-    banned = capabilities.forbidden(units, works, backends)
+    restricted = capabilities.restrictions(units, works, backends)
+    banned = set(restricted)
     even = sum(w.weight_bytes for w in works) // len(backends)
     states = tuple(chip_state(b.spec, even) for b in backends)
     best: Partitioned | None = None
@@ -81,7 +83,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
         raise ChipcutError(f"node {units.units[u][0]} ({works[u].op}, {works[u].dtype}) was placed on "
                            f"chip {k} ({backends[k].name}), which cannot run it, because no valid "
                            "pipeline avoids it; reorder the chips or give a longer --time-limit")
-    return replace(best, solution=replace(best.solution, wall_s=wall))
+    return replace(best, solution=replace(best.solution, wall_s=wall),
+                   notes=capabilities.notes(restricted))
 
 
 def _recost(units: UnitGraph, works: list[Work], backends: list[Backend], solution: Solution,

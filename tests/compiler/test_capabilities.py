@@ -32,3 +32,5 @@ def test_mixed_chips_keep_units_where_they_can_run(residual_cnn) -> None:
     macs_on_int8 = plan.stages[1].macs
     assert macs_on_int8 == 0
     assert plan.stages[0].macs == plan.model.macs
+    assert plan.notes[0] == "node conv2d (conv2d) kept off chip 1: int8-only computes int8, not fp32"
+    assert "note: node conv2d (conv2d) kept off chip 1" in plan.report()
