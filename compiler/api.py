@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
+
 from backends.protocol import Backend
 from backends.registry import get_backend
 from compiler.capture import Captured, capture
 from compiler.costing import unit_works
 from compiler.errors import ChipcutError
-from compiler.ir import get_cost, is_compute
+from compiler.ir import get_cost, get_group, get_quant_report, is_compute
 from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from compiler.quantsavings import with_savings
 from compiler.residency import partition
 from compiler.schedule import build_schedule
 from compiler.summary import summarize
 from compiler.units import build_units
 from passes.accounting import accounting
+from passes.manager import Pipeline, Target, as_pipeline
 
 
 def resolve_chips(chips: int | Sequence[str | Backend], backend: str | Backend) -> list[Backend]:
@@ -41,8 +45,15 @@ def compile(  # noqa: A001 - the product's verb
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
     batch: int = 8,
+    passes: str | Pipeline | None = "default",
+    calibration_inputs: Sequence[tuple] = (),
 ) -> Plan:
-    """Capture ``model``, account its work, and cut it into a pipeline over ``chips`` chips.
+    """Capture ``model``, run the pass pipeline, account its work, and cut it over ``chips`` chips.
+
+    ``passes`` is a pipeline such as ``"fold-bn,quantize{dtype=int8},fuse"`` (``"default"``:
+    ``passes.manager.DEFAULT_PIPELINE``; ``"none"``: no passes). ``calibration_inputs`` are
+    input tuples shaped like ``example_inputs`` on which quantization measures SQNR (the
+    example inputs are used when none are given). The captured graph is rewritten in place.
 
     >>> import torch, compiler
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
@@ -62,6 +73,12 @@ def compile(  # noqa: A001 - the product's verb
         say("capturing model")
         captured = capture(model, tuple(example_inputs), name=name)
     gm = captured.graph_module
+    pipeline = as_pipeline(passes)
+    calibration = check_calibration(gm, calibration_inputs)
+    example = tuple(captured.example_inputs)
+    target = Target(tuple(backends), example if all(isinstance(t, torch.Tensor) and not t.is_meta
+                                                    for t in example) else (), calibration)
+    gm = pipeline.run(gm, target, verify=True, progress=progress)
     accounting(gm)
     units = build_units(gm)
     n_chips = len(backends)
@@ -77,6 +94,13 @@ def compile(  # noqa: A001 - the product's verb
     schedule = build_schedule(summary, works, solution.chip_of_unit, backends,
                               result.lower_bound_s, batch=batch)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
+    quant = get_quant_report(gm)
+    if quant is not None:
+        quant = with_savings(quant, gm, units, solution.chip_of_unit, backends, schedule, batch)
+    groups: dict[str, int] = {}
+    for n in compute:
+        if get_group(n) is not None:
+            groups[get_group(n).name] = groups.get(get_group(n).name, 0) + 1
     return Plan(
         schema_version=SCHEMA_VERSION,
         model=ModelInfo(captured.name, sum(get_cost(n).macs for n in compute), len(compute),
@@ -91,6 +115,32 @@ def compile(  # noqa: A001 - the product's verb
         timeline=schedule.timeline,
         graph=summary,
         notes=result.notes,
+        passes=str(pipeline),
+        fused_groups=sum(1 for size in groups.values() if size > 1),
+        quantization=quant,
         graph_module=gm,
     )
 
+
+
+def _shape(t: object) -> str:
+    return "x".join(str(int(d)) for d in t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def check_calibration(gm: object, calibration_inputs: Sequence[tuple]) -> tuple[tuple, ...]:
+    """Calibration input tuples, each checked against the captured inputs' count and shapes."""
+    expected = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
+    out = []
+    for i, batch in enumerate(calibration_inputs):
+        batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        if len(batch) != len(expected):
+            raise ChipcutError(f"calibration input {i} has {len(batch)} tensors; the model takes "
+                               f"{len(expected)} ({', '.join(_shape(e) for e in expected)})")
+        for j, (got, want) in enumerate(zip(batch, expected, strict=True)):
+            if isinstance(want, torch.Tensor) and (not isinstance(got, torch.Tensor)
+                                                   or tuple(got.shape) != tuple(want.shape)):
+                raise ChipcutError(f"calibration input {i}, argument {j}: shape {_shape(got)}, "
+                                   f"expected {_shape(want)} (the shape the model was captured "
+                                   "with); give tensors of that shape")
+        out.append(batch)
+    return tuple(out)

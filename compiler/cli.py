@@ -27,6 +27,14 @@ def _outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="PATH", help="write the cut picture and Gantt chart PNG here")
 
 
+def _passes(p: argparse.ArgumentParser) -> None:
+    from passes.manager import DEFAULT_PIPELINE
+
+    p.add_argument("--passes", default="default", metavar="PIPELINE",
+                   help=f"pass pipeline, e.g. 'fold-bn,quantize{{dtype=int8}},fuse'; 'default' is "
+                        f"{DEFAULT_PIPELINE!r}, 'none' runs no passes")
+
+
 def _write_outputs(plan: object, args: argparse.Namespace) -> str:
     notes = ""
     if args.trace:
@@ -55,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--time-limit", type=float, default=10.0, metavar="S",
                    help="solver time limit in seconds (default 10)")
     c.add_argument("--out", help="write the plan JSON here")
+    _passes(c)
     _outputs(c)
     c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
     w = sub.add_parser("sweep", help="compile for a range of chip counts: throughput, speedup, limit")
@@ -64,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--backend", default="generic", help="backend name or spec .toml file")
     w.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="per solve")
     w.add_argument("--plot", metavar="PATH", help="write throughput/speedup/efficiency PNG here")
+    _passes(w)
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
@@ -81,7 +91,7 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     model, inputs, name = load_model(args.model, args.input)
     plan = compile_model(model, inputs, chips=chips, backend=args.backend,
                          time_limit_s=args.time_limit, name=name, progress=status,
-                         batch=args.batch)
+                         batch=args.batch, passes=args.passes)
     if args.out:
         plan.to_json(args.out)
     notes = _write_outputs(plan, args)
@@ -99,7 +109,7 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     status("capturing model")
     captured = capture(model, inputs, name=name)
     points = sweep(captured, counts, compile_model, backend=args.backend,
-                   time_limit_s=args.time_limit, progress=status)
+                   time_limit_s=args.time_limit, progress=status, passes=args.passes)
     if args.plot:
         plot(points, args.plot)
     return render(points) + (f"plot written to {args.plot}\n" if args.plot else "")

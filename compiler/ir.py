@@ -6,6 +6,10 @@ through the accessors here:
 - ``chipcut.cost`` -> :class:`NodeCost` (written by ``passes.accounting``)
 - ``chipcut.precision`` -> :class:`Precision` (written by ``passes.quantize``)
 - ``chipcut.group`` -> :class:`FusionGroup` (written by ``passes.fuse``)
+
+and one graph-level key in ``GraphModule.meta``:
+
+- ``chipcut.quantization`` -> :class:`QuantReport` (written by ``passes.quantize``)
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.fx
 COST_KEY = "chipcut.cost"
 PRECISION_KEY = "chipcut.precision"
 GROUP_KEY = "chipcut.group"
+QUANT_KEY = "chipcut.quantization"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,38 @@ class FusionGroup:
     anchor: str
 
 
+@dataclass(frozen=True)
+class LayerQuant:
+    """The precision chosen for one MAC layer and its measured SQNR (dB; None: not measured
+    or exact)."""
+
+    node: str
+    module: str
+    weights: str
+    activations: str
+    sqnr_db: float | None
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    """What quantization chose and what it cost or saved, per inference.
+
+    output_sqnr_db: SQNR of the model outputs under fake quantization (None: not measured,
+    e.g. meta weights); bytes and dynamic energy before (the model's own dtype) and after.
+    """
+
+    policy: str
+    threshold_db: float
+    output_sqnr_db: float | None
+    layers: tuple[LayerQuant, ...]
+    weight_bytes_before: int = 0
+    weight_bytes_after: int = 0
+    activation_bytes_before: int = 0
+    activation_bytes_after: int = 0
+    energy_j_before: float = 0.0
+    energy_j_after: float = 0.0
+
+
 def set_cost(node: torch.fx.Node, cost: NodeCost) -> None:
     node.meta[COST_KEY] = cost
 
@@ -101,6 +138,35 @@ def set_group(node: torch.fx.Node, group: FusionGroup) -> None:
 
 def get_group(node: torch.fx.Node) -> FusionGroup | None:
     return node.meta.get(GROUP_KEY)
+
+
+def clear_group(node: torch.fx.Node) -> None:
+    node.meta.pop(GROUP_KEY, None)
+
+
+def set_quant_report(gm: torch.fx.GraphModule, report: QuantReport | None) -> None:
+    if report is None:
+        gm.meta.pop(QUANT_KEY, None)
+    else:
+        gm.meta[QUANT_KEY] = report
+
+
+def get_quant_report(gm: torch.fx.GraphModule) -> QuantReport | None:
+    return getattr(gm, "meta", {}).get(QUANT_KEY)
+
+
+def clear_precision(node: torch.fx.Node) -> None:
+    node.meta.pop(PRECISION_KEY, None)
+
+
+def module_path(node: torch.fx.Node) -> tuple[tuple[str, str], ...]:
+    """(module path, class name) of the modules that produced ``node``, outermost first."""
+    stack = node.meta.get("nn_module_stack") or {}
+    out = []
+    for path, kind in stack.values():
+        name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+        out.append((str(path), name.rsplit(".", 1)[-1].rstrip("'>")))
+    return tuple(out)
 
 
 def iter_tensors(value: object) -> Iterator[torch.Tensor]:

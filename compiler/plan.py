@@ -11,6 +11,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from compiler.errors import ChipcutError
+from compiler.ir import LayerQuant, QuantReport  # noqa: F401 - field types
 from compiler.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
 
 SCHEMA_VERSION = 1
@@ -136,6 +137,9 @@ class Plan:
     timeline: tuple[ChipTimeline, ...] = ()
     graph: GraphSummary | None = None  # what re-validating and re-costing an edited plan needs
     notes: tuple[str, ...] = ()  # e.g. nodes kept off chips that cannot run them
+    passes: str = ""  # the pass pipeline that ran, in its text form
+    fused_groups: int = 0  # fusion groups of two or more nodes
+    quantization: QuantReport | None = None  # what quantize chose, its SQNR and savings
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 

@@ -56,6 +56,10 @@ def summary_lines(plan: Plan) -> list[str]:
                       + (" *" if m.bottleneck == f"link {t.src}->{t.dst}" else "")
                       for t in plan.transfers)
     lines = [f"note: {note}" for note in plan.notes]
+    if plan.passes:
+        lines.append(f"passes: {plan.passes} ({plan.fused_groups} fused groups, "
+                     f"{plan.model.units} partition units)")
+    lines += quant_lines(plan)
     lines.append(f"links: {links or 'none'}")
     lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), "
                  f"{m.throughput_at_batch_per_s:.4g}/s at batch {m.batch}; latency "
@@ -69,6 +73,29 @@ def summary_lines(plan: Plan) -> list[str]:
     lines.append(f"solver: {sv.status}, bottleneck {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s; bottleneck / (total/N) = "
                  f"{balance(plan):.4f}")
+    return lines
+
+
+def quant_lines(plan: Plan, worst: int = 3) -> list[str]:
+    """What quantization chose, the SQNR it measured, and what it saved."""
+    q = plan.quantization
+    if q is None:
+        return []
+    counts: dict[str, int] = {}
+    for layer in q.layers:
+        key = layer.activations if layer.weights == layer.activations else f"w{layer.weights}/a{layer.activations}"
+        counts[key] = counts.get(key, 0) + 1
+    chosen = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+    sqnr = (f"output SQNR {q.output_sqnr_db:.1f} dB (threshold {q.threshold_db:g} dB)"
+            if q.output_sqnr_db is not None else "SQNR not measured (no real weights or inputs)")
+    lines = [f"quantize: {q.policy}: MAC layers {chosen}; {sqnr}",
+             f"quantize saved: weights {q.weight_bytes_before / MB:.2f} -> {q.weight_bytes_after / MB:.2f} MB, "
+             f"activations {q.activation_bytes_before / MB:.2f} -> {q.activation_bytes_after / MB:.2f} MB, "
+             f"dynamic energy {fmt_j(q.energy_j_before)} -> {fmt_j(q.energy_j_after)} per inference"]
+    measured = sorted((layer for layer in q.layers if layer.sqnr_db is not None), key=lambda la: la.sqnr_db)
+    if measured:
+        lines.append("quantize: lowest layer SQNR: " + ", ".join(
+            f"{la.node} ({la.module or '-'}, {la.activations}) {la.sqnr_db:.1f} dB" for la in measured[:worst]))
     return lines
 
 

@@ -8,7 +8,16 @@ import warnings
 import torch
 import torch.fx
 
-from compiler.ir import NodeCost, attr_value, is_compute, node_value, set_cost, tensor_bytes
+from compiler.ir import (
+    DTYPE_BYTES,
+    NodeCost,
+    attr_value,
+    get_precision,
+    is_compute,
+    iter_tensors,
+    node_value,
+    set_cost,
+)
 from passes.rules import MAC_RULES, bound_args, numel, val
 
 aten = torch.ops.aten
@@ -87,12 +96,31 @@ def _activation_inputs(node: torch.fx.Node) -> list[torch.fx.Node]:
     return [n for n in node.all_input_nodes if n.op != "get_attr"]
 
 
+def stored_bytes(value: object, dtype: str | None) -> int:
+    """Bytes of the tensors in ``value``; floating-point ones at ``dtype`` when it is given
+    (a quantized node stores them narrower), integer ones (indices, masks) as they are."""
+    total = 0.0
+    for t in iter_tensors(value):
+        if dtype is not None and t.is_floating_point():
+            total += t.numel() * DTYPE_BYTES[dtype]
+        else:
+            total += t.numel() * t.element_size()
+    return int(total)
+
+
 def _weight_bytes(node: torch.fx.Node) -> int:
-    total = sum(tensor_bytes(attr_value(n)) for n in node.all_input_nodes if n.op == "get_attr")
+    precision = get_precision(node)
+    dtype = precision.weights if precision is not None else None
+    tensors = [attr_value(n) for n in node.all_input_nodes if n.op == "get_attr"]
     if node.op == "call_module":
-        mod = node.graph.owning_module.get_submodule(node.target)
-        total += sum(t.numel() * t.element_size() for t in mod.state_dict().values())
-    return total
+        tensors += list(node.graph.owning_module.get_submodule(node.target).state_dict().values())
+    return stored_bytes(tensors, dtype)
+
+
+def out_bytes(node: torch.fx.Node) -> int:
+    """Bytes of the node's output activation at its annotated precision."""
+    precision = get_precision(node)
+    return stored_bytes(node_value(node), precision.activations if precision is not None else None)
 
 
 def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
@@ -127,8 +155,8 @@ def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         macs, elem_ops, rule, gemms = node_work(node)
         if rule == "none":
             unknown[op_name(node)] = unknown.get(op_name(node), 0) + 1
-        in_bytes = sum(tensor_bytes(node_value(n)) for n in _activation_inputs(node))
-        set_cost(node, NodeCost(macs, elem_ops, tensor_bytes(node_value(node)), in_bytes,
+        in_bytes = sum(out_bytes(n) for n in _activation_inputs(node))
+        set_cost(node, NodeCost(macs, elem_ops, out_bytes(node), in_bytes,
                                 _weight_bytes(node), rule, gemms))
     if unknown:
         listed = ", ".join(f"{name} (x{count})" for name, count in sorted(unknown.items()))

@@ -1,0 +1,152 @@
+"""fuse: fusion groups in ``chipcut.group``, each one unit for the partitioner and the cost model.
+
+A group has one anchor: a MAC op (conv, linear, matmul, attention) with its
+epilogue (bias, batch norm, activation, residual add, views), or a reduction
+(LayerNorm, RMSNorm's mean, softmax, pooling) with the chain of element ops that
+feeds it and the element ops that follow it. Rules:
+
+- never two anchors in one group (a MAC op or a reduction always starts its own);
+- never across a precision change (``chipcut.precision`` must match the anchor's);
+- never a group that would create a cycle between groups (checked on the graph with
+  groups contracted, before every join).
+
+Intermediates inside a group never touch DRAM and are never cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+
+from compiler.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
+from passes.accounting import node_work, op_name
+from passes.manager import register_pass
+from passes.rules import MAC_RULES
+
+# op name -> kind, for ops whose kind the accounting families do not say.
+KIND_OVERRIDES = {
+    "batch_norm": "epilogue", "native_batch_norm": "epilogue",
+    "_native_batch_norm_legit_no_training": "epilogue", "BatchNorm1d": "epilogue",
+    "BatchNorm2d": "epilogue", "BatchNorm3d": "epilogue",
+}
+# accounting family -> fusion kind
+FAMILY_KIND = {"pointwise": "epilogue", "layout": "epilogue", "reduction": "reduction", "none": "other"}
+
+
+def kind(node: torch.fx.Node) -> str:
+    """'anchor', 'reduction', 'epilogue' (element op or view) or 'other' for a compute node."""
+    from passes.accounting import rule_key
+
+    if rule_key(node) in MAC_RULES:
+        return "anchor"
+    name = op_name(node)
+    if name in KIND_OVERRIDES:
+        return KIND_OVERRIDES[name]
+    return FAMILY_KIND.get(node_work(node)[2], "other")
+
+
+class _Groups:
+    """Group membership with contracted-graph reachability for the cycle check."""
+
+    def __init__(self, gm: torch.fx.GraphModule) -> None:
+        self.of: dict[torch.fx.Node, int] = {}
+        self.members: list[list[torch.fx.Node]] = []
+        self.anchor: list[torch.fx.Node] = []
+        self.kind: list[str] = []
+
+    def new(self, anchor: torch.fx.Node, k: str) -> int:
+        self.members.append([anchor])
+        self.anchor.append(anchor)
+        self.kind.append(k)
+        self.of[anchor] = len(self.members) - 1
+        return self.of[anchor]
+
+    def add(self, node: torch.fx.Node, g: int) -> None:
+        self.members[g].append(node)
+        self.of[node] = g
+
+    def reaches(self, g: int, target: torch.fx.Node) -> bool:
+        """Whether group g reaches ``target`` in the graph with every group contracted."""
+        stack, seen = [target], {target}
+        while stack:
+            x = stack.pop()
+            if self.of.get(x) == g:
+                return True
+            nxt = list(x.all_input_nodes)
+            if x in self.of:
+                nxt += self.members[self.of[x]]
+            for y in nxt:
+                if y not in seen and is_compute(y):
+                    seen.add(y)
+                    stack.append(y)
+        return False
+
+    def can_join(self, node: torch.fx.Node, g: int) -> bool:
+        """Joining keeps groups acyclic: no outside input of ``node`` is reachable from g."""
+        if get_precision(node) != get_precision(self.anchor[g]):
+            return False
+        outside = [p for p in node.all_input_nodes if is_compute(p) and self.of.get(p) != g]
+        return not any(self.reaches(g, p) for p in outside)
+
+
+def _grow_forward(gm: torch.fx.GraphModule, groups: _Groups, kinds: dict, allowed: set[str]) -> None:
+    for node in gm.graph.nodes:
+        if node in groups.of or kinds.get(node) != "epilogue":
+            continue
+        for p in node.all_input_nodes:
+            g = groups.of.get(p)
+            if g is not None and groups.kind[g] in allowed and groups.can_join(node, g):
+                groups.add(node, g)
+                break
+
+
+def _absorb_backward(groups: _Groups, g: int, kinds: dict) -> None:
+    """Pull in the chain of element ops feeding a reduction (those used only inside the group)."""
+    changed = True
+    while changed:
+        changed = False
+        for member in list(groups.members[g]):
+            for p in member.all_input_nodes:
+                if (p in groups.of or kinds.get(p) != "epilogue"
+                        or any(groups.of.get(u) != g for u in p.users)
+                        or not any(is_compute(q) for q in p.all_input_nodes)):
+                    continue
+                if groups.can_join(p, g):
+                    groups.add(p, g)
+                    changed = True
+
+
+def fusion_groups(gm: torch.fx.GraphModule) -> list[list[torch.fx.Node]]:
+    """The groups of ``gm`` as node lists in graph order, anchors first."""
+    kinds = {n: kind(n) for n in gm.graph.nodes if is_compute(n)}
+    groups = _Groups(gm)
+    for node in gm.graph.nodes:
+        if kinds.get(node) == "anchor":
+            groups.new(node, "anchor")
+    _grow_forward(gm, groups, kinds, {"anchor"})
+    for node in gm.graph.nodes:
+        if kinds.get(node) == "reduction" and node not in groups.of:
+            _absorb_backward(groups, groups.new(node, "reduction"), kinds)
+    _grow_forward(gm, groups, kinds, {"reduction"})
+    index = {n: i for i, n in enumerate(gm.graph.nodes)}
+    return [[m[0]] + sorted(m[1:], key=index.__getitem__) for m in groups.members]
+
+
+@register_pass("fuse")
+@dataclass(frozen=True)
+class Fuse:
+    """Annotate every compute node that belongs to a fusion group with ``chipcut.group``.
+
+    >>> gm = Fuse()(gm)  # doctest: +SKIP
+    """
+
+    def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        for node in gm.graph.nodes:
+            clear_group(node)  # a graph fused before is fused afresh
+        for members in fusion_groups(gm):
+            anchor = members[0]
+            for node in members:
+                set_group(node, FusionGroup(anchor.name, anchor.name))
+        return gm
