@@ -26,6 +26,12 @@ class Work:
     dtype: str = "fp32"
     op: str = ""
     gemms: tuple[tuple[int, int, int, int], ...] = ()
+    weight_read_bytes: int | None = None  # weights read per inference when less than stored
+
+    @property
+    def weight_traffic_bytes(self) -> int:
+        """Weight bytes read per inference: all of them, except for lookups (embedding rows)."""
+        return self.weight_bytes if self.weight_read_bytes is None else self.weight_read_bytes
 
 
 @dataclass(frozen=True)

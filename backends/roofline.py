@@ -15,7 +15,7 @@ def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, 
     Each operand is counted once, at the level it lives in: weights, inputs and outputs
     go to SRAM when the placement keeps them there (always, on an SRAM-only chip).
     """
-    parts = ((work.weight_bytes, placement.weights_in_sram), (work.in_bytes, placement.inputs_in_sram),
+    parts = ((work.weight_traffic_bytes, placement.weights_in_sram), (work.in_bytes, placement.inputs_in_sram),
              (work.out_bytes, placement.outputs_in_sram))
     total = sum(nbytes for nbytes, _ in parts)
     if spec.sram_only:

@@ -36,7 +36,7 @@ def compute_dtype(node: torch.fx.Node) -> str:
 def node_work(node: torch.fx.Node) -> Work:
     c = get_cost(node)
     return Work(c.macs, c.elem_ops, c.weight_bytes, c.in_bytes, c.out_bytes,
-                compute_dtype(node), c.rule, c.gemms)
+                compute_dtype(node), c.rule, c.gemms, c.weight_read_bytes)
 
 
 def unit_works(summary: GraphSummary, n_units: int) -> list[Work]:
@@ -69,6 +69,9 @@ def unit_works(summary: GraphSummary, n_units: int) -> list[Work]:
             dtype=anchor.dtype,
             op=anchor.op,
             gemms=tuple(tuple(g) for r in recs for g in r.gemms),
+            weight_read_bytes=(None if all(r.weight_read_bytes is None for r in recs) else
+                               sum(r.weight_bytes if r.weight_read_bytes is None else r.weight_read_bytes
+                                   for r in recs)),
         ))
     return works
 

@@ -33,7 +33,7 @@ class NodeCost:
     macs: multiply-accumulates; elem_ops: element-wise / reduction ops (not MACs);
     out_bytes: bytes of the node's output activation(s);
     in_bytes: bytes of activation inputs read (weights excluded);
-    weight_bytes: bytes of parameters and buffers the node reads;
+    weight_bytes: bytes of parameters and buffers the node reads (stored size);
     rule: the accounting rule that produced it ("none" when no rule matched);
     gemms: the MACs as matrix products (batch, M, K, N), for array cost models:
     conv -> (groups, N*Hout*Wout, Cin/groups*Kh*Kw, Cout/groups); sum of b*M*K*N == macs
@@ -47,6 +47,8 @@ class NodeCost:
     weight_bytes: int
     rule: str
     gemms: tuple[tuple[int, int, int, int], ...] = ()
+    weight_read_bytes: int | None = None  # bytes of weights read per inference, when not all
+    # (a lookup such as embedding reads only the rows it gathers)
 
 
 ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")

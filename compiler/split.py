@@ -7,6 +7,7 @@ and takes only activations.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,25 @@ def _own_weights(top: torch.fx.GraphModule, call: torch.fx.Node) -> None:
     sub.recompile()
 
 
+def _pipeline_order(gm: torch.fx.GraphModule, chip_of: dict[str, int]) -> torch.fx.GraphModule:
+    """A copy of ``gm`` with compute nodes ordered by (chip, original position).
+
+    That is a topological order (stages are contiguous), and it keeps each chip's nodes
+    together, which split_module needs when a fused group pulls a node ahead of others.
+    """
+    index = {n: i for i, n in enumerate(gm.graph.nodes)}
+
+    def key(n: torch.fx.Node) -> tuple[int, int, int]:
+        rank = 2 if n.op == "output" else (1 if is_compute(n) else 0)
+        return rank, chip_of.get(n.name, 0) if is_compute(n) else 0, index[n]
+
+    graph = torch.fx.Graph()
+    env: dict[torch.fx.Node, torch.fx.Node] = {}
+    for n in sorted(gm.graph.nodes, key=key):
+        env[n] = graph.node_copy(n, lambda a: env[a])
+    return torch.fx.GraphModule(gm, graph)
+
+
 def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
     """Split ``gm`` by the plan's stages (every compute node goes to its stage's chip)."""
     if gm is None:
@@ -78,9 +98,18 @@ def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
                            "plan.split(compiler.capture(model, inputs).graph_module)")
     chip_of = {name: s.chip for s in plan.stages for name in s.nodes}
     missing = [n.name for n in gm.graph.nodes if is_compute(n) and n.name not in chip_of]
+    if missing and getattr(plan, "passes", ""):
+        # A freshly captured graph: redo the plan's graph rewrites (annotations do not matter here).
+        from passes.manager import Pipeline
+
+        rewrites = Pipeline(tuple(p for p in Pipeline.parse(plan.passes).passes
+                                  if getattr(p, "structural", False)))
+        gm = rewrites.run(copy.deepcopy(gm))
+        missing = [n.name for n in gm.graph.nodes if is_compute(n) and n.name not in chip_of]
     if missing:
         raise ChipcutError(f"node {missing[0]} of the graph is in no stage of the plan "
                            f"({len(missing)} such nodes); the plan was made for another model")
+    gm = _pipeline_order(gm, chip_of)
     top = split_module(gm, gm, lambda node: chip_of[node.name], keep_original_order=True,
                        keep_original_node_name=True)
     calls = [n for n in top.graph.nodes if n.op == "call_module"]

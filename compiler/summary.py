@@ -33,6 +33,7 @@ class NodeRecord:
     inputs: tuple[str, ...]
     weights: tuple[str, ...]
     is_output: bool
+    weight_read_bytes: int | None = None  # see compiler.ir.NodeCost
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
             inputs=tuple(p.name for p in node.all_input_nodes if p.op != "get_attr"),
             weights=tuple(str(p.target) for p in attrs) + ((str(node.target),) if node.op == "call_module" else ()),
             is_output=node.name in outputs,
+            weight_read_bytes=cost.weight_read_bytes,
         ))
     inputs = tuple((n.name, tensor_bytes(node_value(n))) for n in gm.graph.nodes if n.op == "placeholder")
     return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())))

@@ -50,6 +50,10 @@ LAYOUT = {
 }
 
 
+# Ops that read only the weight rows they gather.
+LOOKUPS = {"embedding", "Embedding", "index_select", "gather", "index", "embedding_bag"}
+
+
 def op_name(node: torch.fx.Node) -> str:
     """Short op name: 'conv2d' for aten.conv2d.default, 'relu' for torch.relu, 'Linear' for a module."""
     target = node.target
@@ -143,6 +147,11 @@ def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
     return 0, out, "none", ()
 
 
+def is_mac_op(node: torch.fx.Node) -> bool:
+    """A compute node whose rule counts multiply-accumulates (conv, linear, matmul, attention)."""
+    return is_compute(node) and rule_key(node) in MAC_RULES and node_work(node)[0] > 0
+
+
 def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Annotate every compute node with a :class:`compiler.ir.NodeCost`.
 
@@ -156,8 +165,10 @@ def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         if rule == "none":
             unknown[op_name(node)] = unknown.get(op_name(node), 0) + 1
         in_bytes = sum(out_bytes(n) for n in _activation_inputs(node))
-        set_cost(node, NodeCost(macs, elem_ops, out_bytes(node), in_bytes,
-                                _weight_bytes(node), rule, gemms))
+        weights, written = _weight_bytes(node), out_bytes(node)
+        # A lookup reads the rows it gathers, not its whole table.
+        read = min(weights, written) if op_name(node) in LOOKUPS and weights else None
+        set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read))
     if unknown:
         listed = ", ".join(f"{name} (x{count})" for name, count in sorted(unknown.items()))
         warnings.warn(UnaccountedOpsWarning(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.fx
@@ -138,6 +139,8 @@ class FoldBatchNorm:
 
     >>> gm = FoldBatchNorm()(gm)  # doctest: +SKIP
     """
+
+    structural: ClassVar[bool] = True  # rewrites the graph (others only annotate it)
 
     def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         folded = 0

@@ -21,9 +21,8 @@ import torch
 import torch.fx
 
 from compiler.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
-from passes.accounting import node_work, op_name
+from passes.accounting import is_mac_op, node_work, op_name
 from passes.manager import register_pass
-from passes.rules import MAC_RULES
 
 # op name -> kind, for ops whose kind the accounting families do not say.
 KIND_OVERRIDES = {
@@ -37,9 +36,7 @@ FAMILY_KIND = {"pointwise": "epilogue", "layout": "epilogue", "reduction": "redu
 
 def kind(node: torch.fx.Node) -> str:
     """'anchor', 'reduction', 'epilogue' (element op or view) or 'other' for a compute node."""
-    from passes.accounting import rule_key
-
-    if rule_key(node) in MAC_RULES:
+    if is_mac_op(node):
         return "anchor"
     name = op_name(node)
     if name in KIND_OVERRIDES:

@@ -35,8 +35,8 @@ from compiler.ir import (
     set_quant_report,
 )
 from passes import sqnr
+from passes.accounting import is_mac_op
 from passes.manager import PassError, Target, register_pass
-from passes.rules import MAC_RULES
 
 DTYPES = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
 POLICIES = ("native", "auto") + DTYPES
@@ -92,7 +92,7 @@ class Quantize:
             clear_precision(node)  # a graph quantized before is annotated afresh
         model_dtype = _model_dtype(gm)
         common = self._native(model_dtype)
-        anchors = [n for n in gm.graph.nodes if is_compute(n) and _key(n) in MAC_RULES and _is_float(n)]
+        anchors = [n for n in gm.graph.nodes if is_mac_op(n) and _is_float(n)]
         edge = _first_and_last(gm, set(anchors))
         first_last = common if self.first_last == "native" else self.first_last
         if self.dtype == "auto":
@@ -278,12 +278,6 @@ def _first_and_last(gm: torch.fx.GraphModule, anchors: set[torch.fx.Node]) -> se
     for node in reversed(gm.graph.nodes):
         after[node] = any(after[u] or u in anchors for u in node.users)
     return {a for a in anchors if not before[a] or not after[a]}
-
-
-def _key(node: torch.fx.Node) -> object:
-    from passes.accounting import rule_key
-
-    return rule_key(node)
 
 
 def _is_float(node: torch.fx.Node) -> bool:

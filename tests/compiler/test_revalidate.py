@@ -15,7 +15,7 @@ from compiler.revalidate import revalidate
 
 @pytest.fixture
 def saved(residual_cnn, tmp_path):
-    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5)
+    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5, passes="none")
     path = tmp_path / "plan.json"
     plan.to_json(path)
     return plan, path
@@ -80,4 +80,20 @@ def test_dropped_and_duplicated_nodes_are_named(saved) -> None:
         revalidate(Plan.from_json(path))
     edit(path, lambda d: d["stages"][0]["nodes"].extend([node, node]))
     with pytest.raises(ChipcutError, match=f"node {node} is in stages 0 and 0"):
+        revalidate(Plan.from_json(path))
+
+
+def test_splitting_a_fused_group_is_refused(residual_cnn, tmp_path) -> None:
+    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5, passes="fuse")
+    path = tmp_path / "plan.json"
+    plan.to_json(path)
+    first = next(s for s in plan.stages if s.nodes).nodes[0]  # an anchor with its epilogue
+    chip = next(s.chip for s in plan.stages if first in s.nodes)
+
+    def move(data):
+        data["stages"][chip]["nodes"].remove(first)
+        data["stages"][1 - chip]["nodes"].insert(0, first)
+
+    edit(path, move)
+    with pytest.raises(ChipcutError, match=f"nodes {first} and .* form one fused unit"):
         revalidate(Plan.from_json(path))

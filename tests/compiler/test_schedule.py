@@ -48,13 +48,19 @@ def test_weights_resident_only_when_they_fit() -> None:
 def test_multi_layer_fusion_keeps_intermediates_on_chip() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
                                 torch.nn.Conv2d(8, 8, 3, padding=1)).eval()
-    plan = compiler.compile(model, (torch.randn(1, 8, 64, 64),), chips=1)
+    plan = compiler.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="none")
     stage = plan.stages[0]
     activation = 8 * 64 * 64 * 4
     # Unfused: the input read, two intermediates written and read, the output written.
     # Fused: all fit in the 32 MiB SRAM, weights resident, so nothing goes off chip.
     assert stage.dram_bytes_unfused == 6 * activation
     assert stage.dram_bytes == 0
+    # With the fuse pass, conv+relu is one group: its intermediate never leaves the chip,
+    # even when every group boundary goes through DRAM.
+    fused = compiler.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="fuse")
+    assert fused.fused_groups == 1
+    assert fused.stages[0].dram_bytes_unfused == 4 * activation
+    assert fused.stages[0].dram_bytes == 0
 
 
 def test_batched_throughput_and_energy(residual_cnn) -> None:
