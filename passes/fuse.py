@@ -3,7 +3,8 @@
 A group has one anchor: a MAC op (conv, linear, matmul, attention) with its
 epilogue (bias, batch norm, activation, residual add, views), or a reduction
 (LayerNorm, RMSNorm's mean, softmax, pooling) with the chain of element ops that
-feeds it and the element ops that follow it. Rules:
+feeds it and the element ops that follow it. An element op right after a MAC op is
+that op's epilogue first; the reduction takes the chains no MAC op claimed. Rules:
 
 - never two anchors in one group (a MAC op or a reduction always starts its own);
 - never across a precision change (``chipcut.precision`` must match the anchor's);
@@ -89,10 +90,13 @@ class _Groups:
 
 
 def _grow_forward(gm: torch.fx.GraphModule, groups: _Groups, kinds: dict, allowed: set[str]) -> None:
+    """Element ops join the group of an input, the latest-computed one first (a residual add
+    joins the branch that finishes last and reads the skip connection)."""
+    index = {n: i for i, n in enumerate(gm.graph.nodes)}
     for node in gm.graph.nodes:
         if node in groups.of or kinds.get(node) != "epilogue":
             continue
-        for p in node.all_input_nodes:
+        for p in sorted(node.all_input_nodes, key=index.__getitem__, reverse=True):
             g = groups.of.get(p)
             if g is not None and groups.kind[g] in allowed and groups.can_join(node, g):
                 groups.add(node, g)
@@ -108,7 +112,7 @@ def _absorb_backward(groups: _Groups, g: int, kinds: dict) -> None:
             for p in member.all_input_nodes:
                 if (p in groups.of or kinds.get(p) != "epilogue"
                         or any(groups.of.get(u) != g for u in p.users)
-                        or not any(is_compute(q) for q in p.all_input_nodes)):
+                        or not p.all_input_nodes):
                     continue
                 if groups.can_join(p, g):
                     groups.add(p, g)

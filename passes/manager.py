@@ -168,7 +168,7 @@ def _parse_one(item: str) -> Any:
         kwargs[key] = _coerce(name, options[key], value)
     try:
         return cls(**kwargs)
-    except ValueError as e:
+    except (ValueError, ChipcutError) as e:
         raise ChipcutError(f"pass {name}: {e}") from None
 
 
