@@ -102,7 +102,8 @@ class Quantize:
             choice = {a.name: self._policy(a, first_last if a in edge else glob) for a in anchors}
         precisions = _propagate(gm, choice, self._override, self.weights,
                                 self.dtype if self.dtype in DTYPES else None)
-        if all(p.weights == model_dtype and p.activations == model_dtype for p in precisions.values()):
+        unchanged = all(p.weights == p.activations == model_dtype for p in precisions.values())
+        if unchanged and self.dtype != "auto":
             set_quant_report(gm, None)
             return gm  # nothing narrower than the model: no annotation, nothing to measure
         self._check(gm, anchors, precisions)
