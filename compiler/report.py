@@ -27,6 +27,14 @@ def fmt_j(joules: float) -> str:
     return f"{joules / 1e-9:.3g} nJ"
 
 
+def fmt_b(nbytes: float) -> str:
+    """Bytes with a readable decimal unit: 1.5 MB, 20.5 kB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(nbytes) >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes:.0f} B"
+
+
 COLUMNS = ("chip", "backend", "nodes", "MACs %", "time", "% of bottleneck", "bound", "util %",
            "weight MB", "in MB", "out MB", "DRAM MB", "DRAM MB unfused", "energy")
 
@@ -89,8 +97,8 @@ def quant_lines(plan: Plan, worst: int = 3) -> list[str]:
     sqnr = (f"output SQNR {q.output_sqnr_db:.1f} dB (threshold {q.threshold_db:g} dB)"
             if q.output_sqnr_db is not None else "SQNR not measured (no real weights or inputs)")
     lines = [f"quantize: {q.policy}: MAC layers {chosen}; {sqnr}",
-             f"quantize saved: weights {q.weight_bytes_before / MB:.2f} -> {q.weight_bytes_after / MB:.2f} MB, "
-             f"activations {q.activation_bytes_before / MB:.2f} -> {q.activation_bytes_after / MB:.2f} MB, "
+             f"quantize saved: weights {fmt_b(q.weight_bytes_before)} -> {fmt_b(q.weight_bytes_after)}, "
+             f"activations {fmt_b(q.activation_bytes_before)} -> {fmt_b(q.activation_bytes_after)}, "
              f"dynamic energy {fmt_j(q.energy_j_before)} -> {fmt_j(q.energy_j_after)} per inference"]
     measured = sorted((layer for layer in q.layers if layer.sqnr_db is not None), key=lambda la: la.sqnr_db)
     if measured:

@@ -86,6 +86,10 @@ def test_backends_lists_generic(capsys) -> None:
     (["compile", "{model}:tiny", "--input", "1x9"], "check the --input shapes"),
     (["compile", "{model}:broken", "--input", "1x8"], "raised ValueError: boom"),
     (["show", "missing.json"], "cannot read plan"),
+    (["compile", "{model}:tiny", "--input", "1x8", "--passes", "fold-bn,fusion"],
+     "unknown pass 'fusion'; known passes: fold-bn, fuse, quantize{"),
+    (["compile", "{model}:tiny", "--input", "1x8", "--passes", "quantize{dtype=fp8}"],
+     "pass quantize{dtype=fp8} failed at node linear_1: linear_1 (2) would compute in fp8"),
 ])
 def test_user_errors_are_one_line_exit_2(capsys, model_file, tmp_path, argv, message) -> None:
     out_path = tmp_path / "never.json"
@@ -105,3 +109,13 @@ def test_corrupt_plan_is_one_line(capsys, tmp_path) -> None:
     bad.write_text("{not json")
     code, _, err = run(capsys, "show", str(bad))
     assert code == 2 and "not valid JSON" in err and "Traceback" not in err
+
+
+def test_compile_takes_a_pass_pipeline(capsys, model_file) -> None:
+    code, out, err = run(capsys, "compile", f"{model_file}:tiny", "--input", "1x8", "--chips", "2",
+                         "--passes", "quantize{dtype=int8,first_last=int8},fuse")
+    assert code == 0, err
+    assert "passes: quantize{dtype=int8,first_last=int8},fuse (2 fused groups, 3 partition units)" in out
+    assert "quantize: quantize{dtype=int8,first_last=int8}: MAC layers int8 x3; output SQNR" in out
+    params = 8 * 32 + 32 + 32 * 32 + 32 + 32 * 4 + 4
+    assert f"quantize saved: weights {4 * params / 1e3:.3g} kB -> {params / 1e3:.3g} kB" in out
