@@ -86,3 +86,41 @@ def test_dynamic_energy_of_an_unknown_dtype_costs_as_fp32() -> None:
                                              ("h100-sxm", 140.0), ("generic", 0.0)])
 def test_static_power_comes_from_the_spec(name: str, watts: float) -> None:
     assert get_backend(name).static_power_w() == watts
+
+
+def test_resnet50_fp32_vs_int8_power_from_the_api(tmp_path: Path) -> None:
+    """The same example on the real ResNet-50, compiled at fp32 and quantized to int8."""
+    import copy
+
+    import compiler
+    from benchmarks.models import resnet50
+
+    path = tmp_path / "macs_only.toml"
+    path.write_text(textwrap.dedent("""
+        [compute]
+        peak_macs_per_s = { fp32 = "100 TFLOPS", int8 = "400 TOPS" }
+        vector_ops_per_s = "1 TOPS"
+        [memory]
+        sram_bytes = "32 MiB"
+        dram_bytes = "16 GiB"
+        dram_bytes_per_s = "1 TB/s"
+        [link]
+        bytes_per_s = "10 GB/s"
+        latency_s = "1 us"
+        [energy]
+        pj_per_mac = { fp32 = "4.4 pJ", int8 = "0.23 pJ" }
+        pj_per_byte_sram = "1e-9 pJ"
+        pj_per_byte_dram = "1e-9 pJ"
+    """))
+    chip = from_toml(path)
+    model, inputs = resnet50()
+    captured = compiler.capture(model, inputs)
+    watts = {}
+    for dtype, passes in (("fp32", "fold-bn,fuse"),
+                          ("int8", "fold-bn,quantize{dtype=int8,first_last=int8,measure=false},fuse")):
+        plan = compiler.compile(copy.deepcopy(captured), chips=1, backend=chip, passes=passes)
+        watts[dtype] = plan.metrics.power_w(IMAGES_PER_S)
+    macs = 4_087_136_256  # ResNet-50 at 224: FlopCounterMode FLOPs / 2
+    assert watts["fp32"] == pytest.approx(macs * 4.4e-12 * IMAGES_PER_S, rel=1e-3)
+    assert watts["int8"] == pytest.approx(macs * 0.23e-12 * IMAGES_PER_S, rel=1e-3)
+    assert watts["fp32"] / watts["int8"] == pytest.approx(4.4 / 0.23, rel=1e-3)
