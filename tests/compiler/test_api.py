@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -63,10 +64,17 @@ def test_one_chip_takes_everything(residual_cnn) -> None:
 def test_resnet50_four_chips_is_balanced_and_proven() -> None:
     from benchmarks.models import resnet50
 
-    plan = compiler.compile(*resnet50(), chips=4, time_limit_s=20)
+    model, inputs = resnet50()
+    captured = compiler.capture(model, inputs)
+    plan = compiler.compile(copy.deepcopy(captured), chips=4, time_limit_s=20, passes="none")
     assert plan.model.macs == 4_087_136_256
     assert plan.solver.status == "OPTIMAL"
     assert balance(plan) < 1.02
+    # Fused groups are indivisible: coarser units, proven optimal at that granularity.
+    fused = compiler.compile(captured, chips=4, time_limit_s=20)
+    assert fused.model.units < plan.model.units
+    assert fused.solver.status == "OPTIMAL"
+    assert balance(fused) < 1.05
 
 
 @pytest.mark.parametrize("chips, message", [
