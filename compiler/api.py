@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import torch
@@ -97,10 +98,7 @@ def compile(  # noqa: A001 - the product's verb
     quant = get_quant_report(gm)
     if quant is not None:
         quant = with_savings(quant, gm, units, solution.chip_of_unit, backends, schedule, batch)
-    groups: dict[str, int] = {}
-    for n in compute:
-        if get_group(n) is not None:
-            groups[get_group(n).name] = groups.get(get_group(n).name, 0) + 1
+    groups = Counter(g.name for g in map(get_group, compute) if g is not None)
     return Plan(
         schema_version=SCHEMA_VERSION,
         model=ModelInfo(captured.name, sum(get_cost(n).macs for n in compute), len(compute),
@@ -120,7 +118,6 @@ def compile(  # noqa: A001 - the product's verb
         quantization=quant,
         graph_module=gm,
     )
-
 
 
 def _shape(t: object) -> str:

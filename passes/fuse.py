@@ -48,7 +48,7 @@ def kind(node: torch.fx.Node) -> str:
 class _Groups:
     """Group membership with contracted-graph reachability for the cycle check."""
 
-    def __init__(self, gm: torch.fx.GraphModule) -> None:
+    def __init__(self) -> None:
         self.of: dict[torch.fx.Node, int] = {}
         self.members: list[list[torch.fx.Node]] = []
         self.anchor: list[torch.fx.Node] = []
@@ -122,7 +122,7 @@ def _absorb_backward(groups: _Groups, g: int, kinds: dict) -> None:
 def fusion_groups(gm: torch.fx.GraphModule) -> list[list[torch.fx.Node]]:
     """The groups of ``gm`` as node lists in graph order, anchors first."""
     kinds = {n: kind(n) for n in gm.graph.nodes if is_compute(n)}
-    groups = _Groups(gm)
+    groups = _Groups()
     for node in gm.graph.nodes:
         if kinds.get(node) == "anchor":
             groups.new(node, "anchor")

@@ -78,7 +78,7 @@ class Pipeline:
         return cls(tuple(_parse_one(item) for item in _split_top(text)))
 
     def __str__(self) -> str:
-        return ",".join(_format_one(p) for p in self.passes)
+        return ",".join(format_pass(p) for p in self.passes)
 
     def bind(self, target: Target) -> Pipeline:
         return Pipeline(tuple(p.bind(target) if hasattr(p, "bind") else p for p in self.passes))
@@ -98,11 +98,11 @@ class Pipeline:
                 gm = p(gm)
             except PassError as e:
                 at = f" at node {e.node}" if e.node else ""
-                raise ChipcutError(f"pass {_format_one(p)} failed{at}: {e}") from None
+                raise ChipcutError(f"pass {format_pass(p)} failed{at}: {e}") from None
             if verify:
                 problem = verify_graph(gm)
                 if problem:
-                    raise ChipcutError(f"pass {_format_one(p)} left an invalid graph: {problem}")
+                    raise ChipcutError(f"pass {format_pass(p)} left an invalid graph: {problem}")
         return gm
 
 
@@ -190,7 +190,7 @@ def _coerce(pass_name: str, f: dataclasses.Field, value: str) -> Any:
     return value
 
 
-def _format_one(p: Any) -> str:
+def format_pass(p: Any) -> str:
     parts = []
     for f in dataclasses.fields(p):
         if f.metadata.get("target"):

@@ -26,6 +26,7 @@ from compiler.ir import (
     LayerQuant,
     Precision,
     QuantReport,
+    attr_value,
     clear_precision,
     is_compute,
     iter_tensors,
@@ -36,7 +37,7 @@ from compiler.ir import (
 )
 from passes import sqnr
 from passes.accounting import is_mac_op
-from passes.manager import PassError, Target, register_pass
+from passes.manager import PassError, Target, format_pass, register_pass
 
 DTYPES = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
 POLICIES = ("native", "auto") + DTYPES
@@ -165,8 +166,6 @@ class Quantize:
 
     def _report(self, gm: torch.fx.GraphModule, anchors: list[torch.fx.Node],
                 precisions: dict[str, Precision]) -> QuantReport:
-        from passes.manager import _format_one  # the pass's own text form names the policy
-
         batches = self._calibration(gm)
         layer_db: dict[str, float] = {}
         out_db: float | None = None
@@ -181,7 +180,7 @@ class Quantize:
                        precisions[a.name].weights, precisions[a.name].activations,
                        _finite(layer_db[a.name]) if a.name in layer_db else None)
             for a in anchors)
-        return QuantReport(_format_one(self), self.threshold_db, out_db, layers)
+        return QuantReport(format_pass(self), self.threshold_db, out_db, layers)
 
     def _auto(self, gm: torch.fx.GraphModule, anchors: list[torch.fx.Node], model_dtype: str,
               common: str) -> dict[str, str]:
@@ -295,19 +294,13 @@ def _model_dtype(gm: torch.fx.GraphModule) -> str:
     """The dtype of the model's float weights (else of its float inputs)."""
     for node in gm.graph.nodes:
         if node.op == "get_attr":
-            value = getattr_path(gm, str(node.target))
+            value = attr_value(node)
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 return TORCH_DTYPES.get(value.dtype, "fp32")
     for node in gm.graph.nodes:
         if node.op == "placeholder" and _is_float(node):
             return _node_dtype(node)
     return "fp32"
-
-
-def getattr_path(obj: object, path: str) -> object:
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _on_meta(gm: torch.fx.GraphModule) -> bool:

@@ -16,10 +16,8 @@ RESNET50_OPS_PER_IMAGE = 7.7e9
 IMAGES_PER_S = 1000
 
 
-@pytest.fixture
-def example_chip(tmp_path: Path):
+def design_example_chip(path: Path, extra_energy: str = 'static_power_w = "3 W"'):
     """A chip with DESIGN.md's per-op energies: fp32 (4 + 0.4) pJ, int8 (0.2 + 0.03) pJ."""
-    path = tmp_path / "example.toml"
     path.write_text(textwrap.dedent("""
         [compute]
         peak_macs_per_s = { fp32 = "100 TFLOPS", int8 = "400 TOPS" }
@@ -33,9 +31,13 @@ def example_chip(tmp_path: Path):
         latency_s = "1 us"
         [energy]
         pj_per_mac = { fp32 = "4.4 pJ", int8 = "0.23 pJ" }
-        static_power_w = "3 W"
-    """))
+    """) + extra_energy + "\n")
     return from_toml(path)
+
+
+@pytest.fixture
+def example_chip(tmp_path: Path):
+    return design_example_chip(tmp_path / "example.toml")
 
 
 def test_resnet50_fp32_vs_int8_power_matches_the_design_example(example_chip) -> None:
@@ -95,24 +97,9 @@ def test_resnet50_fp32_vs_int8_power_from_the_api(tmp_path: Path) -> None:
     import compiler
     from benchmarks.models import resnet50
 
-    path = tmp_path / "macs_only.toml"
-    path.write_text(textwrap.dedent("""
-        [compute]
-        peak_macs_per_s = { fp32 = "100 TFLOPS", int8 = "400 TOPS" }
-        vector_ops_per_s = "1 TOPS"
-        [memory]
-        sram_bytes = "32 MiB"
-        dram_bytes = "16 GiB"
-        dram_bytes_per_s = "1 TB/s"
-        [link]
-        bytes_per_s = "10 GB/s"
-        latency_s = "1 us"
-        [energy]
-        pj_per_mac = { fp32 = "4.4 pJ", int8 = "0.23 pJ" }
-        pj_per_byte_sram = "1e-9 pJ"
-        pj_per_byte_dram = "1e-9 pJ"
-    """))
-    chip = from_toml(path)
+    # Memory traffic made free, so the power is MACs x pJ alone.
+    chip = design_example_chip(tmp_path / "macs_only.toml",
+                               'pj_per_byte_sram = "1e-9 pJ"\npj_per_byte_dram = "1e-9 pJ"')
     model, inputs = resnet50()
     captured = compiler.capture(model, inputs)
     watts = {}

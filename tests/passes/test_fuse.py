@@ -74,7 +74,7 @@ def test_a_join_that_would_create_a_cycle_is_refused() -> None:
 
     gm = compiler.capture(Diamond(), (torch.randn(2, 8),)).graph_module
     nodes = {n.name: n for n in gm.graph.nodes}
-    groups = _Groups(gm)
+    groups = _Groups()
     ga = groups.new(nodes["linear"], "anchor")
     groups.add(nodes["relu"], ga)
     groups.new(nodes["linear_1"], "anchor")
