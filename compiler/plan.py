@@ -249,6 +249,9 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     try:
         with os.fdopen(fd, mode) as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plan file is as readable as any
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

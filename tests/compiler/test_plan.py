@@ -66,3 +66,17 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path) -> None:
         write_atomic(path, Boom())  # type: ignore[arg-type]
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
+
+
+def test_written_files_follow_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    from compiler.plan import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "plan.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plan.json").stat().st_mode) == 0o644
