@@ -96,6 +96,18 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """A TOML boolean."""
+
+    example: str = "true"
+
+    def check(self, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise FieldError(f"is a {type(value).__name__}; write true or false")
+        return value
+
+
+@dataclass(frozen=True)
 class Names:
     """A non-empty list of op names (``Work.op`` values such as "conv2d")."""
 
@@ -125,6 +137,7 @@ SCHEMA: dict[str, dict[str, Num | PerDtype | Text | Names]] = {
         "bytes_per_s": Num(q.BYTES_PER_S, example='"15.75 GB/s"'),
         "latency_s": Num(q.SECONDS, 0, 1, zero_ok=True, example='"2 us"'),
         "interface": Text(),
+        "overlap": Flag(),
     },
     "array": {
         "rows": Num(q.COUNT, integer=True, example="256"),
@@ -212,7 +225,8 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
         sram_bytes=memory["sram_bytes"],
         dram_bytes=memory["dram_bytes"],
         dram_bytes_per_s=memory.get("dram_bytes_per_s", 0.0),
-        link=LinkSpec(link["bytes_per_s"], link["latency_s"], link.get("interface", "")),
+        link=LinkSpec(link["bytes_per_s"], link["latency_s"], link.get("interface", ""),
+                      link.get("overlap", True)),
         compute_efficiency=s["compute"].get("compute_efficiency", 1.0),
         memory_efficiency=memory.get("memory_efficiency", 1.0),
         op_overhead_s=s["compute"].get("op_overhead_s", 0.0),

@@ -13,12 +13,15 @@ DATAFLOWS = ("weight-stationary", "output-stationary")
 class LinkSpec:
     """Chip-to-chip (or chip-to-host) link; ``bytes_per_s`` is per direction.
 
-    ``interface`` names the physical link for reports, e.g. "PCIe Gen3 x16".
+    ``interface`` names the physical link for reports, e.g. "PCIe Gen3 x16". ``overlap``:
+    the chip sends and receives while it computes (DMA engines); when false, its transfer
+    time adds to its busy time.
     """
 
     bytes_per_s: float
     latency_s: float
     interface: str = ""
+    overlap: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from compiler.costing import unit_works
 from compiler.errors import ChipcutError
 from compiler.ir import get_cost, get_group, get_quant_report, is_compute
 from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from compiler.problem import OBJECTIVES, TOPOLOGIES, Interconnect
 from compiler.quantsavings import with_savings
-from compiler.residency import partition
+from compiler.order import best_order
 from compiler.schedule import build_schedule
 from compiler.summary import summarize
 from compiler.units import build_units
@@ -48,6 +49,10 @@ def compile(  # noqa: A001 - the product's verb
     batch: int = 8,
     passes: str | Pipeline | None = "default",
     calibration_inputs: Sequence[tuple] = (),
+    topology: str = "chain",
+    objective: str = "throughput",
+    replicate: bool = False,
+    interconnect: Interconnect | None = None,
 ) -> Plan:
     """Capture ``model``, run the pass pipeline, account its work, and cut it over ``chips`` chips.
 
@@ -55,6 +60,12 @@ def compile(  # noqa: A001 - the product's verb
     ``passes.manager.DEFAULT_PIPELINE``; ``"none"``: no passes). ``calibration_inputs`` are
     input tuples shaped like ``example_inputs`` on which quantization measures SQNR (the
     example inputs are used when none are given). The captured graph is rewritten in place.
+
+    ``topology`` wires the chips (``chain``, ``ring``, ``switch``); ``objective`` is
+    ``throughput`` (least bottleneck, then fewest bytes) or ``latency`` (least batch-1
+    latency); ``replicate`` lets a stage run on several identical chips taking alternate
+    frames. ``interconnect`` sets all of these and the switch and host link bandwidths.
+    When the chips differ, the solver also picks their order in the pipeline.
 
     >>> import torch, compiler
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
@@ -66,6 +77,8 @@ def compile(  # noqa: A001 - the product's verb
         raise ChipcutError(f"batch = {batch}: must be >= 1 frame")
     if time_limit_s <= 0:
         raise ChipcutError(f"time_limit_s = {time_limit_s}: must be > 0 seconds")
+    net = interconnect or Interconnect(topology=topology, objective=objective, replicate=replicate)
+    check_interconnect(net)
     backends = resolve_chips(chips, backend)
     say = progress or (lambda _msg: None)
     if isinstance(model, Captured):
@@ -90,10 +103,12 @@ def compile(  # noqa: A001 - the product's verb
     summary = summarize(gm, units)
     works = unit_works(summary, len(units.units))
     say(f"solving {len(units.units)} units on {n_chips} chips")
-    result = partition(units, works, backends, time_limit_s, progress)
+    io_bytes = (sum(b for _, b in summary.inputs),
+                sum(r.out_bytes for r in summary.nodes if r.is_output))
+    backends, result = best_order(units, works, backends, time_limit_s, progress, net, io_bytes)
     solution = result.solution
     schedule = build_schedule(summary, works, solution.chip_of_unit, backends,
-                              result.lower_bound_s, batch=batch)
+                              result.lower_bound_s, batch=batch, replicas=solution.replicas, net=net)
     compute = [n for n in gm.graph.nodes if is_compute(n)]
     quant = get_quant_report(gm)
     if quant is not None:
@@ -109,15 +124,28 @@ def compile(  # noqa: A001 - the product's verb
         transfers=schedule.transfers,
         metrics=schedule.metrics,
         solver=SolverInfo(solution.status, solution.bottleneck_s, solution.bound_s, solution.gap,
-                          solution.wall_s, solution.bytes_moved),
+                          solution.wall_s, solution.bytes_moved, solution.method),
         timeline=schedule.timeline,
         graph=summary,
         notes=result.notes,
         passes=str(pipeline),
         fused_groups=sum(1 for size in groups.values() if size > 1),
         quantization=quant,
+        topology=net.topology,
+        objective=net.objective,
         graph_module=gm,
     )
+
+
+def check_interconnect(net: Interconnect) -> None:
+    if net.topology not in TOPOLOGIES:
+        raise ChipcutError(f"topology = {net.topology!r}: use one of {', '.join(TOPOLOGIES)}")
+    if net.objective not in OBJECTIVES:
+        raise ChipcutError(f"objective = {net.objective!r}: use one of {', '.join(OBJECTIVES)}")
+    for field, value in (("switch_bytes_per_s", net.switch_bytes_per_s),
+                         ("host_bytes_per_s", net.host_bytes_per_s)):
+        if value is not None and value <= 0:
+            raise ChipcutError(f"{field} = {value:g} bytes/s: must be > 0")
 
 
 def _shape(t: object) -> str:

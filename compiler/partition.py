@@ -1,91 +1,76 @@
-"""Partitioner: CP-SAT assigns every unit to a chip of a pipeline (the only OR-Tools import).
+"""Partitioner: the exact lattice program, and CP-SAT where the lattice is too large
+(the only OR-Tools import).
 
-Variables y[u][k] = [chip(u) >= k] for k = 1..N-1 make stages contiguous
-(y[p][k] <= y[c][k] along every edge, so no cycle between chips) and keep the
-model linear: load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a tensor crosses
-link k when y[c][k] - y[p][k] = 1 for some consumer c. Phase 1 minimizes the
-bottleneck (slowest chip or link), phase 2 the bytes moved at that bottleneck.
-Both are warm-started from the exact chain DP (``compiler.dp``).
+``solve`` first runs the exact program over the prefixes of the unit order (the
+classic chain DP: a plan and an upper bound). When the unit graph has at most
+``MAX_IDEALS`` ideals, the program over all of them is exact for every pipeline
+(``compiler.lattice``): status OPTIMAL, no search. Otherwise CP-SAT searches,
+warm-started from the chain DP: variables y[u][k] = [chip(u) >= k] for k = 1..N-1
+make stages contiguous (y[p][k] <= y[c][k] along every edge, so no cycle between
+chips) and keep the model linear: load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a
+tensor crosses link k when y[c][k] - y[p][k] = 1 for some consumer c. Phase 1
+minimizes the bottleneck (slowest chip or link), phase 2 the bytes moved at that
+bottleneck.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 from ortools.sat.python import cp_model
 
-from compiler import dp
+from compiler import lattice
+from compiler.problem import PartitionProblem, Solution, evaluate, lower_bound_s, measure
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
+MAX_IDEALS = 20_000
 
 
-@dataclass(frozen=True)
-class PartitionProblem:
-    """Pure solver input. Units are in a topological order.
-
-    unit_time_s[u][k]: seconds of unit u on chip k; tensors: (producer, consumers,
-    bytes) between units; link_bytes_per_s[k-1], link_latency_s[k-1]: the link
-    from chip k-1 to chip k (per direction).
-    """
-
-    unit_time_s: tuple[tuple[float, ...], ...]
-    tensors: tuple[tuple[int, tuple[int, ...], int], ...]
-    n_chips: int
-    link_bytes_per_s: tuple[float, ...]
-    link_latency_s: tuple[float, ...]
+class NoFit(Exception):
+    """No pipeline keeps every chip's weights and live activations within its memory."""
 
 
-@dataclass(frozen=True)
-class Solution:
-    chip_of_unit: tuple[int, ...]
-    status: str  # OPTIMAL, FEASIBLE (time limit hit with a plan)
-    bottleneck_s: float
-    bound_s: float
-    gap: float
-    bytes_moved: int
-    wall_s: float
+def stage_model(problem: PartitionProblem, replicate: bool = True) -> lattice.StageModel:
+    n, chips = len(problem.unit_time_s), problem.n_chips
+    times = np.asarray(problem.unit_time_s, dtype=np.float64).reshape(n, chips).T
+    links = [problem.link(k) for k in range(chips)] if problem.link_bytes_per_s else [(1.0, 0.0)] * chips
+    reps = problem.max_replicas if (replicate and problem.max_replicas) else (1,) * chips
+    return lattice.StageModel(
+        time_s=times, tensors=problem.tensors,
+        weight_bytes=np.asarray(problem.weight_bytes or (0,) * n, dtype=np.float64),
+        live_bytes=np.asarray(problem.live_bytes or (0,) * n, dtype=np.float64),
+        memory_bytes=np.asarray(problem.memory_bytes or (0,) * chips, dtype=np.float64),
+        link_bytes_per_s=np.asarray([b for b, _ in links]),
+        link_latency_s=np.asarray([lat for _, lat in links]),
+        overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
+        max_replicas=np.asarray(reps, dtype=np.int64),
+    )
 
 
-def evaluate(problem: PartitionProblem, chip_of_unit: list[int] | tuple[int, ...]) -> tuple[float, int]:
-    """(bottleneck seconds, bytes moved) of an assignment on a chain of links."""
-    loads = [0.0] * problem.n_chips
-    for u, k in enumerate(chip_of_unit):
-        loads[k] += problem.unit_time_s[u][k]
-    link_bytes = [0] * max(problem.n_chips - 1, 0)
-    for p, consumers, nbytes in problem.tensors:
-        last = max(chip_of_unit[c] for c in consumers)
-        for k in range(chip_of_unit[p] + 1, last + 1):
-            link_bytes[k - 1] += nbytes
-    links = [problem.link_latency_s[k] + b / problem.link_bytes_per_s[k] if b else 0.0
-             for k, b in enumerate(link_bytes)]
-    return max(loads + links), sum(link_bytes)
+def predecessors(problem: PartitionProblem) -> list[int]:
+    preds = [0] * len(problem.unit_time_s)
+    for p, consumers, _ in problem.tensors:
+        for c in consumers:
+            preds[c] |= 1 << p
+    return preds
 
 
-def lower_bound_s(problem: PartitionProblem) -> float:
-    """max(total work / N, heaviest unit), each unit at its fastest chip."""
-    fastest = [min(t) for t in problem.unit_time_s]
-    return max(sum(fastest) / problem.n_chips, max(fastest, default=0.0))
+def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
+             replicate: bool = True) -> lattice.Chain | None:
+    """The exact program over the prefixes of the unit order (one topological order)."""
+    model = stage_model(problem, replicate)
+    chain = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)), model)
+    return lattice.solve_chain(chain, model, problem.objective, np.inf, deadline,
+                               max(problem.host_in_s, problem.host_out_s))
 
 
 def warm_start(problem: PartitionProblem) -> list[int]:
     """Exact DP along the given topological order: least bottleneck, then fewest bytes."""
-    costs = _chain_costs(problem)
-    best, _ = dp.min_bottleneck(costs)
-    _, bounds = dp.min_bytes_within(costs, best)
-    return dp.assignment_from_boundaries(bounds)
-
-
-def _chain_costs(problem: PartitionProblem) -> dp.ChainCosts:
-    n = len(problem.unit_time_s)
-    return dp.ChainCosts(
-        unit_time_s=np.asarray(problem.unit_time_s, dtype=np.float64).reshape(n, problem.n_chips),
-        cut_bytes=dp.cut_bytes_along(list(range(n)), list(problem.tensors), n),
-        link_bytes_per_s=np.asarray(problem.link_bytes_per_s, dtype=np.float64),
-        link_latency_s=np.asarray(problem.link_latency_s, dtype=np.float64),
-    )
+    found = chain_dp(problem, replicate=False)
+    if found is None:
+        raise NoFit
+    return list(found.chip_of_unit)
 
 
 class _Progress(cp_model.CpSolverSolutionCallback):
@@ -134,6 +119,15 @@ def _build(problem: PartitionProblem, tick_s: float):
         used = [coef[t] * crossings[t, k] for t in range(len(problem.tensors)) if coef[t]]
         if used:
             m.add(lat + sum(used) <= bottleneck)
+    for k, capacity in enumerate(problem.memory_bytes):
+        if capacity > 0:
+            on_k = [ge(u, k) - ge(u, k + 1) for u in range(n)]
+            live = m.new_int_var(0, max(problem.live_bytes, default=0), f"live{k}")
+            for u in range(n):
+                if problem.live_bytes[u]:
+                    m.add(live >= problem.live_bytes[u] * on_k[u])
+            m.add(sum(problem.weight_bytes[u] * on_k[u] for u in range(n) if problem.weight_bytes[u])
+                  + live <= capacity)
     bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
                      for k in range(1, chips))
     return m, y, bottleneck, bytes_expr
@@ -151,57 +145,103 @@ def _read(solver: cp_model.CpSolver, y, n: int, chips: int) -> list[int]:
 
 
 def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
-          progress: Callable[[str], None] | None = None) -> Solution:
+          progress: Callable[[str], None] | None = None, max_ideals: int = MAX_IDEALS) -> Solution:
     """Best pipeline assignment found within ``time_limit_s`` (never longer), with its bound and gap.
 
-    Same problem, same answer: the search runs with a deterministic time limit
-    and deterministic parallelism.
+    Same problem, same answer: the programs are exact and CP-SAT runs with fixed seed
+    and deterministic parallelism. Raises NoFit when no pipeline fits in memory.
     """
     start = time.perf_counter()
-    n, chips = len(problem.unit_time_s), problem.n_chips
-    best = warm_start(problem)
+    deadline = start + time_limit_s
+    say = progress or (lambda _msg: None)
+    chips = problem.n_chips
+    base = chain_dp(problem, deadline, replicate=False)
+    best = (base.chip_of_unit, base.replicas) if base else None
+    method = "chain DP"
     bound = lower_bound_s(problem)
+    exact = False
+    ideals = lattice.enumerate_ideals(predecessors(problem), max_ideals)
+    if ideals is not None:
+        say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
+        try:
+            upper = evaluate(problem, *best)[0] if best else np.inf
+            found = _lattice_best(problem, ideals, upper, deadline)
+            best, exact = (found.chip_of_unit, found.replicas), problem.topology == "chain"
+            method = f"lattice DP ({len(ideals)} ideals)"
+        except lattice.OutOfTime:
+            say("lattice: out of time, keeping the chain DP plan")
+    elif best is None:
+        raise NoFit
+    elif problem.objective == "throughput" and problem.topology == "chain" and chips > 1:
+        method = f"CP-SAT (more than {max_ideals} ideals)"
+        best, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
+        best = (tuple(best), None)
+    value, moved = evaluate(problem, *best)
+    if exact:
+        bound = value
+    bound = min(bound, value)
+    gap = (value - bound) / value if value > 0 else 0.0
+    status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
+    say(f"{method}: {status}, objective {value * 1e3:.4g} ms, bound {bound * 1e3:.4g} ms, "
+        f"gap {100 * gap:.2f}%")
+    replicas = tuple(best[1]) if best[1] else (1,) * chips
+    return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
+                    replicas, method)
+
+
+def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float,
+                  deadline: float) -> lattice.Chain:
+    """The exact plan without replication, or with it when that is strictly better."""
+    plain = stage_model(problem, replicate=False)
+    ideal_sets = lattice.Lattice(ideals, plain)
+    floor = max(problem.host_in_s, problem.host_out_s)
+    found = lattice.solve_chain(ideal_sets, plain, problem.objective, upper, deadline, floor)
+    if found is None:
+        raise NoFit
+    model = stage_model(problem)
+    if problem.objective == "throughput" and model.max_replicas.max(initial=1) > 1:
+        replicated = lattice.solve_chain(ideal_sets, model, problem.objective, found.value, deadline,
+                                         floor)
+        if replicated is not None and max(replicated.value, floor) < max(found.value, floor) * (1 - 1e-9):
+            return replicated
+    return found
+
+
+def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: float,
+            progress: Callable[[str], None] | None) -> tuple[list[int], float]:
+    """CP-SAT from the warm start ``best``: (the best assignment, a proven bound)."""
+    n, chips = len(problem.unit_time_s), problem.n_chips
     value, _ = evaluate(problem, best)
-    status = "OPTIMAL" if value <= bound * (1 + 1e-9) or chips == 1 else "FEASIBLE"
-    if status != "OPTIMAL":
-        tick_s = max(value, 1e-30) / TICKS
-        m, y, bottleneck, bytes_expr = _build(problem, tick_s)
-        budget = time_limit_s - (time.perf_counter() - start)
-        # Phase 1: the bottleneck.
-        m.minimize(bottleneck)
-        _hint(m, y, best, chips)
-        solver = _solver(budget * 0.7)
-        cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
+    tick_s = max(value, 1e-30) / TICKS
+    m, y, bottleneck, bytes_expr = _build(problem, tick_s)
+    # Phase 1: the bottleneck.
+    m.minimize(bottleneck)
+    _hint(m, y, best, chips)
+    solver = _solver((deadline - time.perf_counter()) * 0.7)
+    cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
+    code = solver.solve(m, cb)
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        found = _read(solver, y, n, chips)
+        found_value, _ = evaluate(problem, found)
+        if found_value < value * (1 - 1e-12):
+            best, value = found, found_value
+        # Optimal at tick resolution (1e-6 of the bottleneck) counts as optimal.
+        bound = value if code == cp_model.OPTIMAL else max(bound, solver.best_objective_bound * tick_s)
+    # Phase 2: bytes moved at (no worse than) that bottleneck.
+    m.add(bottleneck <= round(value / tick_s))
+    m.minimize(bytes_expr)
+    _hint(m, y, best, chips)
+    remaining = deadline - time.perf_counter()
+    if remaining > 0.05:
+        solver = _solver(remaining * 0.9)
+        cb = _Progress(progress, "bytes", 1 / 1e6, "MB") if progress else None
         code = solver.solve(m, cb)
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             found = _read(solver, y, n, chips)
-            found_value, _ = evaluate(problem, found)
-            if found_value < value * (1 - 1e-12):
-                best, value = found, found_value
-            # Optimal at tick resolution (1e-6 of the bottleneck) counts as optimal.
-            optimal = code == cp_model.OPTIMAL
-            bound = value if optimal else max(bound, solver.best_objective_bound * tick_s)
-            status = "OPTIMAL" if optimal else "FEASIBLE"
-        # Phase 2: bytes moved at (no worse than) that bottleneck.
-        m.add(bottleneck <= round(value / tick_s))
-        m.minimize(bytes_expr)
-        _hint(m, y, best, chips)
-        remaining = time_limit_s - (time.perf_counter() - start)
-        if remaining > 0.05:
-            solver = _solver(remaining * 0.9)
-            cb = _Progress(progress, "bytes", 1 / 1e6, "MB") if progress else None
-            code = solver.solve(m, cb)
-            if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                found = _read(solver, y, n, chips)
-                found_value, found_bytes = evaluate(problem, found)
-                if found_value <= value * (1 + 1e-9) and found_bytes < evaluate(problem, best)[1]:
-                    best = found
-    value, moved = evaluate(problem, best)
-    bound = min(bound, value)
-    gap = (value - bound) / value if value > 0 else 0.0
-    if gap <= 1e-6:
-        status = "OPTIMAL"
-    return Solution(tuple(best), status, value, bound, gap, moved, time.perf_counter() - start)
+            found_value, found_bytes = evaluate(problem, found)
+            if found_value <= value * (1 + 1e-9) and found_bytes < evaluate(problem, best)[1]:
+                best = found
+    return best, bound
 
 
 def _solver(limit_s: float) -> cp_model.CpSolver:

@@ -51,7 +51,8 @@ class Stage:
     dram_bytes: int = 0
     dram_bytes_unfused: int = 0
     energy_j: float = 0.0
-    replicas: int = 1
+    replicas: int = 1  # identical chips taking alternate frames (0 on the other chips of the stage)
+    replica_of: int = -1  # on a stage's other chips: the chip that lists its nodes
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class Metrics:
     dynamic_energy_j: float = 0.0  # per inference: MACs + memory traffic, all chips
     static_power_w: float = 0.0  # all chips, always on
     energy_per_inference_j: float = 0.0  # dynamic + static over one pipelined period
+    host_in_s: float = 0.0  # the model's inputs over the host link into the first chip
+    host_out_s: float = 0.0  # its outputs over the last chip's link out to the host
 
     def power_w(self, inferences_per_s: float) -> float:
         """Average power at an input rate (inferences/s): dynamic energy x rate + static power."""
@@ -116,6 +119,7 @@ class SolverInfo:
     gap: float  # (objective - bound) / objective
     wall_s: float
     bytes_moved: int
+    method: str = ""  # "lattice DP (1808 ideals)", "CP-SAT (...)", "chain DP"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class Plan:
     passes: str = ""  # the pass pipeline that ran, in its text form
     fused_groups: int = 0  # fusion groups of two or more nodes
     quantization: QuantReport | None = None  # what quantize chose, its SQNR and savings
+    topology: str = "chain"  # chain, ring or switch (compiler.problem)
+    objective: str = "throughput"  # throughput or latency
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 

@@ -49,9 +49,10 @@ def table(plan: Plan) -> Table:
         mark = s.chip == plan.metrics.bottleneck_chip
         resident = "" if s.weights_resident else " (DRAM)"
         t.add_row(
-            f"{s.chip}{' *' if mark else ''}", s.backend + (f" x{s.replicas}" if s.replicas > 1 else ""),
+            f"{s.chip}{' *' if mark else ''}", s.backend + (f" x{s.replicas}" if s.replicas > 1 else
+                             f" (replica of {s.replica_of})" if s.replica_of >= 0 else ""),
             str(len(s.nodes)), f"{100 * s.macs / total_macs:.1f}", fmt_s(s.time_s),
-            f"{100 * s.time_s / s.replicas / worst:.0f}", s.bound, f"{100 * s.utilization:.1f}",
+            f"{100 * s.time_s / max(s.replicas, 1) / worst:.0f}", s.bound, f"{100 * s.utilization:.1f}",
             f"{s.weight_bytes / MB:.2f}{resident}", f"{s.in_bytes / MB:.3f}", f"{s.out_bytes / MB:.3f}",
             f"{s.dram_bytes / MB:.2f}", f"{s.dram_bytes_unfused / MB:.2f}", fmt_j(s.energy_j),
             style="bold red" if mark else None)

@@ -18,7 +18,10 @@ from backends.protocol import Backend, Work
 from compiler import capabilities
 from compiler.costing import ChipState, chip_state, unit_times
 from compiler.errors import ChipcutError
-from compiler.partition import PartitionProblem, Solution, evaluate, lower_bound_s, solve
+from compiler.fit import no_fit_error
+from compiler.partition import NoFit, solve
+from compiler.problem import (Interconnect, PartitionProblem, Solution, evaluate, host_link_s,
+                              lower_bound_s)
 from compiler.units import UnitGraph
 
 MAX_ROUNDS = 3
@@ -34,15 +37,62 @@ class Partitioned:
 
 
 def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend],
-                 banned: set[tuple[int, int]] = frozenset()) -> PartitionProblem:
+                 banned: set[tuple[int, int]] = frozenset(), works: list[Work] | None = None,
+                 net: Interconnect = Interconnect(), io_bytes: tuple[int, int] = (0, 0)) -> PartitionProblem:
+    """The solver's input: unit times, tensors, memory per chip, links and topology."""
     times = capabilities.apply([list(row) for row in times], banned)
+    links = [b.spec.link for b in backends]
+    in_bytes, out_bytes = io_bytes
+    host_in = host_link_s(in_bytes, net, links[0].bytes_per_s, links[0].latency_s)
+    host_out = host_link_s(out_bytes, net, links[-1].bytes_per_s, links[-1].latency_s)
     return PartitionProblem(
         unit_time_s=tuple(tuple(row) for row in times),
         tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
         n_chips=len(backends),
-        link_bytes_per_s=tuple(b.spec.link.bytes_per_s for b in backends[:-1]),
-        link_latency_s=tuple(b.spec.link.latency_s for b in backends[:-1]),
+        link_bytes_per_s=tuple(link.bytes_per_s for link in links),
+        link_latency_s=tuple(link.latency_s for link in links),
+        weight_bytes=tuple(w.weight_bytes for w in works) if works else (),
+        live_bytes=live_bytes(units, works) if works else (),
+        memory_bytes=tuple(memory_of(b)[1] for b in backends) if works else (),
+        overlap=tuple(link.overlap for link in links),
+        max_replicas=identical_runs(backends) if net.replicate else (),
+        topology=net.topology,
+        switch_bytes_per_s=net.switch_bytes_per_s or links[0].bytes_per_s,
+        switch_latency_s=links[0].latency_s if net.switch_latency_s is None else net.switch_latency_s,
+        host_in_s=host_in, host_out_s=host_out, objective=net.objective,
     )
+
+
+def memory_of(backend: Backend) -> tuple[str, int]:
+    """("DRAM" or "SRAM", bytes) that hold a chip's weights and activations."""
+    spec = backend.spec
+    return ("DRAM", spec.dram_bytes) if spec.dram_bytes > 0 else ("SRAM", spec.sram_bytes)
+
+
+def identical_runs(backends: list[Backend]) -> tuple[int, ...]:
+    """For each chip, how many chips from it on run the same backend."""
+    out = [1] * len(backends)
+    for k in range(len(backends) - 2, -1, -1):
+        if backends[k + 1].name == backends[k].name:
+            out[k] = out[k + 1] + 1
+    return tuple(out)
+
+
+def live_bytes(units: UnitGraph, works: list[Work]) -> tuple[int, ...]:
+    """Activation bytes live while each unit runs, in unit order: every tensor from its
+    producer to its last reader, plus outputs that leave the model."""
+    n = len(works)
+    diff = [0] * (n + 1)
+    produced = [0] * n
+    for p, consumers, nbytes, _ in units.tensors:
+        diff[p] += nbytes
+        diff[max(consumers) + 1] -= nbytes
+        produced[p] += nbytes
+    out, running = [], 0
+    for u in range(n):
+        running += diff[u]
+        out.append(running + max(works[u].out_bytes - produced[u], 0))
+    return tuple(out)
 
 
 def states_of(works: list[Work], chip_of_unit: tuple[int, ...], backends: list[Backend]) -> tuple[ChipState, ...]:
@@ -53,7 +103,8 @@ def states_of(works: list[Work], chip_of_unit: tuple[int, ...], backends: list[B
 
 
 def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time_limit_s: float,
-              progress: Callable[[str], None] | None = None) -> Partitioned:
+              progress: Callable[[str], None] | None = None, net: Interconnect = Interconnect(),
+              io_bytes: tuple[int, int] = (0, 0)) -> Partitioned:
     """The best pipeline found within ``time_limit_s``, costed under its own residency."""
     start = time.perf_counter()
     restricted = capabilities.restrictions(units, works, backends)
@@ -61,20 +112,27 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
     even = sum(w.weight_bytes for w in works) // len(backends)
     states = tuple(chip_state(b.spec, even) for b in backends)
     best: Partitioned | None = None
+
+    def problem_for(states) -> PartitionProblem:
+        return make_problem(units, unit_times(works, backends, list(states)), backends, banned,
+                            works, net, io_bytes)
     for round_ in range(MAX_ROUNDS):
         remaining = time_limit_s - (time.perf_counter() - start)
         if best is not None and remaining < 0.05:
             break
-        problem = make_problem(units, unit_times(works, backends, list(states)), backends, banned)
+        problem = problem_for(states)
         share = remaining / (MAX_ROUNDS - round_) if round_ < MAX_ROUNDS - 1 else remaining
-        solution = solve(problem, time_limit_s=max(share, 0.05), progress=progress)
+        try:
+            solution = solve(problem, time_limit_s=max(share, 0.05), progress=progress)
+        except NoFit:
+            raise no_fit_error(units, works, backends) from None
         own = states_of(works, solution.chip_of_unit, backends)
         if own == states:  # consistent: the solver's bound is a bound for this plan
             found = Partitioned(solution, problem, own, lower_bound_s(problem))
             if best is None or found.solution.bottleneck_s <= best.solution.bottleneck_s:
                 best = found
             break
-        found = _recost(units, works, backends, solution, own, banned)
+        found = _recost(solution, own, problem_for(own), problem_for(_optimistic(backends)))
         if best is None or found.solution.bottleneck_s < best.solution.bottleneck_s:
             best = found
         states = own
@@ -87,13 +145,10 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
                    notes=capabilities.notes(restricted))
 
 
-def _recost(units: UnitGraph, works: list[Work], backends: list[Backend], solution: Solution,
-            states: tuple[ChipState, ...], banned: set[tuple[int, int]]) -> Partitioned:
+def _recost(solution: Solution, states: tuple[ChipState, ...], problem: PartitionProblem,
+            optimistic: PartitionProblem) -> Partitioned:
     """An assignment costed under its own residency; its bound is only the trivial one."""
-    problem = make_problem(units, unit_times(works, backends, list(states)), backends, banned)
-    bottleneck, moved = evaluate(problem, solution.chip_of_unit)
-    optimistic = make_problem(units, unit_times(works, backends, _optimistic(works, backends)),
-                              backends, banned)
+    bottleneck, moved = evaluate(problem, solution.chip_of_unit, solution.replicas)
     bound = min(lower_bound_s(optimistic), bottleneck)
     gap = (bottleneck - bound) / bottleneck if bottleneck > 0 else 0.0
     status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
@@ -101,6 +156,6 @@ def _recost(units: UnitGraph, works: list[Work], backends: list[Backend], soluti
                                gap=gap, bytes_moved=moved), problem, states, bound)
 
 
-def _optimistic(works: list[Work], backends: list[Backend]) -> list[ChipState]:
+def _optimistic(backends: list[Backend]) -> list[ChipState]:
     """Every chip with its weights resident and all of its SRAM free: no plan does better."""
     return [ChipState(True, b.spec.sram_bytes) for b in backends]

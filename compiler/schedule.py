@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from backends.protocol import Backend, OpCost, Work
 from compiler.costing import placement, unit_cost
 from compiler.plan import ChipTimeline, Metrics, OpTiming, Stage, Transfer
+from compiler.problem import Interconnect, hops, host_link_s
 from compiler.residency import states_of
 from compiler.summary import GraphSummary
 
@@ -40,9 +41,14 @@ def _scaled(work: Work, batch: int) -> Work:
 
 
 def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple[int, ...],
-                   backends: list[Backend], lower_bound_s: float, batch: int = 8) -> Schedule:
-    """Stages, transfers (per link of the chain), timelines and metrics of one assignment."""
+                   backends: list[Backend], lower_bound_s: float, batch: int = 8,
+                   replicas: tuple[int, ...] | None = None, net: Interconnect = Interconnect()) -> Schedule:
+    """Stages, transfers (per link of the topology), timelines and metrics of one assignment.
+
+    ``replicas[k]``: r on the first chip of a stage that r identical chips share, 0 on the
+    others (which list no nodes)."""
     n_chips = len(backends)
+    replicas = tuple(replicas) if replicas else (1,) * n_chips
     units_of_chip: list[list[int]] = [[] for _ in range(n_chips)]
     for u, chip in enumerate(chip_of_unit):
         units_of_chip[chip].append(u)
@@ -59,23 +65,51 @@ def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple
     for r in summary.nodes:
         unit_names[r.unit].append(r.name)
 
-    in_bytes, out_bytes, link_tensors = _traffic(summary, chip_of_unit, n_chips)
-    stages, timeline = [], []
+    leads = [k for k in range(n_chips) if replicas[k] > 0]
+    in_bytes, out_bytes, links = _traffic(summary, chip_of_unit, leads, net.topology, n_chips)
+    transfers, switch_bytes = [], 0
+    for (src, dst), tensors in sorted(links.items()):
+        nbytes = sum(b for _, b in tensors)
+        if net.topology == "switch":
+            switch_bytes += nbytes
+            seconds = nbytes / _switch_bw(net, backends)
+        else:
+            seconds = backends[src + replicas[src] - 1].link_time_s(nbytes)
+        transfers.append(Transfer(src, dst, nbytes, tuple(t for t, _ in tensors), seconds))
+    link_busy = [0.0] * n_chips
+    for t in transfers:
+        link_busy[t.src] += t.time_s
+        link_busy[t.dst] += t.time_s
+    stages, timeline, compute_only = [], [], []
     for chip, us in enumerate(units_of_chip):
-        stages.append(_stage(chip, backends[chip], us, summary, chip_of_unit, works, costs,
-                             unfused_dram, states[chip].weights_resident, in_bytes[chip],
-                             out_bytes[chip]))
+        lead = max(k for k in leads if k <= chip)
+        extra = 0.0 if backends[chip].spec.link.overlap or net.topology == "switch" else link_busy[chip]
+        stage = _stage(chip, backends[chip], units_of_chip[lead] if lead != chip else us, summary,
+                       chip_of_unit, works, costs, unfused_dram, states[lead].weights_resident,
+                       in_bytes[chip], out_bytes[chip], extra)
+        if lead != chip:
+            stage = replace(stage, nodes=(), replicas=0, replica_of=lead, time_s=0.0, macs=0,
+                            energy_j=0.0, in_bytes=0, out_bytes=0)
+        else:
+            stage = replace(stage, replicas=replicas[chip])
+            compute_only.append(stage.time_s - extra)
+        stages.append(stage)
         timeline.append(_timeline(chip, us, unit_names, works, costs))
-    transfers = []
-    for k, tensors in enumerate(link_tensors, start=1):
-        if tensors:
-            nbytes = sum(b for _, b in tensors)
-            transfers.append(Transfer(k - 1, k, nbytes, tuple(t for t, _ in tensors),
-                                      backends[k - 1].link_time_s(nbytes)))
-    metrics = pipeline_metrics(stages, transfers, lower_bound_s)
+    first, last = backends[0].spec.link, backends[-1].spec.link
+    host = [("host in", host_link_s(sum(b for _, b in summary.inputs), net, first.bytes_per_s,
+                                    first.latency_s)),
+            ("host out", host_link_s(sum(r.out_bytes for r in summary.nodes if r.is_output), net,
+                                     last.bytes_per_s, last.latency_s))]
+    shared = [("switch", _switch_s(net, backends, switch_bytes))] if switch_bytes else []
+    metrics = pipeline_metrics(stages, transfers, lower_bound_s, shared + host,
+                               switched=net.topology == "switch")
+    links_s = sum(s for _, s in shared) if shared else sum(t.time_s for t in transfers)
+    metrics = replace(metrics, latency_s=sum(compute_only) + links_s + sum(s for _, s in host),
+                      host_in_s=host[0][1], host_out_s=host[1][1])
     batched = [sum(unit_cost(_scaled(works[u], batch), backends[k], fused[u]).time_s for u in us)
-               for k, us in enumerate(units_of_chip)]
-    batched += [backends[t.src].link_time_s(t.bytes * batch) for t in transfers]
+               / replicas[k] for k, us in enumerate(units_of_chip) if replicas[k] > 0]
+    batched += [t.time_s * batch for t in transfers if net.topology != "switch"]
+    batched += [seconds * batch for _, seconds in shared + host]
     static_w = sum(b.static_power_w() for b in backends)
     dynamic_j = sum(s.energy_j for s in stages)
     metrics = replace(metrics, batch=batch,
@@ -85,46 +119,59 @@ def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple
     return Schedule(tuple(stages), tuple(transfers), metrics, tuple(timeline))
 
 
-def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...],
-             n_chips: int) -> tuple[list[int], list[int], list[list[tuple[str, int]]]]:
-    """Bytes each chip receives and sends, and the tensors crossing each link of the chain."""
+def _switch_bw(net: Interconnect, backends: list[Backend]) -> float:
+    return net.switch_bytes_per_s or backends[0].spec.link.bytes_per_s
+
+
+def _switch_s(net: Interconnect, backends: list[Backend], nbytes: int) -> float:
+    lat = backends[0].spec.link.latency_s if net.switch_latency_s is None else net.switch_latency_s
+    return lat + nbytes / _switch_bw(net, backends)
+
+
+def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...], leads: list[int], topology: str,
+             n_chips: int) -> tuple[list[int], list[int], dict[tuple[int, int], list[tuple[str, int]]]]:
+    """Bytes each chip receives and sends, and the tensors on each directed link (chips)."""
+    stage_of = {k: s for s, k in enumerate(leads)}
     chip_of = {r.name: chip_of_unit[r.unit] for r in summary.nodes}
     users: dict[str, list[int]] = {}
     for r in summary.nodes:
         for name in r.inputs:
             users.setdefault(name, []).append(chip_of[r.name])
-    link_tensors: list[list[tuple[str, int]]] = [[] for _ in range(max(n_chips - 1, 0))]
+    links: dict[tuple[int, int], list[tuple[str, int]]] = {}
     in_bytes, out_bytes = [0] * n_chips, [0] * n_chips
     for name, nbytes in summary.inputs:
         for chip in sorted(set(users.get(name, []))):
             in_bytes[chip] += nbytes
     for r in summary.nodes:
         src = chip_of[r.name]
-        consumers = set(users.get(r.name, []))
-        last = max(consumers, default=src)
+        readers = sorted({stage_of[c] for c in users.get(r.name, [])} - {stage_of[src]})
         if r.is_output:
             out_bytes[src] += r.out_bytes
-        for k in range(src + 1, last + 1):
-            link_tensors[k - 1].append((r.name, r.out_bytes))
-        if last > src:
+        path = hops(topology, len(leads), stage_of[src], readers)
+        if topology == "switch":
+            path = [(stage_of[src], s) for s in readers]
+        for a, b in path:
+            links.setdefault((leads[a], leads[b]), []).append((r.name, r.out_bytes))
+        if readers:
             out_bytes[src] += r.out_bytes
-            for chip in sorted(consumers - {src}):
-                in_bytes[chip] += r.out_bytes
-    return in_bytes, out_bytes, link_tensors
+            for s in readers:
+                in_bytes[leads[s]] += r.out_bytes
+    return in_bytes, out_bytes, links
 
 
 def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
            chip_of_unit: tuple[int, ...], works: list[Work], costs: list[OpCost],
-           unfused_dram: list[int], resident: bool, in_bytes: int, out_bytes: int) -> Stage:
+           unfused_dram: list[int], resident: bool, in_bytes: int, out_bytes: int,
+           link_s: float = 0.0) -> Stage:
     mine = [costs[u] for u in us]
     compute_s = sum((c.compute_s for c in mine), 0.0)
     memory_s = sum((c.memory_s for c in mine), 0.0)
-    time_s = sum((c.time_s for c in mine), 0.0)
+    time_s = sum((c.time_s for c in mine), 0.0) + link_s
     macs = sum(works[u].macs for u in us)
     peak = max(backend.spec.peak_macs_per_s.values())
     return Stage(
         chip=chip, backend=backend.name,
-        nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
+        nodes=tuple(r.name for r in summary.nodes if r.unit in set(us)),
         macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip), in_bytes=in_bytes, out_bytes=out_bytes,
         time_s=time_s, compute_s=compute_s, memory_s=memory_s,
         bound="compute" if compute_s >= memory_s else "memory",
@@ -151,14 +198,22 @@ def _timeline(chip: int, us: list[int], unit_names: list[list[str]], works: list
 
 
 def pipeline_metrics(stages: list[Stage] | tuple[Stage, ...], transfers: tuple[Transfer, ...] | list,
-                     lower_bound_s: float) -> Metrics:
-    """Throughput = 1 / slowest stage or link; batch-1 latency = stages + links in sequence."""
-    slowest = max(stages, key=lambda s: s.time_s / s.replicas)
+                     lower_bound_s: float, extra: list[tuple[str, float]] = (),
+                     switched: bool = False) -> Metrics:
+    """Throughput = 1 / the slowest stage (per replica set), link, or ``extra`` resource (the
+    switch, host links); batch-1 latency = stages + links + extra in sequence. ``switched``:
+    the transfers share one switch (listed in ``extra``), so none is a bottleneck alone."""
+    leads = [s for s in stages if s.replicas > 0]
+    slowest = max(leads, key=lambda s: s.time_s / s.replicas)
     bottleneck_s, chip, label = slowest.time_s / slowest.replicas, slowest.chip, f"chip {slowest.chip}"
     for t in transfers:
-        if t.time_s > bottleneck_s:
+        if not switched and t.time_s > bottleneck_s:
             bottleneck_s, chip, label = t.time_s, -1, f"link {t.src}->{t.dst}"
-    latency = sum(s.time_s for s in stages) + sum(t.time_s for t in transfers)
+    for name, seconds in extra:
+        if seconds > bottleneck_s:
+            bottleneck_s, chip, label = seconds, -1, name
+    links_s = 0.0 if switched else sum(t.time_s for t in transfers)
+    latency = sum(s.time_s for s in leads) + links_s + sum(seconds for _, seconds in extra)
     return Metrics(
         throughput_per_s=1.0 / bottleneck_s if bottleneck_s > 0 else 0.0,
         latency_s=latency, bottleneck_chip=chip, bottleneck=label, bottleneck_s=bottleneck_s,

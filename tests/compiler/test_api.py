@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import compiler
+from backends.registry import get_backend
 from compiler.errors import ChipcutError
 from compiler.ir import is_compute
 from compiler.report import balance
@@ -32,11 +33,16 @@ def test_stages_cover_every_node_once_in_pipeline_order(residual_cnn) -> None:
 def test_metrics_follow_from_stages_and_links(residual_cnn) -> None:
     plan = compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
     m = plan.metrics
-    slowest = max([s.time_s for s in plan.stages] + [t.time_s for t in plan.transfers])
+    slowest = max([s.time_s for s in plan.stages] + [t.time_s for t in plan.transfers]
+                  + [m.host_in_s, m.host_out_s])
+    link = get_backend("generic").spec.link
+    image_bytes = residual_cnn[1][0].numel() * 4
+    assert m.host_in_s == pytest.approx(link.latency_s + image_bytes / link.bytes_per_s)
     assert m.bottleneck_s == pytest.approx(slowest)
     assert m.throughput_per_s == pytest.approx(1 / slowest)
     assert m.latency_s == pytest.approx(sum(s.time_s for s in plan.stages) +
-                                        sum(t.time_s for t in plan.transfers))
+                                        sum(t.time_s for t in plan.transfers) + m.host_in_s
+                                        + m.host_out_s)
     assert m.bytes_moved == sum(t.bytes for t in plan.transfers) == plan.solver.bytes_moved
     assert plan.solver.objective == pytest.approx(m.bottleneck_s)
     assert plan.solver.bound <= plan.solver.objective
@@ -69,7 +75,8 @@ def test_resnet50_four_chips_is_balanced_and_proven() -> None:
     plan = compiler.compile(copy.deepcopy(captured), chips=4, time_limit_s=20, passes="none")
     assert plan.model.macs == 4_087_136_256
     assert plan.solver.status == "OPTIMAL"
-    assert balance(plan) < 1.02
+    # Proven optimal; the mean counts chips whose weights stay in SRAM as faster.
+    assert balance(plan) < 1.03
     # Fused groups are indivisible: coarser units, proven optimal at that granularity.
     fused = compiler.compile(captured, chips=4, time_limit_s=20)
     assert fused.model.units < plan.model.units

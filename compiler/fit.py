@@ -1,0 +1,65 @@
+"""Capacity: why a model does not fit on the chips, by how much, and how many chips it needs.
+
+A chip holds its stage's weights and the activations live while a unit runs
+(``compiler.residency.live_bytes``) in DRAM, or in SRAM on SRAM-only chips.
+The diagnosis cuts along the unit order (a topological order), where the
+fewest stages is a greedy count; the solver itself checks every pipeline.
+"""
+
+from __future__ import annotations
+
+from backends.protocol import Backend, Work
+from compiler.errors import ChipcutError
+from compiler.report import fmt_b
+from compiler.units import UnitGraph
+
+
+def stages_needed(weights: list[int], live: list[int], capacity: float) -> int | None:
+    """Fewest contiguous stages along the order with weights + peak live <= capacity each
+    (None when one unit alone does not fit)."""
+    count, held, peak = 1, 0, 0
+    for w, a in zip(weights, live, strict=True):
+        if w + a > capacity:
+            return None
+        if held + w + max(peak, a) > capacity:
+            count, held, peak = count + 1, 0, 0
+        held, peak = held + w, max(peak, a)
+    return count
+
+
+def need_per_chip(weights: list[int], live: list[int], chips: int) -> float:
+    """Least capacity with which ``chips`` contiguous stages along the order hold the model."""
+    lo = max((w + a for w, a in zip(weights, live, strict=True)), default=0)
+    hi = sum(weights) + max(live, default=0)
+    while hi - lo > max(hi * 1e-4, 1):
+        mid = (lo + hi) / 2
+        if stages_needed(weights, live, mid) <= chips:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -> ChipcutError:
+    from compiler.residency import live_bytes, memory_of
+
+    weights = [w.weight_bytes for w in works]
+    live = list(live_bytes(units, works))
+    kind, capacity = min((memory_of(b) for b in backends), key=lambda km: km[1])
+    name = min(backends, key=lambda b: memory_of(b)[1]).name
+    n = len(backends)
+    biggest = max(range(len(works)), key=lambda u: weights[u] + live[u])
+    alone = weights[biggest] + live[biggest]
+    if alone > capacity:
+        return ChipcutError(
+            f"node {units.units[biggest][0]} alone needs {fmt_b(alone)} ({fmt_b(weights[biggest])} "
+            f"weights + {fmt_b(live[biggest])} activations) but a {name} chip has {fmt_b(capacity)} "
+            f"of {kind}; no chip count fits it: quantize to a narrower dtype (--passes "
+            "'fold-bn,quantize{dtype=int8},fuse') or use a chip with more memory")
+    need = need_per_chip(weights, live, n)
+    fits = stages_needed(weights, live, capacity)
+    return ChipcutError(
+        f"the model does not fit on {n} chips: {kind} is short by {fmt_b(need - capacity)} per chip "
+        f"(a {name} chip has {fmt_b(capacity)}; the best cut along the unit order needs "
+        f"{fmt_b(need)} of weights and live activations on one chip); it fits on {fits} chips "
+        f"(--chips {fits}), or quantize to a narrower dtype")

@@ -1,0 +1,294 @@
+"""Exact pipeline cuts over the lattice of ideals of the unit graph (no OR-Tools).
+
+An assignment is a pipeline (chip(producer) <= chip(consumer) on every edge)
+exactly when I_k = {units on chips before k} is an ideal (a set closed under
+predecessors) for every k. So the pipelines of N chips are the chains of
+ideals {} = I_0 <= I_1 <= ... <= I_N = all units, and a dynamic program over
+(chips used, ideal) finds the best one exactly. Stage k costs the time of
+I_{k+1} - I_k on chip k (divided by r when r identical chips take alternate
+frames); the link into chip k carries the bytes crossing the boundary of I_k.
+
+Chain-like graphs have few ideals (ResNet-50: 56 for 55 units; LLaMA-7B: 1808
+for 337), so the exact program is fast; wide graphs can have exponentially
+many, and ``enumerate_ideals`` gives up past a limit (the caller then falls
+back to CP-SAT). The ideals along one topological order (its prefixes) give
+the classic chain DP, used as a baseline and as CP-SAT's warm start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+INF = np.inf
+
+
+class OutOfTime(Exception):
+    """The program ran past its deadline."""
+
+
+def enumerate_ideals(preds: list[int], limit: int) -> list[int] | None:
+    """Every ideal as a bitset over units (``preds[u]``: bitset of u's direct predecessors),
+    or None when there are more than ``limit``.
+
+    Each ideal is generated once, from the ideal without its highest-numbered maximal
+    unit; ``frontier`` holds the units whose predecessors are all inside.
+    """
+    n = len(preds)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for v in range(n):
+        for u in _bits(preds[v]):
+            succ[u].append(v)
+    out: list[int] = []
+    start = tuple(u for u in range(n) if not preds[u])
+    stack: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = [(0, (), start)]
+    while stack:
+        ideal, maxes, frontier = stack.pop()
+        out.append(ideal)
+        if len(out) > limit:
+            return None
+        for u in frontier:
+            rest = tuple(m for m in maxes if not preds[u] >> m & 1)
+            if rest and max(rest) > u:
+                continue
+            grown = ideal | 1 << u
+            opened = tuple(v for v in succ[u] if not preds[v] & ~grown)
+            stack.append((grown, rest + (u,), tuple(f for f in frontier if f != u) + opened))
+    return out
+
+
+def _bits(x: int) -> list[int]:
+    out = []
+    while x:
+        low = x & -x
+        out.append(low.bit_length() - 1)
+        x ^= low
+    return out
+
+
+def prefix_ideals(n: int) -> list[int]:
+    """The n + 1 prefixes of the unit order (ideals when units are in a topological order)."""
+    return [(1 << i) - 1 for i in range(n + 1)]
+
+
+@dataclass(frozen=True)
+class StageModel:
+    """What the program needs, per chip position k and per unit u.
+
+    time_s: (N, n) seconds; weight_bytes, live_bytes: (n,) weights a unit keeps on its
+    chip and the activation bytes live while it runs; memory_bytes: (N,) capacity (0:
+    unchecked); link_bytes_per_s, link_latency_s: (N,) the link out of chip k; overlap:
+    (N,) whether chip k's transfers overlap its compute; max_replicas: (N,) how many
+    identical chips starting at k may share one stage; tensors: (producer, consumers, bytes).
+    """
+
+    time_s: np.ndarray
+    tensors: tuple[tuple[int, tuple[int, ...], int], ...]
+    weight_bytes: np.ndarray
+    live_bytes: np.ndarray
+    memory_bytes: np.ndarray
+    link_bytes_per_s: np.ndarray
+    link_latency_s: np.ndarray
+    overlap: np.ndarray
+    max_replicas: np.ndarray
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chosen chain of ideals: lead chip and replica count of every stage, and the units."""
+
+    chip_of_unit: tuple[int, ...]
+    replicas: tuple[int, ...]  # per chip: r for a stage's first chip, 0 for its other chips
+    value: float
+    bytes_moved: int
+
+
+class Lattice:
+    """Per-ideal sums of an ideal family, and the (I, J) pairs with I <= J the program may use."""
+
+    def __init__(self, ideals: list[int], model: StageModel) -> None:
+        n = model.time_s.shape[1]
+        nbytes = max((n + 7) // 8, 1)
+        raw = b"".join(i.to_bytes(nbytes, "little") for i in ideals)
+        members = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(ideals), nbytes),
+                                axis=1, bitorder="little")[:, :n].astype(bool)
+        self.ideals = ideals
+        self.members = members
+        self.size = members.sum(axis=1)
+        self.time_s = members.astype(np.float64) @ model.time_s.T  # (M, N)
+        self.weight_bytes = members.astype(np.float64) @ model.weight_bytes
+        self.cut_bytes = _cut_bytes(members, model.tensors)
+        self.full = int(np.argmax(self.size))
+        self.empty = int(np.argmin(self.size))
+        words = (nbytes + 7) // 8
+        padded = raw if nbytes == words * 8 else b"".join(
+            i.to_bytes(words * 8, "little") for i in ideals)
+        self.packed = np.frombuffer(padded, dtype=np.uint64).reshape(len(ideals), words)
+
+    def pairs(self, window_s: float, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+        """All (I, J) with I a subset of J and the work of J - I (fastest chip) within ``window_s``,
+        grouped by J; every J has at least (J, J)."""
+        work = self.time_s.min(axis=1)
+        order = np.lexsort((self.size, work))
+        sorted_work = work[order]
+        pi, pj = [], []
+        for j in order:
+            if time.perf_counter() > deadline:
+                raise OutOfTime
+            lo = np.searchsorted(sorted_work, work[j] - window_s * (1 + 1e-9) - 1e-300, "left")
+            hi = np.searchsorted(sorted_work, work[j] * (1 + 1e-12) + 1e-300, "right")
+            cand = order[lo:hi]
+            cand = cand[self.size[cand] <= self.size[j]]
+            inside = ~np.any(self.packed[cand] & ~self.packed[j], axis=1)
+            chosen = cand[inside]
+            pi.append(chosen)
+            pj.append(np.full(len(chosen), j))
+        return np.concatenate(pi), np.concatenate(pj)
+
+
+def _cut_bytes(members: np.ndarray, tensors) -> np.ndarray:
+    """Bytes of the tensors produced inside each ideal and used outside it."""
+    out = np.zeros(members.shape[0])
+    for producer, consumers, nbytes in tensors:
+        inside = members[:, producer]
+        outside = ~np.all(members[:, list(consumers)], axis=1)
+        out += nbytes * (inside & outside)
+    return out
+
+
+def _live_max(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
+    """Largest live_bytes of a unit in J - I, per pair."""
+    out = np.zeros(len(pi))
+    ranked = np.argsort(model.live_bytes, kind="stable")[::-1]
+    remaining = np.ones(len(pi), dtype=bool)
+    for u in ranked:
+        if not remaining.any() or model.live_bytes[u] <= 0:
+            break
+        hit = remaining & lattice.members[pj, u] & ~lattice.members[pi, u]
+        out[hit] = model.live_bytes[u]
+        remaining &= ~hit
+    return out
+
+
+def _link_s(model: StageModel, k: int, nbytes: np.ndarray) -> np.ndarray:
+    return np.where(nbytes > 0, model.link_latency_s[k] + nbytes / model.link_bytes_per_s[k], 0.0)
+
+
+def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: float,
+                deadline: float, floor_s: float = 0.0) -> Chain | None:
+    """The best chain of ideals: least bottleneck then fewest bytes (``throughput``), or least
+    batch-1 latency then fewest bytes (``latency``); None when no chain fits in memory.
+
+    ``upper_s`` bounds the optimum (a known plan's value): stages slower than it are skipped.
+    ``floor_s`` is a bottleneck no plan avoids (the host links); the stages are still balanced
+    as if it were not there, so only the pruning window uses it.
+    """
+    chips = model.time_s.shape[0]
+    rmax = int(model.max_replicas.max(initial=1))
+    window = INF if objective == "latency" else max(upper_s, floor_s) * rmax
+    pi, pj = lattice.pairs(window, deadline)
+    starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
+    group_j = pj[starts]
+    fits = _fits(lattice, model, pi, pj)
+    cuts = lattice.cut_bytes
+    links = [_link_s(model, k, cuts) for k in range(chips)]
+
+    def stage_cost(k: int, r: int) -> np.ndarray:
+        cost = (lattice.time_s[pj, k] - lattice.time_s[pi, k]) / r
+        if not model.overlap[k]:
+            cost = cost + (links[k - 1][pi] if k else 0.0) + links[k + r - 1][pj]
+        return np.where(fits[k], cost, INF)
+
+    def run(combine, limit: float | None):
+        best = np.full((chips + 1, len(lattice.ideals)), INF)
+        best[0, lattice.empty] = 0.0
+        how: dict[tuple[int, int], tuple[int, int]] = {}
+        for k in range(chips):
+            if time.perf_counter() > deadline:
+                raise OutOfTime
+            reach = best[k][pi]
+            if not np.isfinite(reach).any():
+                continue
+            link_in = links[k - 1][pi] if k else np.zeros(len(pi))
+            for r in range(1, min(int(model.max_replicas[k]), chips - k) + 1):
+                vals = combine(reach, link_in, stage_cost(k, r), k, pi, limit)
+                if r > 1:
+                    vals = np.where(pi == pj, INF, vals)
+                mins = np.minimum.reduceat(vals, starts)
+                better = mins < best[k + r, group_j]
+                if not better.any():
+                    continue
+                first = _first_argmin(vals, starts, mins)
+                for j, i in zip(group_j[better], pi[first[better]], strict=True):
+                    how[k + r, int(j)] = (r, int(i))
+                best[k + r, group_j[better]] = mins[better]
+        return best, how
+
+    if objective == "latency":
+        def first_pass(reach, link_in, stage, k, _pi, _limit):
+            return reach + link_in + stage
+    else:
+        def first_pass(reach, link_in, stage, k, _pi, _limit):
+            return np.maximum(np.maximum(reach, link_in), stage)
+    best, how = run(first_pass, None)
+    value = best[chips, lattice.full]
+    if not np.isfinite(value):
+        return None
+    chain = _trace(how, chips, lattice)
+    if objective == "throughput":
+        limit = value * (1 + 1e-9) + 1e-15
+
+        def bytes_pass(reach, link_in, stage, k, _pi, _limit):
+            ok = (link_in <= limit) & (stage <= limit)
+            return np.where(ok, reach + (cuts[_pi] if k else 0.0), INF)
+        best2, how2 = run(bytes_pass, limit)
+        if np.isfinite(best2[chips, lattice.full]):
+            chain = _trace(how2, chips, lattice)
+    return _as_chain(chain, lattice, chips, float(value))
+
+
+def _fits(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarray) -> list[np.ndarray]:
+    chips = model.time_s.shape[0]
+    weights = lattice.weight_bytes[pj] - lattice.weight_bytes[pi]
+    if not model.memory_bytes.any():
+        return [np.ones(len(pi), dtype=bool)] * chips
+    need = weights + _live_max(lattice, model, pi, pj)
+    return [need <= m if m > 0 else np.ones(len(pi), dtype=bool) for m in model.memory_bytes]
+
+
+def _first_argmin(vals: np.ndarray, starts: np.ndarray, mins: np.ndarray) -> np.ndarray:
+    """Index of the first minimum of each group (groups start at ``starts``)."""
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(vals)]))
+    hits = np.flatnonzero(vals == mins[group])
+    _, first = np.unique(group[hits], return_index=True)
+    return hits[first]
+
+
+def _trace(how: dict[tuple[int, int], tuple[int, int]], chips: int,
+           lattice: Lattice) -> list[tuple[int, int, int]]:
+    """(first chip, replicas, ideal after the stage) for each stage, first to last."""
+    out = []
+    k, j = chips, lattice.full
+    while k > 0:
+        r, i = how[k, j]
+        out.append((k - r, r, j))
+        k, j = k - r, i
+    return out[::-1]
+
+
+def _as_chain(stages: list[tuple[int, int, int]], lattice: Lattice, chips: int, value: float) -> Chain:
+    n = lattice.members.shape[1]
+    chip_of = [0] * n
+    replicas = [0] * chips
+    before = lattice.empty
+    moved = 0
+    for lead, r, j in stages:
+        for u in np.flatnonzero(lattice.members[j] & ~lattice.members[before]):
+            chip_of[u] = lead
+        replicas[lead] = r
+        if lead > 0:
+            moved += int(lattice.cut_bytes[before])
+        before = j
+    return Chain(tuple(chip_of), tuple(replicas), value, moved)
