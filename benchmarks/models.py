@@ -35,3 +35,38 @@ def llama_7b(seq: int = 128) -> tuple[torch.nn.Module, tuple]:
     with torch.device("meta"):
         model = LlamaForCausalLM(config).eval()
     return model, (torch.zeros(1, seq, dtype=torch.long, device="meta"),)
+
+
+def mobilenet_v2(batch: int = 1, size: int = 224) -> tuple[torch.nn.Module, tuple]:
+    """MobileNetV2 (transformers MobileNetV2Model, default config: width 1.0) at size x size."""
+    from transformers import MobileNetV2Config, MobileNetV2Model
+
+    torch.manual_seed(0)
+    return MobileNetV2Model(MobileNetV2Config()).eval(), (torch.randn(batch, 3, size, size),)
+
+
+def vit_b16(batch: int = 1) -> tuple[torch.nn.Module, tuple]:
+    """ViT-B/16 at 224 x 224 (transformers ViTModel, default config)."""
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    return ViTModel(ViTConfig(), add_pooling_layer=False).eval(), (torch.randn(batch, 3, 224, 224),)
+
+
+def yolov3() -> tuple[torch.nn.Module, tuple]:
+    """YOLOv3 (Darknet-53, 80 classes) at 1920 x 1088 (2.1 Mpixel); see benchmarks.yolo."""
+    from benchmarks.yolo import yolov3 as build
+
+    return build()
+
+
+def llama_70b(seq: int = 128) -> tuple[torch.nn.Module, tuple]:
+    """A LLaMA-70B config on the meta device: 80 layers, hidden 8192, GQA with 8 KV heads."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                         num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
+                         use_cache=False)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config).eval()
+    return model, (torch.zeros(1, seq, dtype=torch.long, device="meta"),)

@@ -50,6 +50,38 @@ def _write_outputs(plan: object, args: argparse.Namespace) -> str:
     return notes
 
 
+def _network(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topology", default="chain", choices=("chain", "ring", "switch"),
+                   help="how the chips are wired (default chain)")
+    p.add_argument("--switch-bw", metavar="RATE",
+                   help='shared switch bandwidth, e.g. "64 GB/s" (default: one chip link)')
+    p.add_argument("--host-bw", metavar="RATE",
+                   help='host link bandwidth, e.g. "16 GB/s" (default: the chips\' own link)')
+    p.add_argument("--objective", default="throughput", choices=("throughput", "latency"),
+                   help="least bottleneck (default) or least batch-1 latency")
+    p.add_argument("--replicate", action="store_true",
+                   help="let a stage run on several identical chips taking alternate frames")
+
+
+def _interconnect(args: argparse.Namespace):
+    from backends import quantity as q
+    from compiler.problem import Interconnect
+
+    def rate(flag: str, text: str | None) -> float | None:
+        if text is None:
+            return None
+        try:
+            value = q.parse(text, q.BYTES_PER_S)
+        except ValueError as e:
+            raise ChipcutError(f"{flag} {text!r}: {e}") from None
+        if value <= 0:
+            raise ChipcutError(f"{flag} {text!r}: must be > 0 bytes/s, e.g. \"32 GB/s\"")
+        return value
+    return Interconnect(topology=args.topology, objective=args.objective, replicate=args.replicate,
+                        switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
+                        host_bytes_per_s=rate("--host-bw", args.host_bw))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chipcut", description="Partition a PyTorch model across "
                                 "inference chips and plan the per-chip schedule.")
@@ -64,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="solver time limit in seconds (default 10)")
     c.add_argument("--out", help="write the plan JSON here")
     _passes(c)
+    _network(c)
     _outputs(c)
     c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
     w = sub.add_parser("sweep", help="compile for a range of chip counts: throughput, speedup, limit")
@@ -74,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="per solve")
     w.add_argument("--plot", metavar="PATH", help="write throughput/speedup/efficiency PNG here")
     _passes(w)
+    _network(w)
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
@@ -91,7 +125,7 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     model, inputs, name = load_model(args.model, args.input)
     plan = compile_model(model, inputs, chips=chips, backend=args.backend,
                          time_limit_s=args.time_limit, name=name, progress=status,
-                         batch=args.batch, passes=args.passes)
+                         batch=args.batch, passes=args.passes, interconnect=_interconnect(args))
     if args.out:
         plan.to_json(args.out)
     notes = _write_outputs(plan, args)
@@ -109,7 +143,8 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     status("capturing model")
     captured = capture(model, inputs, name=name)
     points = sweep(captured, counts, compile_model, backend=args.backend,
-                   time_limit_s=args.time_limit, progress=status, passes=args.passes)
+                   time_limit_s=args.time_limit, progress=status, passes=args.passes,
+                   interconnect=_interconnect(args))
     if args.plot:
         plot(points, args.plot)
     return render(points) + (f"plot written to {args.plot}\n" if args.plot else "")

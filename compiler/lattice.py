@@ -250,11 +250,16 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
 
 
 def _fits(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarray) -> list[np.ndarray]:
+    """Per chip, whether each pair's stage (weights plus peak live activations) fits in memory.
+    The peak is looked up only for pairs where it decides."""
     chips = model.time_s.shape[0]
     weights = lattice.weight_bytes[pj] - lattice.weight_bytes[pi]
-    if not model.memory_bytes.any():
+    caps = model.memory_bytes[model.memory_bytes > 0]
+    if not len(caps):
         return [np.ones(len(pi), dtype=bool)] * chips
-    need = weights + _live_max(lattice, model, pi, pj)
+    need = weights.copy()
+    unsure = (weights + model.live_bytes.max(initial=0) > caps.min()) & (weights <= caps.max())
+    need[unsure] += _live_max(lattice, model, pi[unsure], pj[unsure])
     return [need <= m if m > 0 else np.ones(len(pi), dtype=bool) for m in model.memory_bytes]
 
 

@@ -119,11 +119,20 @@ def hops(topology: str, n_stages: int, src: int, readers: list[int]) -> list[tup
         return []
     if topology == "switch":
         return [(-1, -1)] * len(readers)
-    forward = readers[-1] - src
-    backward = n_stages - (readers[0] - src)
-    if topology == "ring" and n_stages > 2 and backward < forward:
-        return [((src - i) % n_stages, (src - i - 1) % n_stages) for i in range(backward)]
-    return [(s, s + 1) for s in range(src, readers[-1])]
+    if topology != "ring" or n_stages <= 2:
+        return [(s, s + 1) for s in range(src, readers[-1])]
+    # On a ring the readers ahead are reached forwards, the rest backwards over the wrap
+    # link: the split with the fewest hops.
+    def cost(i: int) -> int:
+        ahead = readers[i - 1] - src if i else 0
+        behind = n_stages - (readers[i] - src) if i < len(readers) else 0
+        return ahead + behind
+    split = min(range(len(readers), -1, -1), key=cost)
+    out = [(s, s + 1) for s in range(src, readers[split - 1])] if split else []
+    if split < len(readers):
+        back = n_stages - (readers[split] - src)
+        out += [((src - i) % n_stages, (src - i - 1) % n_stages) for i in range(back)]
+    return out
 
 
 def route(problem: PartitionProblem, stage_of_unit: list[int], leads: list[int]) -> dict[tuple[int, int], int]:
