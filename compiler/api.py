@@ -13,10 +13,10 @@ from compiler.capture import Captured, capture
 from compiler.costing import unit_works
 from compiler.errors import ChipcutError
 from compiler.ir import get_cost, get_group, get_quant_report, is_compute
+from compiler.order import best_order
 from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
 from compiler.problem import OBJECTIVES, TOPOLOGIES, Interconnect
 from compiler.quantsavings import with_savings
-from compiler.order import best_order
 from compiler.schedule import build_schedule
 from compiler.summary import summarize
 from compiler.units import build_units
@@ -96,10 +96,10 @@ def compile(  # noqa: A001 - the product's verb
     accounting(gm)
     units = build_units(gm)
     n_chips = len(backends)
-    if n_chips > len(units.units):
+    if n_chips > len(units.units) and not net.replicate:
         raise ChipcutError(f"{n_chips} chips but the model has only {len(units.units)} partition "
                            f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
-                           f"use at most {len(units.units)} chips")
+                           f"use at most {len(units.units)} chips, or let stages replicate (--replicate)")
     summary = summarize(gm, units)
     works = unit_works(summary, len(units.units))
     say(f"solving {len(units.units)} units on {n_chips} chips")
@@ -133,6 +133,8 @@ def compile(  # noqa: A001 - the product's verb
         quantization=quant,
         topology=net.topology,
         objective=net.objective,
+        switch_bytes_per_s=net.switch_bytes_per_s,
+        host_bytes_per_s=net.host_bytes_per_s,
         graph_module=gm,
     )
 

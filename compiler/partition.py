@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
 import numpy as np
 from ortools.sat.python import cp_model
 
 from compiler import lattice
-from compiler.problem import PartitionProblem, Solution, evaluate, lower_bound_s, measure
+from compiler.problem import PartitionProblem, Solution, evaluate, lower_bound_s
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
 MAX_IDEALS = 20_000

@@ -146,6 +146,8 @@ class Plan:
     quantization: QuantReport | None = None  # what quantize chose, its SQNR and savings
     topology: str = "chain"  # chain, ring or switch (compiler.problem)
     objective: str = "throughput"  # throughput or latency
+    switch_bytes_per_s: float | None = None  # set by the user, else a chip link's bandwidth
+    host_bytes_per_s: float | None = None  # set by the user, else the chips' own links
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 

@@ -191,6 +191,9 @@ class Interconnect:
     replicate: bool = False
 
 
+CHAIN = Interconnect()  # the default: a chain, throughput, no replication
+
+
 def host_link_s(nbytes: int, net: Interconnect, bytes_per_s: float, latency_s: float) -> float:
     """Seconds to move ``nbytes`` over a host link (the chip's own link unless ``net`` sets one)."""
     if not nbytes:

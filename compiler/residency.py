@@ -20,8 +20,15 @@ from compiler.costing import ChipState, chip_state, unit_times
 from compiler.errors import ChipcutError
 from compiler.fit import no_fit_error
 from compiler.partition import NoFit, solve
-from compiler.problem import (Interconnect, PartitionProblem, Solution, evaluate, host_link_s,
-                              lower_bound_s)
+from compiler.problem import (
+    CHAIN,
+    Interconnect,
+    PartitionProblem,
+    Solution,
+    evaluate,
+    host_link_s,
+    lower_bound_s,
+)
 from compiler.units import UnitGraph
 
 MAX_ROUNDS = 3
@@ -38,7 +45,7 @@ class Partitioned:
 
 def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend],
                  banned: set[tuple[int, int]] = frozenset(), works: list[Work] | None = None,
-                 net: Interconnect = Interconnect(), io_bytes: tuple[int, int] = (0, 0)) -> PartitionProblem:
+                 net: Interconnect = CHAIN, io_bytes: tuple[int, int] = (0, 0)) -> PartitionProblem:
     """The solver's input: unit times, tensors, memory per chip, links and topology."""
     times = capabilities.apply([list(row) for row in times], banned)
     links = [b.spec.link for b in backends]
@@ -103,7 +110,7 @@ def states_of(works: list[Work], chip_of_unit: tuple[int, ...], backends: list[B
 
 
 def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time_limit_s: float,
-              progress: Callable[[str], None] | None = None, net: Interconnect = Interconnect(),
+              progress: Callable[[str], None] | None = None, net: Interconnect = CHAIN,
               io_bytes: tuple[int, int] = (0, 0)) -> Partitioned:
     """The best pipeline found within ``time_limit_s``, costed under its own residency."""
     start = time.perf_counter()

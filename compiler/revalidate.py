@@ -8,6 +8,7 @@ from backends.registry import get_backend
 from compiler.costing import unit_works
 from compiler.errors import ChipcutError
 from compiler.plan import Plan
+from compiler.problem import Interconnect
 from compiler.schedule import build_schedule
 
 
@@ -21,6 +22,10 @@ def _assignment(plan: Plan) -> dict[str, int]:
         if stage.chip != k:
             raise ChipcutError(f"stages[{k}] says chip {stage.chip}; stages must be listed in chip "
                                "order 0, 1, ...")
+        if stage.replica_of >= 0 and stage.nodes:
+            raise ChipcutError(f"stage {k} is a replica of chip {stage.replica_of} but lists nodes; "
+                               f"list them on chip {stage.replica_of}, or set replica_of: -1 and "
+                               "replicas: 1 to make it a stage of its own")
         for name in stage.nodes:
             if name not in records:
                 raise ChipcutError(f"stage {k} lists node {name!r}, which is not in the model's "
@@ -60,8 +65,12 @@ def revalidate(plan: Plan) -> tuple[Plan, bool]:
     chip_of_unit = _check_pipeline(plan, _assignment(plan))
     backends = [get_backend(name) for name in plan.chips]
     works = unit_works(plan.graph, len(chip_of_unit))
+    net = Interconnect(topology=plan.topology, objective=plan.objective,
+                       switch_bytes_per_s=plan.switch_bytes_per_s, host_bytes_per_s=plan.host_bytes_per_s)
+    replicas = tuple(s.replicas if s.replica_of < 0 else 0 for s in plan.stages)
     schedule = build_schedule(plan.graph, works, chip_of_unit, backends,
-                              plan.metrics.lower_bound_s, batch=plan.metrics.batch)
+                              plan.metrics.lower_bound_s, batch=plan.metrics.batch,
+                              replicas=replicas, net=net)
     if schedule.stages == plan.stages and schedule.transfers == plan.transfers:
         return plan, False
     m = schedule.metrics

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from backends.protocol import Backend, OpCost, Work
 from compiler.costing import placement, unit_cost
 from compiler.plan import ChipTimeline, Metrics, OpTiming, Stage, Transfer
-from compiler.problem import Interconnect, hops, host_link_s
+from compiler.problem import CHAIN, Interconnect, hops, host_link_s
 from compiler.residency import states_of
 from compiler.summary import GraphSummary
 
@@ -42,7 +42,7 @@ def _scaled(work: Work, batch: int) -> Work:
 
 def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple[int, ...],
                    backends: list[Backend], lower_bound_s: float, batch: int = 8,
-                   replicas: tuple[int, ...] | None = None, net: Interconnect = Interconnect()) -> Schedule:
+                   replicas: tuple[int, ...] | None = None, net: Interconnect = CHAIN) -> Schedule:
     """Stages, transfers (per link of the topology), timelines and metrics of one assignment.
 
     ``replicas[k]``: r on the first chip of a stage that r identical chips share, 0 on the
