@@ -11,6 +11,7 @@ from backends.registry import available, get_backend
 from benchmarks.models import bert_base, llama_7b, resnet50
 from benchmarks.results import machine, table, write_section
 from compiler.capture import Captured
+from compiler.errors import ChipcutError
 from compiler.report import fmt_j, fmt_s
 
 MODELS = {"ResNet-50": resnet50, "BERT-base": bert_base, "LLaMA-7B": llama_7b}
@@ -37,8 +38,13 @@ def main(chips: int = 4, time_limit_s: float = 10.0) -> None:
     rows = []
     for name in available():
         for label, cap in captured.items():
-            plan = compiler.compile(fresh(cap), chips=chips, backend=name, passes=passes_for(name),
-                                    time_limit_s=time_limit_s)
+            try:
+                plan = compiler.compile(fresh(cap), chips=chips, backend=name,
+                                        passes=passes_for(name), time_limit_s=time_limit_s)
+            except ChipcutError as e:  # the model does not fit in the chips' memory
+                rows.append([name, label, dtype_for(name)] + ["-"] * 7 + [f"no fit: {e}"])
+                print(" | ".join(rows[-1]), flush=True)
+                continue
             m = plan.metrics
             row = [name, label, dtype_for(name), f"{m.throughput_per_s:.4g}",
                    f"{m.throughput_at_batch_per_s:.4g}", fmt_s(m.latency_s),
@@ -51,7 +57,9 @@ def main(chips: int = 4, time_limit_s: float = 10.0) -> None:
                "latency (b=1)", "energy/inference", "bottleneck", "bound", "MB moved", "solver"]
     body = (f"## Backends: every preset, {chips} chips (`benchmarks/backends_bench.py`)\n\n"
             f"Each model is compiled with `passes_for(backend)`: fp32 where the chip computes fp32, "
-            f"else quantized to the chip's widest dtype. Time limit {time_limit_s:g} s; {machine()}.\n\n"
+            f"else quantized to the chip's widest dtype. Weights and live activations must fit each "
+            f"chip's memory (DRAM, or SRAM on SRAM-only chips); a model that does not fit gets the "
+            f"solver's one-line error. Time limit {time_limit_s:g} s; {machine()}.\n\n"
             + table(headers, rows) + "\n\n" + power_example())
     write_section("backends", body)
 

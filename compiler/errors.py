@@ -8,3 +8,7 @@ class ChipcutError(Exception):
     raises it unchanged. Messages name the node, field, value and unit, and
     end with the fix.
     """
+
+
+class DoesNotFit(ChipcutError):
+    """The model's weights and live activations do not fit in the chips' memory."""

@@ -9,7 +9,7 @@ fewest stages is a greedy count; the solver itself checks every pipeline.
 from __future__ import annotations
 
 from backends.protocol import Backend, Work
-from compiler.errors import ChipcutError
+from compiler.errors import DoesNotFit
 from compiler.report import fmt_b
 from compiler.units import UnitGraph
 
@@ -40,7 +40,7 @@ def need_per_chip(weights: list[int], live: list[int], chips: int) -> float:
     return hi
 
 
-def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -> ChipcutError:
+def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -> DoesNotFit:
     from compiler.residency import live_bytes, memory_of
 
     weights = [w.weight_bytes for w in works]
@@ -51,14 +51,14 @@ def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -
     biggest = max(range(len(works)), key=lambda u: weights[u] + live[u])
     alone = weights[biggest] + live[biggest]
     if alone > capacity:
-        return ChipcutError(
+        return DoesNotFit(
             f"node {units.units[biggest][0]} alone needs {fmt_b(alone)} ({fmt_b(weights[biggest])} "
             f"weights + {fmt_b(live[biggest])} activations) but a {name} chip has {fmt_b(capacity)} "
             f"of {kind}; no chip count fits it: quantize to a narrower dtype (--passes "
             "'fold-bn,quantize{dtype=int8},fuse') or use a chip with more memory")
     need = need_per_chip(weights, live, n)
     fits = stages_needed(weights, live, capacity)
-    return ChipcutError(
+    return DoesNotFit(
         f"the model does not fit on {n} chips: {kind} is short by {fmt_b(need - capacity)} per chip "
         f"(a {name} chip has {fmt_b(capacity)}; the best cut along the unit order needs "
         f"{fmt_b(need)} of weights and live activations on one chip); it fits on {fits} chips "

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 INF = np.inf
+MAX_PAIRS = 20_000_000  # (I, J) pairs held at once: about 1 GB of working arrays
 
 
 class OutOfTime(Exception):
-    """The program ran past its deadline."""
+    """The program ran past its deadline (or past MAX_PAIRS pairs)."""
 
 
 def enumerate_ideals(preds: list[int], limit: int) -> list[int] | None:
@@ -133,9 +134,9 @@ class Lattice:
         work = self.time_s.min(axis=1)
         order = np.lexsort((self.size, work))
         sorted_work = work[order]
-        pi, pj = [], []
+        pi, pj, count = [], [], 0
         for j in order:
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or count > MAX_PAIRS:
                 raise OutOfTime
             lo = np.searchsorted(sorted_work, work[j] - window_s * (1 + 1e-9) - 1e-300, "left")
             hi = np.searchsorted(sorted_work, work[j] * (1 + 1e-12) + 1e-300, "right")
@@ -145,6 +146,7 @@ class Lattice:
             chosen = cand[inside]
             pi.append(chosen)
             pj.append(np.full(len(chosen), j))
+            count += len(chosen)
         return np.concatenate(pi), np.concatenate(pj)
 
 

@@ -66,6 +66,16 @@ def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
                                max(problem.host_in_s, problem.host_out_s))
 
 
+def even_split(problem: PartitionProblem) -> tuple[int, ...]:
+    """Contiguous stages along the unit order with about equal work: a plan in no time."""
+    fastest = np.cumsum([min(t) for t in problem.unit_time_s])
+    total = fastest[-1] if len(fastest) else 0.0
+    if total <= 0:
+        return (0,) * len(problem.unit_time_s)
+    before = np.r_[0.0, fastest[:-1]]
+    return tuple(int(min(problem.n_chips - 1, b * problem.n_chips // total)) for b in before)
+
+
 def warm_start(problem: PartitionProblem) -> list[int]:
     """Exact DP along the given topological order: least bottleneck, then fewest bytes."""
     found = chain_dp(problem, replicate=False)
@@ -156,12 +166,19 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     deadline = start + time_limit_s
     say = progress or (lambda _msg: None)
     chips = problem.n_chips
-    base = chain_dp(problem, deadline, replicate=False)
-    best = (base.chip_of_unit, base.replicas) if base else None
     method = "chain DP"
+    try:
+        base = chain_dp(problem, deadline, replicate=False)
+    except lattice.OutOfTime:
+        base, method = None, "time limit: even split"
+        say("chain DP: out of time, falling back to an even split of the unit order")
+    best = (base.chip_of_unit, base.replicas) if base else None
+    timed_out = base is None and time.perf_counter() > deadline
+    if timed_out:
+        best = (even_split(problem), None)
     bound = lower_bound_s(problem)
     exact = False
-    ideals = lattice.enumerate_ideals(predecessors(problem), max_ideals)
+    ideals = None if timed_out else lattice.enumerate_ideals(predecessors(problem), max_ideals)
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -171,9 +188,12 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             method = f"lattice DP ({len(ideals)} ideals)"
         except lattice.OutOfTime:
             say("lattice: out of time, keeping the chain DP plan")
+            if best is None:
+                best, method = (even_split(problem), None), "time limit: even split"
     elif best is None:
         raise NoFit
-    elif problem.objective == "throughput" and problem.topology == "chain" and chips > 1:
+    elif (problem.objective == "throughput" and problem.topology == "chain" and chips > 1
+          and deadline - time.perf_counter() > 0.1):
         method = f"CP-SAT (more than {max_ideals} ideals)"
         best, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
         best = (tuple(best), None)

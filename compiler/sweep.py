@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.capture import Captured
-from compiler.errors import ChipcutError
+from compiler.errors import ChipcutError, DoesNotFit
 from compiler.plan import Plan, write_atomic
 
 
@@ -51,13 +51,21 @@ def limit_of(plan: Plan) -> str:
 
 def sweep(captured: Captured, counts: Sequence[int], compile_fn: Callable[..., Plan],
           **options: object) -> list[SweepPoint]:
-    """Compile ``captured`` for each chip count (on a fresh copy of its graph)."""
+    """Compile ``captured`` for each chip count (on a fresh copy of its graph). A count on
+    which the model does not fit is a point limited by memory; speedups are relative to
+    the first count that fits."""
     points: list[SweepPoint] = []
     base: tuple[int, float] | None = None
     for n in counts:
         fresh = Captured(captured.name, copy.deepcopy(captured.graph_module),
                          captured.example_inputs, captured.method)
-        plan = compile_fn(fresh, chips=n, **options)
+        try:
+            plan = compile_fn(fresh, chips=n, **options)
+        except DoesNotFit as e:
+            unfit = e
+            points.append(SweepPoint(n, 0.0, 0.0, 0.0, 0.0, "memory (does not fit)", "NO FIT",
+                                     0.0, 0))
+            continue
         m = plan.metrics
         if base is None:
             base = (n, m.throughput_per_s)
@@ -65,6 +73,8 @@ def sweep(captured: Captured, counts: Sequence[int], compile_fn: Callable[..., P
         points.append(SweepPoint(n, m.throughput_per_s, m.latency_s, speedup,
                                  speedup * base[0] / n, limit_of(plan), plan.solver.status,
                                  plan.solver.gap, m.bytes_moved))
+    if base is None:
+        raise unfit
     return points
 
 

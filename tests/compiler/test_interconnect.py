@@ -124,3 +124,14 @@ def test_latency_objective_is_no_worse_in_latency(residual_cnn) -> None:
     assert low.objective == "latency"
     assert low.metrics.latency_s <= fast.metrics.latency_s * (1 + 1e-9)
     assert low.solver.objective == pytest.approx(low.metrics.latency_s)
+
+
+def test_sweep_marks_counts_that_do_not_fit(tmp_path: Path) -> None:
+    from compiler.sweep import sweep
+
+    small = spec(tmp_path, "tiny-sram", sram="100 kB", dram="0")
+    captured = compiler.capture(*mlp())
+    points = sweep(captured, [2, 4, 5], compiler.compile, backend=small, passes="none")
+    assert [p.status for p in points][0] == "NO FIT" and points[0].limit.startswith("memory")
+    assert points[1].status == "OPTIMAL" and points[1].speedup == 1.0
+    assert points[2].efficiency == pytest.approx(points[2].speedup * 4 / 5)

@@ -171,3 +171,13 @@ def test_replication_beats_cutting_a_heavy_unit() -> None:
     assert evaluate(problem, (0, 2), (2, 0, 1))[0] == pytest.approx(2.0)
     plain = solve(PartitionProblem(times, ((0, (1,), 1),), 3, (1e9,) * 3, (0.0,) * 3), 2)
     assert plain.bottleneck_s == pytest.approx(4.0)
+
+
+def test_time_limit_is_respected_with_a_plan() -> None:
+    rng = random.Random(9)
+    problem = random_problem(rng, 400, 8)
+    solution = solve(problem, time_limit_s=0.001)
+    assert solution.wall_s < 0.5
+    assert all(solution.chip_of_unit[p] <= solution.chip_of_unit[c]
+               for p, cs, _ in problem.tensors for c in cs)
+    assert 0 < solution.gap < 1 and solution.status == "FEASIBLE"
