@@ -79,8 +79,11 @@ def summary_lines(plan: Plan) -> list[str]:
         lines.append(f"energy {fmt_j(m.energy_per_inference_j)}/inference "
                      f"({fmt_j(m.dynamic_energy_j)} dynamic + {m.static_power_w:.3g} W static); "
                      f"{m.power_w(rate):.3g} W at {rate:.4g}/s")
-    lines.append(f"solver: {sv.status}, bottleneck {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
-                 f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s; bottleneck / (total/N) = "
+    what = "latency" if plan.objective == "latency" else "bottleneck"
+    how = f" by {sv.method}" if sv.method else ""
+    net = "" if plan.topology == "chain" else f", {plan.topology} topology"
+    lines.append(f"solver: {sv.status}{how}, {what} {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
+                 f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s{net}; bottleneck / (total/N) = "
                  f"{balance(plan):.4f}")
     return lines
 

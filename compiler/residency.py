@@ -139,7 +139,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
             if best is None or found.solution.bottleneck_s <= best.solution.bottleneck_s:
                 best = found
             break
-        found = _recost(solution, own, problem_for(own), problem_for(_optimistic(backends)))
+        left = time_limit_s - (time.perf_counter() - start)
+        found = _recost(solution, own, problem_for(own), problem_for(_optimistic(backends)), left)
         if best is None or found.solution.bottleneck_s < best.solution.bottleneck_s:
             best = found
         states = own
@@ -153,10 +154,14 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
 
 
 def _recost(solution: Solution, states: tuple[ChipState, ...], problem: PartitionProblem,
-            optimistic: PartitionProblem) -> Partitioned:
-    """An assignment costed under its own residency; its bound is only the trivial one."""
+            optimistic: PartitionProblem, time_left_s: float) -> Partitioned:
+    """An assignment costed under its own residency. Its bound is the optimum (or bound) of
+    the optimistic problem, where every unit is as fast as any residency makes it."""
     bottleneck, moved = evaluate(problem, solution.chip_of_unit, solution.replicas)
-    bound = min(lower_bound_s(optimistic), bottleneck)
+    bound = lower_bound_s(optimistic)
+    if time_left_s > 0.05:
+        bound = max(bound, solve(optimistic, time_limit_s=time_left_s * 0.5).bound_s)
+    bound = min(bound, bottleneck)
     gap = (bottleneck - bound) / bottleneck if bottleneck > 0 else 0.0
     status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
     return Partitioned(replace(solution, status=status, bottleneck_s=bottleneck, bound_s=bound,
