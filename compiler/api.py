@@ -103,9 +103,8 @@ def compile(  # noqa: A001 - the product's verb
     summary = summarize(gm, units)
     works = unit_works(summary, len(units.units))
     say(f"solving {len(units.units)} units on {n_chips} chips")
-    io_bytes = (sum(b for _, b in summary.inputs),
-                sum(r.out_bytes for r in summary.nodes if r.is_output))
-    backends, result = best_order(units, works, backends, time_limit_s, progress, net, io_bytes)
+    backends, result = best_order(units, works, backends, time_limit_s, progress, net,
+                                  summary.io_bytes())
     solution = result.solution
     schedule = build_schedule(summary, works, solution.chip_of_unit, backends,
                               result.lower_bound_s, batch=batch, replicas=solution.replicas, net=net)

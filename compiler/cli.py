@@ -7,6 +7,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -82,8 +83,15 @@ def _interconnect(args: argparse.Namespace):
                         host_bytes_per_s=rate("--host-bw", args.host_bw))
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, where to look) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"chipcut: error: {message}; see '{self.prog} --help'\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chipcut", description="Partition a PyTorch model across "
+    p = _OneLineParser(prog="chipcut", description="Partition a PyTorch model across "
                                 "inference chips and plan the per-chip schedule.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="capture a model and cut it across chips")

@@ -1,7 +1,7 @@
 """Capacity: why a model does not fit on the chips, by how much, and how many chips it needs.
 
 A chip holds its stage's weights and the activations live while a unit runs
-(``compiler.residency.live_bytes``) in DRAM, or in SRAM on SRAM-only chips.
+(``live_bytes``) in DRAM, or in SRAM on SRAM-only chips.
 The diagnosis cuts along the unit order (a topological order), where the
 fewest stages is a greedy count; the solver itself checks every pipeline.
 """
@@ -40,9 +40,30 @@ def need_per_chip(weights: list[int], live: list[int], chips: int) -> float:
     return hi
 
 
-def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -> DoesNotFit:
-    from compiler.residency import live_bytes, memory_of
+def memory_of(backend: Backend) -> tuple[str, int]:
+    """("DRAM" or "SRAM", bytes) that hold a chip's weights and activations."""
+    spec = backend.spec
+    return ("DRAM", spec.dram_bytes) if spec.dram_bytes > 0 else ("SRAM", spec.sram_bytes)
 
+
+def live_bytes(units: UnitGraph, works: list[Work]) -> tuple[int, ...]:
+    """Activation bytes live while each unit runs, in unit order: every tensor from its
+    producer to its last reader, plus outputs that leave the model."""
+    n = len(works)
+    diff = [0] * (n + 1)
+    produced = [0] * n
+    for p, consumers, nbytes, _ in units.tensors:
+        diff[p] += nbytes
+        diff[max(consumers) + 1] -= nbytes
+        produced[p] += nbytes
+    out, running = [], 0
+    for u in range(n):
+        running += diff[u]
+        out.append(running + max(works[u].out_bytes - produced[u], 0))
+    return tuple(out)
+
+
+def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -> DoesNotFit:
     weights = [w.weight_bytes for w in works]
     live = list(live_bytes(units, works))
     kind, capacity = min((memory_of(b) for b in backends), key=lambda km: km[1])

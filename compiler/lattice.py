@@ -111,10 +111,11 @@ class Lattice:
 
     def __init__(self, ideals: list[int], model: StageModel) -> None:
         n = model.time_s.shape[1]
-        nbytes = max((n + 7) // 8, 1)
-        raw = b"".join(i.to_bytes(nbytes, "little") for i in ideals)
-        members = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(ideals), nbytes),
-                                axis=1, bitorder="little")[:, :n].astype(bool)
+        words = max((n + 63) // 64, 1)
+        raw = b"".join(i.to_bytes(words * 8, "little") for i in ideals)
+        self.packed = np.frombuffer(raw, dtype=np.uint64).reshape(len(ideals), words)
+        members = np.unpackbits(self.packed.view(np.uint8), axis=1, bitorder="little")[:, :n]
+        members = members.astype(bool)
         self.ideals = ideals
         self.members = members
         self.size = members.sum(axis=1)
@@ -123,10 +124,6 @@ class Lattice:
         self.cut_bytes = _cut_bytes(members, model.tensors)
         self.full = int(np.argmax(self.size))
         self.empty = int(np.argmin(self.size))
-        words = (nbytes + 7) // 8
-        padded = raw if nbytes == words * 8 else b"".join(
-            i.to_bytes(words * 8, "little") for i in ideals)
-        self.packed = np.frombuffer(padded, dtype=np.uint64).reshape(len(ideals), words)
 
     def pairs(self, window_s: float, deadline: float) -> tuple[np.ndarray, np.ndarray]:
         """All (I, J) with I a subset of J and the work of J - I (fastest chip) within ``window_s``,

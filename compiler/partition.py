@@ -76,14 +76,6 @@ def even_split(problem: PartitionProblem) -> tuple[int, ...]:
     return tuple(int(min(problem.n_chips - 1, b * problem.n_chips // total)) for b in before)
 
 
-def warm_start(problem: PartitionProblem) -> list[int]:
-    """Exact DP along the given topological order: least bottleneck, then fewest bytes."""
-    found = chain_dp(problem, replicate=False)
-    if found is None:
-        raise NoFit
-    return list(found.chip_of_unit)
-
-
 class _Progress(cp_model.CpSolverSolutionCallback):
     def __init__(self, report: Callable[[str], None], phase: str, scale: float, unit: str) -> None:
         super().__init__()

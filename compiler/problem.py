@@ -16,7 +16,7 @@ still takes its full time (latency).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TOPOLOGIES = ("chain", "ring", "switch")
 OBJECTIVES = ("throughput", "latency")
@@ -78,20 +78,15 @@ class Measure:
     bottleneck_s: float
     latency_s: float
     bytes_moved: int
-    link_s: tuple[float, ...] = field(default=())
 
     def value(self, objective: str) -> float:
         return self.latency_s if objective == "latency" else self.bottleneck_s
 
 
-def single_replicas(n_chips: int) -> tuple[int, ...]:
-    return (1,) * n_chips
-
-
 def measure(problem: PartitionProblem, chip_of_unit, replicas=None) -> Measure:
     """Bottleneck, batch-1 latency and bytes moved of an assignment on the problem's topology."""
     chips = problem.n_chips
-    replicas = tuple(replicas) if replicas else single_replicas(chips)
+    replicas = tuple(replicas) if replicas else (1,) * chips
     leads = [k for k in range(chips) if replicas[k] > 0]
     stage_of = {k: s for s, k in enumerate(leads)}
     loads = [0.0] * chips
@@ -109,7 +104,7 @@ def measure(problem: PartitionProblem, chip_of_unit, replicas=None) -> Measure:
     host = [problem.host_in_s, problem.host_out_s]
     bottleneck = max(stage_s + list(link_s.values()) + host)
     latency = sum(loads[k] for k in leads) + sum(link_s.values()) + sum(host)
-    return Measure(bottleneck, latency, sum(link_bytes.values()), tuple(link_s.values()))
+    return Measure(bottleneck, latency, sum(link_bytes.values()))
 
 
 def hops(topology: str, n_stages: int, src: int, readers: list[int]) -> list[tuple[int, int]]:
@@ -189,6 +184,11 @@ class Interconnect:
     host_latency_s: float | None = None
     objective: str = "throughput"
     replicate: bool = False
+
+    def switch(self, chip_link) -> tuple[float, float]:
+        """(bytes/s, latency s) of the shared switch, given the chips' link spec."""
+        lat = chip_link.latency_s if self.switch_latency_s is None else self.switch_latency_s
+        return self.switch_bytes_per_s or chip_link.bytes_per_s, lat
 
 
 CHAIN = Interconnect()  # the default: a chain, throughput, no replication

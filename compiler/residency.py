@@ -18,7 +18,7 @@ from backends.protocol import Backend, Work
 from compiler import capabilities
 from compiler.costing import ChipState, chip_state, unit_times
 from compiler.errors import ChipcutError
-from compiler.fit import no_fit_error
+from compiler.fit import live_bytes, memory_of, no_fit_error
 from compiler.partition import NoFit, solve
 from compiler.problem import (
     CHAIN,
@@ -50,6 +50,7 @@ def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Back
     times = capabilities.apply([list(row) for row in times], banned)
     links = [b.spec.link for b in backends]
     in_bytes, out_bytes = io_bytes
+    switch_bw, switch_lat = net.switch(links[0])
     host_in = host_link_s(in_bytes, net, links[0].bytes_per_s, links[0].latency_s)
     host_out = host_link_s(out_bytes, net, links[-1].bytes_per_s, links[-1].latency_s)
     return PartitionProblem(
@@ -64,16 +65,10 @@ def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Back
         overlap=tuple(link.overlap for link in links),
         max_replicas=identical_runs(backends) if net.replicate else (),
         topology=net.topology,
-        switch_bytes_per_s=net.switch_bytes_per_s or links[0].bytes_per_s,
-        switch_latency_s=links[0].latency_s if net.switch_latency_s is None else net.switch_latency_s,
+        switch_bytes_per_s=switch_bw,
+        switch_latency_s=switch_lat,
         host_in_s=host_in, host_out_s=host_out, objective=net.objective,
     )
-
-
-def memory_of(backend: Backend) -> tuple[str, int]:
-    """("DRAM" or "SRAM", bytes) that hold a chip's weights and activations."""
-    spec = backend.spec
-    return ("DRAM", spec.dram_bytes) if spec.dram_bytes > 0 else ("SRAM", spec.sram_bytes)
 
 
 def identical_runs(backends: list[Backend]) -> tuple[int, ...]:
@@ -82,23 +77,6 @@ def identical_runs(backends: list[Backend]) -> tuple[int, ...]:
     for k in range(len(backends) - 2, -1, -1):
         if backends[k + 1].name == backends[k].name:
             out[k] = out[k + 1] + 1
-    return tuple(out)
-
-
-def live_bytes(units: UnitGraph, works: list[Work]) -> tuple[int, ...]:
-    """Activation bytes live while each unit runs, in unit order: every tensor from its
-    producer to its last reader, plus outputs that leave the model."""
-    n = len(works)
-    diff = [0] * (n + 1)
-    produced = [0] * n
-    for p, consumers, nbytes, _ in units.tensors:
-        diff[p] += nbytes
-        diff[max(consumers) + 1] -= nbytes
-        produced[p] += nbytes
-    out, running = [], 0
-    for u in range(n):
-        running += diff[u]
-        out.append(running + max(works[u].out_bytes - produced[u], 0))
     return tuple(out)
 
 

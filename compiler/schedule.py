@@ -72,7 +72,7 @@ def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple
         nbytes = sum(b for _, b in tensors)
         if net.topology == "switch":
             switch_bytes += nbytes
-            seconds = nbytes / _switch_bw(net, backends)
+            seconds = nbytes / net.switch(backends[0].spec.link)[0]
         else:
             seconds = backends[src + replicas[src] - 1].link_time_s(nbytes)
         transfers.append(Transfer(src, dst, nbytes, tuple(t for t, _ in tensors), seconds))
@@ -96,10 +96,9 @@ def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple
         stages.append(stage)
         timeline.append(_timeline(chip, us, unit_names, works, costs))
     first, last = backends[0].spec.link, backends[-1].spec.link
-    host = [("host in", host_link_s(sum(b for _, b in summary.inputs), net, first.bytes_per_s,
-                                    first.latency_s)),
-            ("host out", host_link_s(sum(r.out_bytes for r in summary.nodes if r.is_output), net,
-                                     last.bytes_per_s, last.latency_s))]
+    in_bytes_model, out_bytes_model = summary.io_bytes()
+    host = [("host in", host_link_s(in_bytes_model, net, first.bytes_per_s, first.latency_s)),
+            ("host out", host_link_s(out_bytes_model, net, last.bytes_per_s, last.latency_s))]
     shared = [("switch", _switch_s(net, backends, switch_bytes))] if switch_bytes else []
     metrics = pipeline_metrics(stages, transfers, lower_bound_s, shared + host,
                                switched=net.topology == "switch")
@@ -119,13 +118,9 @@ def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple
     return Schedule(tuple(stages), tuple(transfers), metrics, tuple(timeline))
 
 
-def _switch_bw(net: Interconnect, backends: list[Backend]) -> float:
-    return net.switch_bytes_per_s or backends[0].spec.link.bytes_per_s
-
-
 def _switch_s(net: Interconnect, backends: list[Backend], nbytes: int) -> float:
-    lat = backends[0].spec.link.latency_s if net.switch_latency_s is None else net.switch_latency_s
-    return lat + nbytes / _switch_bw(net, backends)
+    bw, lat = net.switch(backends[0].spec.link)
+    return lat + nbytes / bw
 
 
 def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...], leads: list[int], topology: str,

@@ -42,6 +42,10 @@ class GraphSummary:
     inputs: tuple[tuple[str, int], ...]  # graph inputs: (name, bytes)
     weights: tuple[tuple[str, int], ...]  # distinct parameters: (name, stored bytes)
 
+    def io_bytes(self) -> tuple[int, int]:
+        """(bytes of the model's inputs, bytes of its outputs): what the host links carry."""
+        return (sum(b for _, b in self.inputs), sum(r.out_bytes for r in self.nodes if r.is_output))
+
 
 def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
     """Records for every compute node of an accounted (and possibly quantized) graph."""

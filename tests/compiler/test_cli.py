@@ -119,3 +119,11 @@ def test_compile_takes_a_pass_pipeline(capsys, model_file) -> None:
     assert "quantize: quantize{dtype=int8,first_last=int8}: MAC layers int8 x3; output SQNR" in out
     params = 8 * 32 + 32 + 32 * 32 + 32 + 32 * 4 + 4
     assert f"quantize saved: weights {4 * params / 1e3:.3g} kB -> {params / 1e3:.3g} kB" in out
+
+
+def test_bad_option_value_is_one_line(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", "x:y", "--topology", "mesh"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert "invalid choice: 'mesh'" in err and "chipcut compile --help" in err
