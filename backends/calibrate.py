@@ -6,7 +6,7 @@ conv against the nominal peak), the element-wise rate (an in-cache add), DRAM
 bandwidth (a large copy), memory efficiency (a large out-of-cache add against the
 copy) and the fixed per-op overhead (an add of one-element tensors).
 
-Run ``python -m backends.calibrate`` to write ``~/.cache/chipcut/cpu.toml``
+Run ``python -m chipcut.backends.calibrate`` to write ``~/.cache/chipcut/cpu.toml``
 (``$CHIPCUT_CACHE_DIR/cpu.toml`` when set), which the ``cpu`` backend then loads.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.spec import ChipSpec
+from chipcut.backends.spec import ChipSpec
 
 CACHE_ENV = "CHIPCUT_CACHE_DIR"
 
@@ -166,7 +166,7 @@ def fit(nom: Nominal, m: dict[str, Measured]) -> dict:
         "name": "cpu",
         "description": f"this machine's CPU ({platform.machine()}, {nom.threads} threads at "
                        f"{ghz:.3g} GHz), calibrated",
-        "source": f"calibrated by backends.calibrate on {time.strftime('%Y-%m-%d')}; nominal peak = "
+        "source": f"calibrated by chipcut.backends.calibrate on {time.strftime('%Y-%m-%d')}; nominal peak = "
                   f"{nom.threads} threads x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
                   f"{nom.fma_units} FMA units; efficiencies, vector rate, DRAM bandwidth and "
                   "overhead measured",
@@ -192,7 +192,7 @@ def _value(v: object) -> str:
 
 def to_toml(table: dict) -> str:
     """TOML text of a spec table (top-level strings, then one [section] per sub-table)."""
-    lines = ["# Written by backends.calibrate: measured on this machine; re-run to refresh."]
+    lines = ["# Written by chipcut.backends.calibrate: measured on this machine; re-run to refresh."]
     lines += [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
     for section, values in ((k, v) for k, v in table.items() if isinstance(v, dict)):
         lines += ["", f"[{section}]", *(f"{k} = {_value(v)}" for k, v in values.items())]
@@ -221,7 +221,7 @@ def calibrate(path: Path | None = None) -> ChipSpec:
     >>> 0 < spec.compute_efficiency <= 1  # doctest: +SKIP
     True
     """
-    from backends.schema import load_spec, spec_from_dict
+    from chipcut.backends.schema import load_spec, spec_from_dict
 
     path = Path(path) if path is not None else cache_path()
     table = fit(nominal(), measure())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from backends.spec import EnergySpec
+from chipcut.backends.spec import EnergySpec
 
 PJ = 1e-12
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.roofline import RooflineBackend
-from backends.schema import load_spec
-from backends.spec import ChipSpec
-from backends.systolic import SystolicBackend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.schema import load_spec
+from chipcut.backends.spec import ChipSpec
+from chipcut.backends.systolic import SystolicBackend
 
 
 def from_spec(spec: ChipSpec) -> RooflineBackend:

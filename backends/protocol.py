@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from backends.spec import ChipSpec
+from chipcut.backends.spec import ChipSpec
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Work:
 class Placement:
     """Where a unit's operands live on the chip; the default streams everything through DRAM.
 
-    The compiler decides residency per chip (see backends.spec.weights_fit): weights that
+    The compiler decides residency per chip (see chipcut.backends.spec.weights_fit): weights that
     fit stay in SRAM across inferences; activations passed between fused or co-located
     units can stay in SRAM too. On an SRAM-only chip (dram_bytes == 0) everything is SRAM
     whatever the placement says.
@@ -76,7 +76,7 @@ class OpCost:
 class Backend(Protocol):
     """A chip cost model. ``spec`` carries the published figures; methods predict time and energy.
 
-    >>> from backends.registry import get_backend
+    >>> from chipcut.backends.registry import get_backend
     >>> chip = get_backend("generic")
     >>> chip.cost(Work(macs=10**9, elem_ops=0, weight_bytes=0, in_bytes=0, out_bytes=0)).bound
     'compute'

@@ -14,10 +14,10 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from backends.loader import from_toml
-from backends.protocol import ALL_DRAM, Backend, Work
-from backends.spec import ChipSpec
-from compiler.errors import ChipcutError
+from chipcut.backends.loader import from_toml
+from chipcut.backends.protocol import ALL_DRAM, Backend, Work
+from chipcut.backends.spec import ChipSpec
+from chipcut.core.errors import ChipcutError
 
 GROUP = "chipcut.backends"
 METHODS = ("cost", "link_time_s", "supports_dtype", "supports_op", "static_power_w")
@@ -54,14 +54,14 @@ def clear_cache() -> None:
 
 
 def _validate(obj: object, name: str, origin: str) -> Backend:
-    """``obj`` if it implements backends.protocol.Backend under ``name``; else a one-line error."""
+    """``obj`` if it implements chipcut.backends.protocol.Backend under ``name``; else a one-line error."""
     missing = [m for m in METHODS if not callable(getattr(obj, m, None))]
     if missing:
-        raise ChipcutError(f"backend {origin} does not implement backends.protocol.Backend: it lacks "
+        raise ChipcutError(f"backend {origin} does not implement chipcut.backends.protocol.Backend: it lacks "
                            f"methods {', '.join(missing)}; see backends/protocol.py")
     if not isinstance(getattr(obj, "spec", None), ChipSpec) or not isinstance(getattr(obj, "name", None), str):
-        raise ChipcutError(f"backend {origin} does not implement backends.protocol.Backend: it needs "
-                           "a backends.spec.ChipSpec 'spec' and a str 'name'; see backends/protocol.py")
+        raise ChipcutError(f"backend {origin} does not implement chipcut.backends.protocol.Backend: it needs "
+                           "a chipcut.backends.spec.ChipSpec 'spec' and a str 'name'; see backends/protocol.py")
     try:
         inspect.signature(obj.cost).bind(Work(0, 0, 0, 0, 0), ALL_DRAM)
     except TypeError:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.energy import dynamic_energy_j
-from backends.protocol import ALL_DRAM, OpCost, Placement, Work
-from backends.spec import ChipSpec
+from chipcut.backends.energy import dynamic_energy_j
+from chipcut.backends.protocol import ALL_DRAM, OpCost, Placement, Work
+from chipcut.backends.spec import ChipSpec
 
 
 def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, int]:

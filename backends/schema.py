@@ -10,10 +10,18 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends import quantity as q
-from backends.energy import default_energy
-from backends.spec import DATAFLOWS, DTYPES, ArraySpec, Capabilities, ChipSpec, EnergySpec, LinkSpec
-from compiler.errors import ChipcutError
+from chipcut.backends import quantity as q
+from chipcut.backends.energy import default_energy
+from chipcut.backends.spec import (
+    DATAFLOWS,
+    DTYPES,
+    ArraySpec,
+    Capabilities,
+    ChipSpec,
+    EnergySpec,
+    LinkSpec,
+)
+from chipcut.core.errors import ChipcutError
 
 
 class FieldError(ValueError):
@@ -253,7 +261,7 @@ def _energy(values: dict[str, object], sram_bytes: int) -> EnergySpec:
 def load_spec(path: str | Path) -> ChipSpec:
     """Load and validate a chip spec TOML file.
 
-    >>> from backends.presets import PRESETS_DIR
+    >>> from chipcut.backends.presets import PRESETS_DIR
     >>> load_spec(PRESETS_DIR / "tpu-v1.toml").array.rows
     256
     """

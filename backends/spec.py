@@ -1,4 +1,4 @@
-"""Chip specs: the frozen dataclasses a backend is built from (loading lives in backends.schema)."""
+"""Chip specs: the frozen dataclasses a backend is built from (loading lives in chipcut.backends.schema)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class ArraySpec:
 class EnergySpec:
     """Dynamic energy per MAC (by dtype) and per byte moved (by memory level), and static power.
 
-    Units: picojoules per MAC, picojoules per byte, watts. See backends.energy for the
+    Units: picojoules per MAC, picojoules per byte, watts. See chipcut.backends.energy for the
     45 nm defaults these take when a spec does not set them.
     """
 
@@ -75,7 +75,7 @@ class ChipSpec:
     peak_macs_per_s maps dtype name -> MAC/s (1 MAC = 2 ops). A chip with
     ``dram_bytes == 0`` keeps everything on chip (SRAM only; ``dram_bytes_per_s`` is 0).
     ``array`` is set for systolic-array chips; ``energy`` defaults to the 45 nm
-    figures for the chip's SRAM size (backends.energy.default_energy).
+    figures for the chip's SRAM size (chipcut.backends.energy.default_energy).
     """
 
     name: str
@@ -97,7 +97,7 @@ class ChipSpec:
 
     def __post_init__(self) -> None:
         if self.energy is None:
-            from backends.energy import default_energy  # energy imports this module
+            from chipcut.backends.energy import default_energy  # energy imports this module
 
             object.__setattr__(self, "energy", default_energy(self.sram_bytes))
 
@@ -120,7 +120,7 @@ def weights_fit(spec: ChipSpec, weight_bytes: int, activation_bytes: int = 0) ->
     The compiler sums the weights of the units it places on one chip and, when they fit,
     costs them with ``Placement(weights_in_sram=True)``.
 
-    >>> from backends.registry import get_backend
+    >>> from chipcut.backends.registry import get_backend
     >>> weights_fit(get_backend("tpu-v1").spec, 25 * 2**20)
     True
     """

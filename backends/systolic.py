@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from backends.protocol import Work
-from backends.roofline import RooflineBackend
-from backends.spec import ArraySpec
+from chipcut.backends.protocol import Work
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.spec import ArraySpec
 
 Gemm = tuple[int, int, int, int]  # (batch, M, K, N)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import sys
 
-import compiler
-from backends.registry import available, get_backend
-from benchmarks.models import bert_base, llama_7b, resnet50
+import chipcut
+from chipcut.backends.registry import available, get_backend
+from chipcut.capture import Captured
+from chipcut.compiler.views.report import fmt_j, fmt_s
+from chipcut.core.errors import ChipcutError
+from chipcut.examples.models import bert_base, llama_7b, resnet50
+
 from benchmarks.results import machine, table, write_section
-from compiler.capture import Captured
-from compiler.errors import ChipcutError
-from compiler.report import fmt_j, fmt_s
 
 MODELS = {"ResNet-50": resnet50, "BERT-base": bert_base, "LLaMA-7B": llama_7b}
 
@@ -34,12 +35,12 @@ def fresh(captured: Captured) -> Captured:
 
 
 def main(chips: int = 4, time_limit_s: float = 10.0) -> None:
-    captured = {label: compiler.capture(*factory(), name=label) for label, factory in MODELS.items()}
+    captured = {label: chipcut.capture(*factory(), name=label) for label, factory in MODELS.items()}
     rows = []
     for name in available():
         for label, cap in captured.items():
             try:
-                plan = compiler.compile(fresh(cap), chips=chips, backend=name,
+                plan = chipcut.compile(fresh(cap), chips=chips, backend=name,
                                         passes=passes_for(name), time_limit_s=time_limit_s)
             except ChipcutError as e:  # the model does not fit in the chips' memory
                 rows.append([name, label, dtype_for(name)] + ["-"] * 7 + [f"no fit: {e}"])
@@ -66,14 +67,14 @@ def main(chips: int = 4, time_limit_s: float = 10.0) -> None:
 
 def power_example() -> str:
     """DESIGN.md's example: ResNet-50 at 1000 images/s, fp32 vs int8, Horowitz energies."""
-    from backends.energy import EnergySpec  # noqa: F401 - documents where the pJ figures live
+    from chipcut.backends.energy import EnergySpec  # noqa: F401 - documents where the pJ figures live
 
     model, inputs = resnet50()
     lines = ["### ResNet-50 at 1000 images/s on one `generic` chip, fp32 vs int8", "",
              "| dtype | dynamic energy/image | power at 1000/s (dynamic + static) |", "|---|---|---|"]
     watts = {}
     for dtype, passes in (("fp32", "fold-bn,fuse"), ("int8", "fold-bn,quantize{dtype=int8,first_last=int8},fuse")):
-        plan = compiler.compile(copy.deepcopy(model), inputs, chips=1, passes=passes)
+        plan = chipcut.compile(copy.deepcopy(model), inputs, chips=1, passes=passes)
         m = plan.metrics
         watts[dtype] = m.power_w(1000.0)
         lines.append(f"| {dtype} | {fmt_j(m.dynamic_energy_j)} | {watts[dtype]:.3g} W |")

@@ -14,9 +14,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from itertools import accumulate
 
-from backends.protocol import Work
-from compiler.partition import chain_dp
-from compiler.problem import PartitionProblem
+from chipcut.backends.protocol import Work
+from chipcut.compiler.solver.engine import chain_dp
+from chipcut.compiler.solver.problem import PartitionProblem
 
 
 def assignment_from_cuts(cuts: list[int], n: int) -> tuple[int, ...]:

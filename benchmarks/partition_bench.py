@@ -17,19 +17,20 @@ import sys
 import time
 from pathlib import Path
 
-import compiler
-from backends.registry import get_backend
-from benchmarks import models
+import chipcut
+from chipcut.backends.registry import get_backend
+from chipcut.compiler.lowering.costing import chip_state, unit_times, unit_works
+from chipcut.compiler.lowering.summary import summarize
+from chipcut.compiler.lowering.units import build_units
+from chipcut.compiler.solver.engine import solve
+from chipcut.compiler.solver.problem import evaluate, lower_bound_s
+from chipcut.compiler.solver.residency import make_problem
+from chipcut.examples import models
+from chipcut.passes.accounting import accounting
+from chipcut.passes.manager import Target, as_pipeline
+
 from benchmarks.baselines import all_baselines
 from benchmarks.results import machine, table, write_section
-from compiler.costing import chip_state, unit_times, unit_works
-from compiler.partition import solve
-from compiler.problem import evaluate, lower_bound_s
-from compiler.residency import make_problem
-from compiler.summary import summarize
-from compiler.units import build_units
-from passes.accounting import accounting
-from passes.manager import Target, as_pipeline
 
 MODELS = {
     "ResNet-50": models.resnet50,
@@ -43,7 +44,7 @@ CHIPS = (2, 4, 8)
 BASELINES = ("uniform layers", "parameters", "MAC quantiles", "chain DP")
 
 
-def costed(captured: compiler.Captured, chips: int):
+def costed(captured: chipcut.Captured, chips: int):
     """(problem, works) for ``chips`` generic chips, as the solver's first round sees them."""
     backends = [get_backend("generic")] * chips
     gm = as_pipeline("default").run(captured.graph_module, Target(tuple(backends[:1]), (), ()))
@@ -59,7 +60,7 @@ def quality(time_limit_s: float) -> tuple[list[list[object]], list[str]]:
     rows, worse = [], []
     for label, factory in MODELS.items():
         model, inputs = factory()
-        captured = compiler.capture(model, inputs, name=label)
+        captured = chipcut.capture(model, inputs, name=label)
         for n in CHIPS:
             problem, works = costed(captured, n)
             bound = lower_bound_s(problem)
@@ -92,10 +93,10 @@ def scale(time_limit_s: float) -> list[list[object]]:
     for label, factory, n, passes, target in TARGETS:
         model, inputs = factory()
         start = time.perf_counter()
-        captured = compiler.capture(model, inputs, name=label)
+        captured = chipcut.capture(model, inputs, name=label)
         export_s = time.perf_counter() - start
         start = time.perf_counter()
-        plan = compiler.compile(captured, chips=n, time_limit_s=time_limit_s, passes=passes)
+        plan = chipcut.compile(captured, chips=n, time_limit_s=time_limit_s, passes=passes)
         compile_s = time.perf_counter() - start
         sv = plan.solver
         row = [label, n, passes, plan.model.units, target, sv.status, f"{100 * sv.gap:.2f}%",
@@ -110,7 +111,7 @@ def peak_memory_mb() -> tuple[float, float]:
     """(peak resident MB, seconds) of ``chipcut compile`` on LLaMA-70B x16 in a fresh process."""
     exe = Path(sys.executable).with_name("chipcut")
     start = time.perf_counter()
-    subprocess.run([str(exe), "compile", "benchmarks.models:llama_70b", "--chips", "16",
+    subprocess.run([str(exe), "compile", "chipcut.examples.models:llama_70b", "--chips", "16",
                     "--passes", "quantize{dtype=bf16},fuse"], check=True, capture_output=True)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - start
 
@@ -135,11 +136,11 @@ def main(time_limit_s: float = 10.0) -> None:
         "order. All cut the same costed unit graph. " + verdict + "\n\n"
         + table(headers, rows)
         + "\n\n### Scale: whole compile beside torch.export of the same model\n\n"
-        "`compile s` is `compiler.compile` on the captured model (passes, accounting, the "
+        "`compile s` is `chipcut.compile` on the captured model (passes, accounting, the "
         "residency rounds and the solve); `ratio` is compile s / export s.\n\n"
         + table(["model", "chips", "passes", "units", "target", "status", "gap", "method",
                  "solve s", "compile s", "export s", "ratio"], targets)
-        + f"\n\nPeak memory of `chipcut compile benchmarks.models:llama_70b --chips 16 --passes "
+        + f"\n\nPeak memory of `chipcut compile chipcut.examples.models:llama_70b --chips 16 --passes "
         f"'quantize{{dtype=bf16}},fuse'` (build on meta, export, passes, solve, report), one "
         f"process: **{rss_mb:.0f} MB**, {cli_s:.1f} s wall.\n")
     write_section("partition", body)

@@ -10,10 +10,11 @@ import copy
 import sys
 import time
 
-import compiler
-from benchmarks.models import bert_base, resnet50
+import chipcut
+from chipcut.compiler.views.report import fmt_j, fmt_s
+from chipcut.examples.models import bert_base, resnet50
+
 from benchmarks.results import machine, table, write_section
-from compiler.report import fmt_j, fmt_s
 
 MODELS = {"ResNet-50 (224)": resnet50, "BERT-base (seq 128)": bert_base}
 PIPELINES = {
@@ -29,11 +30,11 @@ def main(chips: int = 4, time_limit_s: float = 10.0) -> None:
     rows = []
     for label, factory in MODELS.items():
         model, inputs = factory()
-        captured = compiler.capture(model, inputs, name=label)
+        captured = chipcut.capture(model, inputs, name=label)
         for precision, passes in PIPELINES.items():
             fresh = copy.deepcopy(captured)
             start = time.perf_counter()
-            plan = compiler.compile(fresh, chips=chips, passes=passes, time_limit_s=time_limit_s)
+            plan = chipcut.compile(fresh, chips=chips, passes=passes, time_limit_s=time_limit_s)
             wall = time.perf_counter() - start
             m, q = plan.metrics, plan.quantization
             chosen = "" if q is None else ", ".join(sorted({la.activations for la in q.layers}))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
-import compiler
-from benchmarks.models import bert_base, llama_7b, resnet50
+import chipcut
+from chipcut.compiler.views.report import balance
+from chipcut.examples.models import bert_base, llama_7b, resnet50
+
 from benchmarks.results import machine, table, write_section
-from compiler.report import balance
 
 MODELS = {"ResNet-50 (224)": resnet50, "BERT-base (seq 128)": bert_base, "LLaMA-7B (meta, seq 128)": llama_7b}
 CHIPS = (2, 4, 8)
@@ -19,11 +20,11 @@ def main(time_limit_s: float = 10.0) -> None:
     for label, factory in MODELS.items():
         model, inputs = factory()
         start = time.perf_counter()
-        captured = compiler.capture(model, inputs, name=label)
+        captured = chipcut.capture(model, inputs, name=label)
         capture_s = time.perf_counter() - start
         for n in CHIPS:
             start = time.perf_counter()
-            plan = compiler.compile(captured, chips=n, time_limit_s=time_limit_s)
+            plan = chipcut.compile(captured, chips=n, time_limit_s=time_limit_s)
             compile_s = time.perf_counter() - start
             m, sv = plan.metrics, plan.solver
             row = [label, n, f"{plan.model.macs / 1e9:.2f} G", plan.model.nodes, plan.model.units,

@@ -1,24 +1,7 @@
-"""chipcut compiler: capture a PyTorch model, cut it across chips, and plan the schedule.
+"""The compiler: capture -> lowering -> solver -> plan -> views, with the API and the CLI on top.
 
->>> import compiler
->>> plan = compiler.compile(model, (x,), chips=4, backend="generic")  # doctest: +SKIP
+Sub-packages are the stages, each importing only those below it (checked in CI):
+``capture`` (torch.export), ``lowering`` (units, work and the graph summary), ``solver``
+(the exact pipeline cut), ``plan`` (the Plan, its schedule, re-validation and split),
+``views`` (report, plots, trace), ``api`` (the public stages) and ``cli``.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from compiler.capture import capture  # binds the function over the submodule name
-from compiler.errors import ChipcutError
-from compiler.plan import Plan
-
-__all__ = ["compile", "capture", "Plan", "ChipcutError"]
-
-
-def __getattr__(name: str) -> Any:
-    # compile is lazy so that passes/ and backends/ can import compiler.ir without a cycle.
-    if name == "compile":
-        from compiler.api import compile as fn
-
-        return fn
-    raise AttributeError(f"module 'compiler' has no attribute {name!r}")

@@ -6,22 +6,21 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import torch
-
-from backends.protocol import Backend
-from backends.registry import get_backend
-from compiler.capture import Captured, capture
-from compiler.costing import unit_works
-from compiler.errors import ChipcutError
-from compiler.ir import get_cost, get_group, get_quant_report, is_compute
-from compiler.order import best_order
-from compiler.plan import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
-from compiler.problem import OBJECTIVES, TOPOLOGIES, Interconnect
-from compiler.quantsavings import with_savings
-from compiler.schedule import build_schedule
-from compiler.summary import summarize
-from compiler.units import build_units
-from passes.accounting import accounting
-from passes.manager import Pipeline, Target, as_pipeline
+from chipcut.backends.protocol import Backend
+from chipcut.backends.registry import get_backend
+from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.lowering.costing import unit_works
+from chipcut.compiler.lowering.summary import summarize
+from chipcut.compiler.lowering.units import build_units
+from chipcut.compiler.plan.model import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from chipcut.compiler.plan.savings import with_savings
+from chipcut.compiler.plan.schedule import build_schedule
+from chipcut.compiler.solver.order import best_order
+from chipcut.compiler.solver.problem import OBJECTIVES, TOPOLOGIES, Interconnect
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import get_cost, get_group, get_quant_report, is_compute
+from chipcut.passes.accounting import accounting
+from chipcut.passes.manager import Pipeline, Target, as_pipeline
 
 
 def resolve_chips(chips: int | Sequence[str | Backend], backend: str | Backend) -> list[Backend]:
@@ -57,7 +56,7 @@ def compile(  # noqa: A001 - the product's verb
     """Capture ``model``, run the pass pipeline, account its work, and cut it over ``chips`` chips.
 
     ``passes`` is a pipeline such as ``"fold-bn,quantize{dtype=int8},fuse"`` (``"default"``:
-    ``passes.manager.DEFAULT_PIPELINE``; ``"none"``: no passes). ``calibration_inputs`` are
+    ``chipcut.passes.manager.DEFAULT_PIPELINE``; ``"none"``: no passes). ``calibration_inputs`` are
     input tuples shaped like ``example_inputs`` on which quantization measures SQNR (the
     example inputs are used when none are given). The captured graph is rewritten in place.
 
@@ -69,7 +68,7 @@ def compile(  # noqa: A001 - the product's verb
 
     >>> import torch, compiler
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-    >>> plan = compiler.compile(net, (torch.randn(1, 64),), chips=2)
+    >>> plan = chipcut.compile(net, (torch.randn(1, 64),), chips=2)
     >>> [len(s.nodes) > 0 for s in plan.stages]
     [True, True]
     """

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 import torch.utils._pytree as pytree
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import is_compute
 from torch.fx.graph import CodeGen
-
-from compiler.errors import ChipcutError
-from compiler.ir import is_compute
 
 # Nodes export leaves for runtime checks; they do no work on a chip.
 _DROPPED_TARGETS = {

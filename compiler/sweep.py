@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.capture import Captured
-from compiler.errors import ChipcutError, DoesNotFit
-from compiler.plan import Plan, write_atomic
+from chipcut.compiler.capture import Captured
+from chipcut.compiler.plan.model import Plan, write_atomic
+from chipcut.core.errors import ChipcutError, DoesNotFit
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,9 @@ def sweep(captured: Captured, counts: Sequence[int], compile_fn: Callable[..., P
 
 
 def render(points: list[SweepPoint]) -> str:
+    from chipcut.compiler.views.report import fmt_s
     from rich.console import Console
     from rich.table import Table
-
-    from compiler.report import fmt_s
 
     t = Table(title="chip-count sweep", title_justify="left")
     for col in ("chips", "throughput/s", "speedup", "efficiency %", "latency", "limited by",

@@ -7,8 +7,7 @@ import warnings
 
 import torch
 import torch.fx
-
-from compiler.ir import (
+from chipcut.core.ir import (
     DTYPE_BYTES,
     NodeCost,
     attr_value,
@@ -18,7 +17,7 @@ from compiler.ir import (
     node_value,
     set_cost,
 )
-from passes.rules import MAC_RULES, bound_args, numel, val
+from chipcut.passes.rules import MAC_RULES, bound_args, numel, val
 
 aten = torch.ops.aten
 
@@ -173,7 +172,7 @@ def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         listed = ", ".join(f"{name} (x{count})" for name, count in sorted(unknown.items()))
         warnings.warn(UnaccountedOpsWarning(
             f"no MAC rule for {listed}: counted as 0 MACs and element-wise work; "
-            "register one with passes.rules.register_macs"), stacklevel=2)
+            "register one with chipcut.passes.rules.register_macs"), stacklevel=2)
     return gm
 
 

@@ -16,9 +16,8 @@ from typing import ClassVar
 
 import torch
 import torch.fx
-
-from compiler.ir import attr_value, node_value
-from passes.manager import register_pass
+from chipcut.core.ir import attr_value, node_value
+from chipcut.passes.manager import register_pass
 
 aten = torch.ops.aten
 

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
-
-from compiler.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
-from passes.accounting import is_mac_op, node_work, op_name
-from passes.manager import register_pass
+from chipcut.core.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
+from chipcut.passes.accounting import is_mac_op, node_work, op_name
+from chipcut.passes.manager import register_pass
 
 # op name -> kind, for ops whose kind the accounting families do not say.
 KIND_OVERRIDES = {

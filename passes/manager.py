@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 import torch.fx
-
-from compiler.errors import ChipcutError
-from compiler.ir import is_compute
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import is_compute
 
 DEFAULT_PIPELINE = "fold-bn,quantize{dtype=native},fuse"
 PASSES: dict[str, type] = {}
@@ -213,9 +212,9 @@ def _scalar(value: Any) -> str:
 
 def _load_builtins() -> None:
     # The built-in passes register themselves on import.
-    import passes.fold_bn  # noqa: F401
-    import passes.fuse  # noqa: F401
-    import passes.quantize  # noqa: F401
+    import chipcut.passes.fold_bn  # noqa: F401
+    import chipcut.passes.fuse  # noqa: F401
+    import chipcut.passes.quantize  # noqa: F401
 
 
 def as_pipeline(passes: str | Pipeline | None) -> Pipeline:
@@ -226,4 +225,4 @@ def as_pipeline(passes: str | Pipeline | None) -> Pipeline:
     if isinstance(passes, str):
         return Pipeline.parse(passes)
     raise ChipcutError(f"passes = {passes!r}: give a pipeline string such as "
-                       f"{DEFAULT_PIPELINE!r} or a passes.manager.Pipeline")
+                       f"{DEFAULT_PIPELINE!r} or a chipcut.passes.manager.Pipeline")

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.fx
-
-from compiler.costing import TORCH_DTYPES
-from compiler.ir import (
+from chipcut.compiler.lowering.costing import TORCH_DTYPES
+from chipcut.core.ir import (
     DTYPE_ORDER,
     LayerQuant,
     Precision,
@@ -35,9 +34,9 @@ from compiler.ir import (
     set_precision,
     set_quant_report,
 )
-from passes import sqnr
-from passes.accounting import is_mac_op
-from passes.manager import PassError, Target, format_pass, register_pass
+from chipcut.passes import sqnr
+from chipcut.passes.accounting import is_mac_op
+from chipcut.passes.manager import PassError, Target, format_pass, register_pass
 
 DTYPES = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
 POLICIES = ("native", "auto") + DTYPES
@@ -65,7 +64,7 @@ MAP = {"parse": _parse_map, "format": _format_map}
 class Quantize:
     """Annotate weight and activation precision per node; measure SQNR on calibration inputs.
 
-    >>> from passes.manager import Pipeline
+    >>> from chipcut.passes.manager import Pipeline
     >>> str(Pipeline.parse("quantize{dtype=int8,types=LayerNorm:fp32}"))
     'quantize{dtype=int8,types=LayerNorm:fp32}'
     """

@@ -3,7 +3,7 @@
 A rule takes the node and returns ``(macs, elem_ops, gemms)``, gemms being the
 MACs as matrix products ``(batch, M, K, N)`` for array cost models. Ops with no MAC rule
 fall into three known zero-MAC families (pointwise, view/layout, reduction);
-anything else is reported by ``passes.accounting`` as unaccounted.
+anything else is reported by ``chipcut.passes.accounting`` as unaccounted.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.fx
 import torch.nn.functional as F
-
-from compiler.ir import iter_tensors, node_value
+from chipcut.core.ir import iter_tensors, node_value
 
 aten = torch.ops.aten
 Gemms = tuple[tuple[int, int, int, int], ...]

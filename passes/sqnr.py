@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
-
-from compiler.ir import DTYPE_ORDER, Precision
+from chipcut.core.ir import DTYPE_ORDER, Precision
 
 INT_LEVELS = {"int8": 127, "int4": 7}
 FP8_MAX = 448.0  # float8 e4m3fn

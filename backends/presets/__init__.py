@@ -1,8 +1,8 @@
 """Built-in chip presets: one TOML data file per chip here, each a zero-argument backend factory.
 
 The ``chipcut.backends`` entry points name factories in this module, e.g.
-``"tpu-v1" = "backends.presets:tpu_v1"``: attribute ``tpu_v1`` loads ``tpu-v1.toml``.
-``cpu`` prefers this machine's calibrated spec (backends.calibrate) to the shipped default.
+``"tpu-v1" = "chipcut.backends.presets:tpu_v1"``: attribute ``tpu_v1`` loads ``tpu-v1.toml``.
+``cpu`` prefers this machine's calibrated spec (chipcut.backends.calibrate) to the shipped default.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from backends.loader import from_toml
-from backends.roofline import RooflineBackend
+from chipcut.backends.loader import from_toml
+from chipcut.backends.roofline import RooflineBackend
 
 PRESETS_DIR = Path(__file__).parent
 
@@ -28,7 +28,9 @@ def load(name: str) -> RooflineBackend:
 
 def cpu() -> RooflineBackend:
     """This machine's CPU: the calibrated spec when one was written, else the shipped default."""
-    from backends.calibrate import cache_path  # calibrate imports torch only when it measures
+    from chipcut.backends.calibrate import (
+        cache_path,  # calibrate imports torch only when it measures
+    )
 
     calibrated = cache_path()
     return from_toml(calibrated) if calibrated.is_file() else load("cpu")

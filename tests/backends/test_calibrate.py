@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from backends.calibrate import CACHE_ENV, Measured, Nominal, cache_path, calibrate, fit, to_toml
-from backends.loader import from_spec
-from backends.protocol import Work
-from backends.registry import get_backend
-from backends.schema import load_spec, spec_from_dict
+from chipcut.backends.calibrate import (
+    CACHE_ENV,
+    Measured,
+    Nominal,
+    cache_path,
+    calibrate,
+    fit,
+    to_toml,
+)
+from chipcut.backends.loader import from_spec
+from chipcut.backends.protocol import Work
+from chipcut.backends.registry import get_backend
+from chipcut.backends.schema import load_spec, spec_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from backends.energy import DEFAULT_PJ_PER_MAC, DRAM_PJ_PER_BYTE, dynamic_energy_j, sram_pj_per_byte
-from backends.loader import from_toml
-from backends.protocol import Placement, Work
-from backends.registry import get_backend
+from chipcut.backends.energy import (
+    DEFAULT_PJ_PER_MAC,
+    DRAM_PJ_PER_BYTE,
+    dynamic_energy_j,
+    sram_pj_per_byte,
+)
+from chipcut.backends.loader import from_toml
+from chipcut.backends.protocol import Placement, Work
+from chipcut.backends.registry import get_backend
 
 RESNET50_OPS_PER_IMAGE = 7.7e9
 IMAGES_PER_S = 1000
@@ -94,18 +98,18 @@ def test_resnet50_fp32_vs_int8_power_from_the_api(tmp_path: Path) -> None:
     """The same example on the real ResNet-50, compiled at fp32 and quantized to int8."""
     import copy
 
-    import compiler
-    from benchmarks.models import resnet50
+    import chipcut
+    from chipcut.examples.models import resnet50
 
     # Memory traffic made free, so the power is MACs x pJ alone.
     chip = design_example_chip(tmp_path / "macs_only.toml",
                                'pj_per_byte_sram = "1e-9 pJ"\npj_per_byte_dram = "1e-9 pJ"')
     model, inputs = resnet50()
-    captured = compiler.capture(model, inputs)
+    captured = chipcut.capture(model, inputs)
     watts = {}
     for dtype, passes in (("fp32", "fold-bn,fuse"),
                           ("int8", "fold-bn,quantize{dtype=int8,first_last=int8,measure=false},fuse")):
-        plan = compiler.compile(copy.deepcopy(captured), chips=1, backend=chip, passes=passes)
+        plan = chipcut.compile(copy.deepcopy(captured), chips=1, backend=chip, passes=passes)
         watts[dtype] = plan.metrics.power_w(IMAGES_PER_S)
     macs = 4_087_136_256  # ResNet-50 at 224: FlopCounterMode FLOPs / 2
     assert watts["fp32"] == pytest.approx(macs * 4.4e-12 * IMAGES_PER_S, rel=1e-3)

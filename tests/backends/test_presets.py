@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from backends.presets import PRESETS_DIR, preset_names
-from backends.registry import available, describe, get_backend
-from backends.systolic import SystolicBackend
+from chipcut.backends.presets import PRESETS_DIR, preset_names
+from chipcut.backends.registry import available, describe, get_backend
+from chipcut.backends.systolic import SystolicBackend
 
 EXPECTED = ["coral-edge-tpu", "cpu", "generic", "h100-sxm", "hailo-8", "inferx-x1", "t4", "tpu-v1"]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from backends import quantity as q
+from chipcut.backends import quantity as q
 
 
 @pytest.mark.parametrize(("text", "kind", "expected"), [

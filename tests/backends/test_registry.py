@@ -10,10 +10,9 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-
-from backends import registry
-from backends.registry import available, clear_cache, describe, get_backend
-from compiler.errors import ChipcutError
+from chipcut.backends import registry
+from chipcut.backends.registry import available, clear_cache, describe, get_backend
+from chipcut.core.errors import ChipcutError
 
 HERE = Path(__file__).parent
 PLUGIN = "loopback"
@@ -59,8 +58,8 @@ def ep(name: str, value: str) -> EntryPoint:
 
 
 def test_listing_names_imports_no_backend() -> None:
-    code = ("import sys; from backends.registry import available; names = available(); "
-            "print('tpu-v1' in names, 'backends.presets' in sys.modules, 'backends.calibrate' in sys.modules)")
+    code = ("import sys; from chipcut.backends.registry import available; names = available(); "
+            "print('tpu-v1' in names, 'chipcut.backends.presets' in sys.modules, 'chipcut.backends.calibrate' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["True", "False", "False"]
 
@@ -83,14 +82,14 @@ def test_duplicate_name_fails_naming_both_sources(fake_entry_points) -> None:
 
 
 def test_same_entry_point_seen_twice_is_not_a_conflict(fake_entry_points) -> None:
-    fake_entry_points(ep("generic", "backends.presets:generic"), ep("generic", "backends.presets:generic"))
+    fake_entry_points(ep("generic", "chipcut.backends.presets:generic"), ep("generic", "chipcut.backends.presets:generic"))
     assert available() == ["generic"]
 
 
 @pytest.mark.parametrize(("value", "fragment"), [
-    ("backends.spec:DTYPES", "lacks methods cost, link_time_s, supports_dtype, supports_op, static_power_w"),
+    ("chipcut.backends.spec:DTYPES", "lacks methods cost, link_time_s, supports_dtype, supports_op, static_power_w"),
     ("no_such_module_xyz:make", "failed to load: ModuleNotFoundError"),
-    ("backends.presets:tpu_v1", "is registered as 'npu' but calls itself 'tpu-v1'"),
+    ("chipcut.backends.presets:tpu_v1", "is registered as 'npu' but calls itself 'tpu-v1'"),
 ])
 def test_a_bad_plugin_is_rejected_when_loaded_with_its_source(fake_entry_points, value: str,
                                                               fragment: str) -> None:
@@ -143,8 +142,8 @@ def test_installed_plugin_is_selected_by_name(plugin: str) -> None:
 
 
 def test_compile_api_runs_on_the_plugin(plugin: str) -> None:
-    from compiler.api import compile as compile_model
-    from compiler.loading import load_model
+    from chipcut.compiler.api import compile as compile_model
+    from chipcut.compiler.cli.loading import load_model
 
     model, inputs, _ = load_model(f"{HERE / 'tiny_models.py'}:mlp", ["1x8"])
     plan = compile_model(model, inputs, chips=2, backend=plugin, time_limit_s=5)
@@ -158,7 +157,7 @@ def test_compile_api_runs_on_the_plugin(plugin: str) -> None:
 
 
 def test_cli_compile_runs_on_the_plugin(plugin: str, capsys: pytest.CaptureFixture) -> None:
-    from compiler.cli import main
+    from chipcut.compiler.cli.main import main
 
     code = main(["compile", str(HERE / "tiny_models.py") + ":mlp", "--input", "1x8", "--chips", "2",
                  "--backend", plugin, "--time-limit", "5"])

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from backends.protocol import Placement, Work
-from backends.registry import get_backend
-from backends.roofline import RooflineBackend
-from backends.spec import ChipSpec, LinkSpec
-from compiler.capture import capture
-from compiler.costing import node_work
-from compiler.ir import get_cost, is_compute
-from passes.accounting import accounting
+from chipcut.backends.protocol import Placement, Work
+from chipcut.backends.registry import get_backend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.spec import ChipSpec, LinkSpec
+from chipcut.compiler.capture import capture
+from chipcut.compiler.lowering.costing import node_work
+from chipcut.core.ir import get_cost, is_compute
+from chipcut.passes.accounting import accounting
 
 
 def chip(**changes: object) -> RooflineBackend:

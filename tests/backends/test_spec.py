@@ -6,11 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from backends.energy import DEFAULT_PJ_PER_MAC
-from backends.schema import load_spec
-from backends.spec import ChipSpec, LinkSpec, weights_fit
-from compiler.errors import ChipcutError
+from chipcut.backends.energy import DEFAULT_PJ_PER_MAC
+from chipcut.backends.schema import load_spec
+from chipcut.backends.spec import ChipSpec, LinkSpec, weights_fit
+from chipcut.core.errors import ChipcutError
 
 GOOD = """
 name = "unit-chip"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from backends.protocol import Placement, Work
-from backends.registry import get_backend
-from backends.spec import ArraySpec
-from backends.systolic import SystolicBackend, array_utilization, gemm_cycles, mapping
+from chipcut.backends.protocol import Placement, Work
+from chipcut.backends.registry import get_backend
+from chipcut.backends.spec import ArraySpec
+from chipcut.backends.systolic import SystolicBackend, array_utilization, gemm_cycles, mapping
 
 TPU_ARRAY = ArraySpec(256, 256, 700e6)
 FC = Work(macs=2048 * 1000, elem_ops=0, weight_bytes=2048 * 1000, in_bytes=2048, out_bytes=1000,

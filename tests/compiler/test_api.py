@@ -5,19 +5,18 @@ from __future__ import annotations
 import copy
 import json
 
+import chipcut
 import pytest
 import torch
-
-import compiler
-from backends.registry import get_backend
-from compiler.errors import ChipcutError
-from compiler.ir import is_compute
-from compiler.report import balance
+from chipcut.backends.registry import get_backend
+from chipcut.compiler.views.report import balance
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import is_compute
 
 
 def test_stages_cover_every_node_once_in_pipeline_order(residual_cnn) -> None:
     model, inputs = residual_cnn
-    plan = compiler.compile(model, inputs, chips=3, time_limit_s=5)
+    plan = chipcut.compile(model, inputs, chips=3, time_limit_s=5)
     names = [n for s in plan.stages for n in s.nodes]
     graph_nodes = [n.name for n in plan.graph_module.graph.nodes if is_compute(n)]
     assert sorted(names) == sorted(graph_nodes)
@@ -31,7 +30,7 @@ def test_stages_cover_every_node_once_in_pipeline_order(residual_cnn) -> None:
 
 
 def test_metrics_follow_from_stages_and_links(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
+    plan = chipcut.compile(*residual_cnn, chips=3, time_limit_s=5)
     m = plan.metrics
     slowest = max([s.time_s for s in plan.stages] + [t.time_s for t in plan.transfers]
                   + [m.host_in_s, m.host_out_s])
@@ -54,31 +53,31 @@ def test_metrics_follow_from_stages_and_links(residual_cnn) -> None:
 
 def test_same_inputs_same_plan(residual_cnn) -> None:
     model, inputs = residual_cnn
-    first = json.loads(compiler.compile(model, inputs, chips=4, time_limit_s=5).to_json())
-    second = json.loads(compiler.compile(model, inputs, chips=4, time_limit_s=5).to_json())
+    first = json.loads(chipcut.compile(model, inputs, chips=4, time_limit_s=5).to_json())
+    second = json.loads(chipcut.compile(model, inputs, chips=4, time_limit_s=5).to_json())
     for data in (first, second):
         data["solver"].pop("wall_s")
     assert first == second
 
 
 def test_one_chip_takes_everything(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=1)
+    plan = chipcut.compile(*residual_cnn, chips=1)
     assert len(plan.stages) == 1 and plan.transfers == ()
     assert plan.solver.status == "OPTIMAL" and plan.solver.gap == 0
 
 
 def test_resnet50_four_chips_is_balanced_and_proven() -> None:
-    from benchmarks.models import resnet50
+    from chipcut.examples.models import resnet50
 
     model, inputs = resnet50()
-    captured = compiler.capture(model, inputs)
-    plan = compiler.compile(copy.deepcopy(captured), chips=4, time_limit_s=20, passes="none")
+    captured = chipcut.capture(model, inputs)
+    plan = chipcut.compile(copy.deepcopy(captured), chips=4, time_limit_s=20, passes="none")
     assert plan.model.macs == 4_087_136_256
     assert plan.solver.status == "OPTIMAL"
     # Proven optimal; the mean counts chips whose weights stay in SRAM as faster.
     assert balance(plan) < 1.03
     # Fused groups are indivisible: coarser units, proven optimal at that granularity.
-    fused = compiler.compile(captured, chips=4, time_limit_s=20)
+    fused = chipcut.compile(captured, chips=4, time_limit_s=20)
     assert fused.model.units < plan.model.units
     assert fused.solver.status == "OPTIMAL"
     assert balance(fused) < 1.05
@@ -92,18 +91,18 @@ def test_resnet50_four_chips_is_balanced_and_proven() -> None:
 ])
 def test_bad_chip_counts(residual_cnn, chips, message) -> None:
     with pytest.raises(ChipcutError, match=message):
-        compiler.compile(*residual_cnn, chips=chips)
+        chipcut.compile(*residual_cnn, chips=chips)
 
 
 def test_unknown_backend_lists_known(residual_cnn) -> None:
     with pytest.raises(ChipcutError, match="unknown backend 'nope'; known backends: .*generic"):
-        compiler.compile(*residual_cnn, chips=2, backend="nope")
+        chipcut.compile(*residual_cnn, chips=2, backend="nope")
 
 
 def test_graph_module_input_is_accepted(residual_cnn) -> None:
     model, inputs = residual_cnn
-    captured = compiler.capture(model, inputs)
-    plan = compiler.compile(captured, chips=2)
+    captured = chipcut.capture(model, inputs)
+    plan = chipcut.compile(captured, chips=2)
     assert plan.model.macs > 0 and len(plan.stages) == 2
     with torch.no_grad():
         assert (plan.split()(*inputs)[0] - model(*inputs)).abs().max() <= 1e-5

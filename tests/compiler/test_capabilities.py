@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import chipcut
 import pytest
-
-import compiler
-from backends.registry import get_backend
-from backends.roofline import RooflineBackend
-from compiler.errors import ChipcutError
+from chipcut.backends.registry import get_backend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.core.errors import ChipcutError
 
 
 def int8_only() -> RooflineBackend:
@@ -19,7 +18,7 @@ def int8_only() -> RooflineBackend:
 
 def test_no_chip_can_run_fp32_names_node_and_fix(residual_cnn) -> None:
     with pytest.raises(ChipcutError) as info:
-        compiler.compile(*residual_cnn, chips=2, backend=int8_only(), passes="fold-bn,fuse")
+        chipcut.compile(*residual_cnn, chips=2, backend=int8_only(), passes="fold-bn,fuse")
     message = str(info.value)
     assert message.startswith("node conv2d (conv2d, fp32) cannot run on any chip")
     assert "int8-only computes int8, not fp32" in message
@@ -27,7 +26,7 @@ def test_no_chip_can_run_fp32_names_node_and_fix(residual_cnn) -> None:
 
 
 def test_mixed_chips_keep_units_where_they_can_run(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=[get_backend("generic"), int8_only()], passes="none")
+    plan = chipcut.compile(*residual_cnn, chips=[get_backend("generic"), int8_only()], passes="none")
     assert plan.chips == ("generic", "int8-only")
     macs_on_int8 = plan.stages[1].macs
     assert macs_on_int8 == 0
@@ -37,7 +36,7 @@ def test_mixed_chips_keep_units_where_they_can_run(residual_cnn) -> None:
 
 
 def test_default_pipeline_quantizes_to_what_the_chips_compute(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=2, backend=int8_only())
+    plan = chipcut.compile(*residual_cnn, chips=2, backend=int8_only())
     assert plan.passes == "fold-bn,quantize,fuse"
     q = plan.quantization
     assert q is not None and {(la.weights, la.activations) for la in q.layers} == {("int8", "int8")}

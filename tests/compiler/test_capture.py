@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 import torch
-
-from compiler.capture import capture
-from compiler.errors import ChipcutError
-from compiler.ir import get_cost, is_compute, tensor_bytes
-from passes.accounting import accounting
+from chipcut.compiler.capture import capture
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import get_cost, is_compute, tensor_bytes
+from chipcut.passes.accounting import accounting
 
 
 def test_export_gives_flat_aten_graph_with_values(residual_cnn) -> None:
@@ -81,25 +76,3 @@ def test_meta_model_captures_without_weights() -> None:
 def test_non_module_is_rejected() -> None:
     with pytest.raises(ChipcutError, match="not a torch.nn.Module"):
         capture(lambda x: x, (torch.randn(2),))
-
-
-LLAMA_MEMORY = textwrap.dedent("""
-    import resource, time, torch, compiler
-    from benchmarks.models import llama_7b
-    start = time.perf_counter()
-    model, inputs = llama_7b()
-    plan = compiler.compile(model, inputs, chips=8, time_limit_s=3)
-    print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-          plan.model.macs, len(plan.stages))
-""")
-
-
-def test_llama_7b_on_meta_compiles_for_8_chips_under_2_gb() -> None:
-    out = subprocess.run([sys.executable, "-c", LLAMA_MEMORY], capture_output=True, text=True,
-                         check=True, timeout=300)
-    seconds, peak_bytes, macs, stages = out.stdout.split()[-4:]
-    assert int(peak_bytes) < 2 * 2**30
-    assert int(stages) == 8
-    # 6.74e9 parameters x 128 tokens, minus the embedding, plus attention: ~0.85 TMAC.
-    assert 0.80e12 < int(macs) < 0.90e12
-    assert float(seconds) < 60

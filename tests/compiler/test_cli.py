@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from compiler.cli import main
+from chipcut.compiler.cli.main import main
 
 FACTORY = textwrap.dedent("""
     import torch

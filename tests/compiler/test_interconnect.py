@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import chipcut
 import pytest
 import torch
-
-import compiler
-from backends.registry import get_backend
-from compiler.cli import main
-from compiler.errors import ChipcutError
-from compiler.plan import Plan
-from compiler.revalidate import revalidate
+from chipcut.backends.registry import get_backend
+from chipcut.compiler.cli.main import main
+from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.plan.revalidate import revalidate
+from chipcut.core.errors import ChipcutError
 
 GENERIC = (Path(__file__).parents[2] / "backends" / "presets" / "generic.toml").read_text()
 
@@ -44,8 +43,8 @@ def test_capacity_error_names_resource_shortfall_and_chip_count(tmp_path: Path, 
     # holds one layer (plus its activations), so the model needs 4 chips.
     small = spec(tmp_path, "tiny-sram", sram="100 kB", dram="0")
     with pytest.raises(ChipcutError, match=r"SRAM is short by .* it fits on 4 chips \(--chips 4\)"):
-        compiler.compile(*mlp(), chips=2, backend=small, passes="none")
-    plan = compiler.compile(*mlp(), chips=4, backend=small, passes="none")
+        chipcut.compile(*mlp(), chips=2, backend=small, passes="none")
+    plan = chipcut.compile(*mlp(), chips=4, backend=small, passes="none")
     for stage in plan.stages:
         assert stage.weight_bytes <= 100_000
     assert [len(s.nodes) > 0 for s in plan.stages] == [True] * 4
@@ -68,8 +67,8 @@ def test_mixed_chips_pick_their_order(tmp_path: Path) -> None:
     fast = spec(tmp_path, "fast", macs="8e12")
     slow = spec(tmp_path, "slow", macs="1e12")
     model, inputs = mlp(layers=6, width=512)
-    a = compiler.compile(model, inputs, chips=[fast, slow], passes="none")
-    b = compiler.compile(model, inputs, chips=[slow, fast], passes="none")
+    a = chipcut.compile(model, inputs, chips=[fast, slow], passes="none")
+    b = chipcut.compile(model, inputs, chips=[slow, fast], passes="none")
     assert a.metrics.bottleneck_s == pytest.approx(b.metrics.bottleneck_s)
     assert a.chips == b.chips
     assert any("chip order chosen from 2 orders" in n for n in a.notes)
@@ -80,8 +79,8 @@ def test_mixed_chips_pick_their_order(tmp_path: Path) -> None:
 
 
 def test_switch_and_ring_topologies_cost_their_links(residual_cnn) -> None:
-    chain = compiler.compile(*residual_cnn, chips=3)
-    switch = compiler.compile(*residual_cnn, chips=3, topology="switch")
+    chain = chipcut.compile(*residual_cnn, chips=3)
+    switch = chipcut.compile(*residual_cnn, chips=3, topology="switch")
     assert switch.topology == "switch"
     link = get_backend("generic").spec.link
     # The switch carries each tensor once per reading stage, all on one shared uplink.
@@ -89,10 +88,10 @@ def test_switch_and_ring_topologies_cost_their_links(residual_cnn) -> None:
     assert switch.metrics.bytes_moved == total
     shared = link.latency_s + total / link.bytes_per_s
     assert switch.metrics.bottleneck_s >= shared * (1 - 1e-9)
-    ring = compiler.compile(*residual_cnn, chips=3, topology="ring")
+    ring = chipcut.compile(*residual_cnn, chips=3, topology="ring")
     assert ring.metrics.bottleneck_s <= chain.metrics.bottleneck_s * (1 + 1e-9)
     with pytest.raises(ChipcutError, match="topology = 'mesh'"):
-        compiler.compile(*residual_cnn, chips=3, topology="mesh")
+        chipcut.compile(*residual_cnn, chips=3, topology="mesh")
 
 
 def test_replicated_stage_is_in_the_plan_and_survives_show(tmp_path: Path) -> None:
@@ -102,8 +101,8 @@ def test_replicated_stage_is_in_the_plan_and_survives_show(tmp_path: Path) -> No
     model = torch.nn.Sequential(torch.nn.Linear(2048, 2048), torch.nn.ReLU(),
                                 torch.nn.Linear(2048, 16)).eval()
     inputs = (torch.randn(64, 2048),)
-    cut = compiler.compile(model, inputs, chips=3, passes="none")
-    rep = compiler.compile(model, inputs, chips=3, passes="none", replicate=True)
+    cut = chipcut.compile(model, inputs, chips=3, passes="none")
+    rep = chipcut.compile(model, inputs, chips=3, passes="none", replicate=True)
     assert rep.metrics.bottleneck_s < cut.metrics.bottleneck_s * 0.9
     lead = next(s for s in rep.stages if s.replicas > 1)
     followers = [s for s in rep.stages if s.replica_of == lead.chip]
@@ -119,19 +118,19 @@ def test_replicated_stage_is_in_the_plan_and_survives_show(tmp_path: Path) -> No
 
 
 def test_latency_objective_is_no_worse_in_latency(residual_cnn) -> None:
-    fast = compiler.compile(*residual_cnn, chips=3)
-    low = compiler.compile(*residual_cnn, chips=3, objective="latency")
+    fast = chipcut.compile(*residual_cnn, chips=3)
+    low = chipcut.compile(*residual_cnn, chips=3, objective="latency")
     assert low.objective == "latency"
     assert low.metrics.latency_s <= fast.metrics.latency_s * (1 + 1e-9)
     assert low.solver.objective == pytest.approx(low.metrics.latency_s)
 
 
 def test_sweep_marks_counts_that_do_not_fit(tmp_path: Path) -> None:
-    from compiler.sweep import sweep
+    from chipcut.compiler.sweep import sweep
 
     small = spec(tmp_path, "tiny-sram", sram="100 kB", dram="0")
-    captured = compiler.capture(*mlp())
-    points = sweep(captured, [2, 4, 5], compiler.compile, backend=small, passes="none")
+    captured = chipcut.capture(*mlp())
+    points = sweep(captured, [2, 4, 5], chipcut.compile, backend=small, passes="none")
     assert [p.status for p in points][0] == "NO FIT" and points[0].limit.startswith("memory")
     assert points[1].status == "OPTIMAL" and points[1].speedup == 1.0
     assert points[2].efficiency == pytest.approx(points[2].speedup * 4 / 5)

@@ -6,10 +6,9 @@ import itertools
 import random
 
 import pytest
-
-from compiler import lattice
-from compiler.partition import NoFit, chain_dp, predecessors, solve
-from compiler.problem import PartitionProblem, evaluate, lower_bound_s, measure
+from chipcut.compiler.solver import lattice
+from chipcut.compiler.solver.engine import NoFit, chain_dp, predecessors, solve
+from chipcut.compiler.solver.problem import PartitionProblem, evaluate, lower_bound_s, measure
 
 
 def random_problem(rng: random.Random, n: int, chips: int, **extra) -> PartitionProblem:

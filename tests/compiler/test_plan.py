@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
+import chipcut
 import pytest
-
-import compiler
-from compiler.errors import ChipcutError
-from compiler.plan import SCHEMA_VERSION, Plan, write_atomic
+from chipcut.compiler.plan.model import SCHEMA_VERSION, Plan, write_atomic
+from chipcut.core.errors import ChipcutError
 
 
 @pytest.fixture
 def plan(residual_cnn) -> Plan:
-    return compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
+    return chipcut.compile(*residual_cnn, chips=3, time_limit_s=5)
 
 
 def test_json_round_trip_is_exact(plan: Plan, tmp_path) -> None:
@@ -72,7 +71,7 @@ def test_written_files_follow_the_umask(tmp_path) -> None:
     import os
     import stat
 
-    from compiler.plan import write_atomic
+    from chipcut.compiler.plan.model import write_atomic
 
     old = os.umask(0o022)
     try:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 
+import chipcut
 import pytest
-
-import compiler
-from compiler.cli import main
-from compiler.errors import ChipcutError
-from compiler.plan import Plan
-from compiler.revalidate import revalidate
+from chipcut.compiler.cli.main import main
+from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.plan.revalidate import revalidate
+from chipcut.core.errors import ChipcutError
 
 
 @pytest.fixture
 def saved(residual_cnn, tmp_path):
-    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5, passes="none")
+    plan = chipcut.compile(*residual_cnn, chips=2, time_limit_s=5, passes="none")
     path = tmp_path / "plan.json"
     plan.to_json(path)
     return plan, path
@@ -84,7 +83,7 @@ def test_dropped_and_duplicated_nodes_are_named(saved) -> None:
 
 
 def test_splitting_a_fused_group_is_refused(residual_cnn, tmp_path) -> None:
-    plan = compiler.compile(*residual_cnn, chips=2, time_limit_s=5, passes="fuse")
+    plan = chipcut.compile(*residual_cnn, chips=2, time_limit_s=5, passes="fuse")
     path = tmp_path / "plan.json"
     plan.to_json(path)
     first = next(s for s in plan.stages if s.nodes).nodes[0]  # an anchor with its epilogue

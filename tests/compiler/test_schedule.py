@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import chipcut
 import pytest
 import torch
-
-import compiler
-from backends.registry import get_backend
-from backends.roofline import RooflineBackend
-from backends.spec import LinkSpec
-from compiler.plan import Stage, Transfer
-from compiler.schedule import pipeline_metrics
+from chipcut.backends.registry import get_backend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.spec import LinkSpec
+from chipcut.compiler.plan.model import Stage, Transfer
+from chipcut.compiler.plan.schedule import pipeline_metrics
 
 
 def test_timeline_adds_up_to_stage_times(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
+    plan = chipcut.compile(*residual_cnn, chips=3, time_limit_s=5)
     assert len(plan.timeline) == 3
     for stage, line in zip(plan.stages, plan.timeline, strict=True):
         assert line.chip == stage.chip
@@ -37,8 +36,8 @@ def test_weights_resident_only_when_they_fit() -> None:
     model = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(4)]).eval()
     inputs = (torch.randn(1, 256),)
     weight_bytes = 4 * (256 * 256 + 256) * 4
-    roomy = compiler.compile(model, inputs, chips=1, backend=_small_sram_backend(2 * weight_bytes))
-    tight = compiler.compile(model, inputs, chips=1, backend=_small_sram_backend(weight_bytes // 2))
+    roomy = chipcut.compile(model, inputs, chips=1, backend=_small_sram_backend(2 * weight_bytes))
+    tight = chipcut.compile(model, inputs, chips=1, backend=_small_sram_backend(weight_bytes // 2))
     assert roomy.stages[0].weight_bytes == tight.stages[0].weight_bytes == weight_bytes
     assert roomy.stages[0].weights_resident and not tight.stages[0].weights_resident
     # Streamed weights are read from DRAM every inference.
@@ -48,7 +47,7 @@ def test_weights_resident_only_when_they_fit() -> None:
 def test_multi_layer_fusion_keeps_intermediates_on_chip() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
                                 torch.nn.Conv2d(8, 8, 3, padding=1)).eval()
-    plan = compiler.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="none")
+    plan = chipcut.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="none")
     stage = plan.stages[0]
     activation = 8 * 64 * 64 * 4
     # Unfused: the input read, two intermediates written and read, the output written.
@@ -57,14 +56,14 @@ def test_multi_layer_fusion_keeps_intermediates_on_chip() -> None:
     assert stage.dram_bytes == 0
     # With the fuse pass, conv+relu is one group: its intermediate never leaves the chip,
     # even when every group boundary goes through DRAM.
-    fused = compiler.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="fuse")
+    fused = chipcut.compile(model, (torch.randn(1, 8, 64, 64),), chips=1, passes="fuse")
     assert fused.fused_groups == 1
     assert fused.stages[0].dram_bytes_unfused == 4 * activation
     assert fused.stages[0].dram_bytes == 0
 
 
 def test_batched_throughput_and_energy(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=2, batch=4)
+    plan = chipcut.compile(*residual_cnn, chips=2, batch=4)
     m = plan.metrics
     assert m.batch == 4
     assert m.throughput_at_batch_per_s >= m.throughput_per_s * 0.999
@@ -90,6 +89,6 @@ def test_slow_link_keeps_the_model_on_fewer_chips() -> None:
     slow = get_backend("generic")
     slow = RooflineBackend(replace(slow.spec, name="slow-link", link=LinkSpec(1e6, 1e-3)))
     model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
-    plan = compiler.compile(model.eval(), (torch.randn(8, 64),), chips=2, backend=slow)
+    plan = chipcut.compile(model.eval(), (torch.randn(8, 64),), chips=2, backend=slow)
     assert plan.transfers == ()
     assert sorted(len(s.nodes) for s in plan.stages)[0] == 0

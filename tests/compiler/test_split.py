@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import chipcut
 import pytest
 import torch
 import torch.utils._pytree as pytree
-
-import compiler
-from backends.registry import get_backend
-from backends.roofline import RooflineBackend
-from backends.spec import LinkSpec
-from compiler.errors import ChipcutError
+from chipcut.backends.registry import get_backend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.spec import LinkSpec
+from chipcut.core.errors import ChipcutError
 
 # A free link, so that the solver spreads even tiny models over every chip.
 FREE_LINK = RooflineBackend(replace(get_backend("generic").spec, name="free-link",
                                     link=LinkSpec(1e18, 0.0)))
 
 
-def check_split(model: torch.nn.Module, inputs: tuple, chips: int) -> compiler.Plan:
-    plan = compiler.compile(model, inputs, chips=chips, time_limit_s=5, backend=FREE_LINK)
+def check_split(model: torch.nn.Module, inputs: tuple, chips: int) -> chipcut.Plan:
+    plan = chipcut.compile(model, inputs, chips=chips, time_limit_s=5, backend=FREE_LINK)
     assert all(s.nodes for s in plan.stages)
     parts = plan.split()
     assert len(parts.stages) == sum(1 for s in plan.stages if s.nodes)
@@ -58,9 +57,9 @@ def test_several_inputs_and_outputs_split_matches(two_in_two_out, chips: int) ->
 
 def test_split_of_loaded_plan_needs_the_graph(residual_cnn, tmp_path) -> None:
     model, inputs = residual_cnn
-    plan = compiler.compile(model, inputs, chips=2, time_limit_s=5, backend=FREE_LINK)
-    loaded = compiler.Plan.from_json(plan.to_json(tmp_path / "plan.json") and tmp_path / "plan.json")
+    plan = chipcut.compile(model, inputs, chips=2, time_limit_s=5, backend=FREE_LINK)
+    loaded = chipcut.Plan.from_json(plan.to_json(tmp_path / "plan.json") and tmp_path / "plan.json")
     with pytest.raises(ChipcutError, match="pass one"):
         loaded.split()
-    parts = loaded.split(compiler.capture(model, inputs).graph_module)
+    parts = loaded.split(chipcut.capture(model, inputs).graph_module)
     assert (parts(*inputs)[0] - model(*inputs)).abs().max().item() <= 1e-5

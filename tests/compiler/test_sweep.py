@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import chipcut
 import pytest
-
-import compiler
-from compiler.cli import main
-from compiler.errors import ChipcutError
-from compiler.sweep import parse_counts, sweep
+from chipcut.compiler.cli.main import main
+from chipcut.compiler.sweep import parse_counts, sweep
+from chipcut.core.errors import ChipcutError
 
 
 def test_parse_counts() -> None:
@@ -20,8 +19,8 @@ def test_parse_counts() -> None:
 
 
 def test_sweep_speedup_and_efficiency(residual_cnn) -> None:
-    captured = compiler.capture(*residual_cnn)
-    points = sweep(captured, [1, 2, 3], compiler.compile, time_limit_s=5)
+    captured = chipcut.capture(*residual_cnn)
+    points = sweep(captured, [1, 2, 3], chipcut.compile, time_limit_s=5)
     assert [p.chips for p in points] == [1, 2, 3]
     assert points[0].speedup == 1.0 and points[0].efficiency == 1.0
     for p in points:

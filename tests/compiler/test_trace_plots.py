@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
+import chipcut
 import pytest
-
-import compiler
-from compiler.cli import main
-from compiler.trace import LINK_PID, chrome_trace
+from chipcut.compiler.cli.main import main
+from chipcut.compiler.views.trace import LINK_PID, chrome_trace
 
 
 @pytest.fixture
-def plan(residual_cnn) -> compiler.Plan:
-    return compiler.compile(*residual_cnn, chips=3, time_limit_s=5)
+def plan(residual_cnn) -> chipcut.Plan:
+    return chipcut.compile(*residual_cnn, chips=3, time_limit_s=5)
 
 
 def test_trace_has_a_track_per_chip_and_link(plan) -> None:

@@ -6,11 +6,10 @@ import warnings
 
 import pytest
 import torch
+from chipcut.compiler.capture import capture
+from chipcut.core.ir import get_cost, is_compute
+from chipcut.passes.accounting import UnaccountedOpsWarning, accounting
 from torch.utils.flop_counter import FlopCounterMode
-
-from compiler.capture import capture
-from compiler.ir import get_cost, is_compute
-from passes.accounting import UnaccountedOpsWarning, accounting
 
 
 def total_macs(model: torch.nn.Module, inputs: tuple) -> int:
@@ -61,7 +60,7 @@ def test_macs_match_flop_counter(case: str) -> None:
 
 
 def test_resnet50_matches_flop_counter_and_reference() -> None:
-    from benchmarks.models import resnet50
+    from chipcut.examples.models import resnet50
 
     model, inputs = resnet50()
     macs = total_macs(model, inputs)
@@ -121,7 +120,7 @@ def test_every_sdpa_variant(variant: str, causal: bool) -> None:
 
 
 def test_bert_base_closed_form() -> None:
-    from benchmarks.models import bert_base
+    from chipcut.examples.models import bert_base
 
     model, inputs = bert_base()
     s, h, ff, layers, heads = 128, 768, 3072, 12, 12

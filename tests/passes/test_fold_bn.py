@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import chipcut
 import torch
-
-import compiler
-from benchmarks.models import resnet50
-from passes.fold_bn import FoldBatchNorm
+from chipcut.examples.models import resnet50
+from chipcut.passes.fold_bn import FoldBatchNorm
 
 
 def ops(gm: torch.fx.GraphModule) -> list[str]:
@@ -41,7 +40,7 @@ def test_linear_batchnorm_folds_and_matches() -> None:
     model = LinearBN().eval()
     randomize_bn(model)
     x = torch.randn(4, 16)
-    gm = compiler.capture(model, (x,)).graph_module
+    gm = chipcut.capture(model, (x,)).graph_module
     assert ops(gm).count("aten.batch_norm.default") == 2
     folded = FoldBatchNorm()(copy.deepcopy(gm))
     assert "aten.batch_norm.default" not in ops(folded)
@@ -55,7 +54,7 @@ def test_linear_batchnorm_folds_and_matches() -> None:
 
 def test_resnet50_folds_every_batchnorm_and_matches() -> None:
     model, (x,) = resnet50(size=64)
-    gm = compiler.capture(model, (x,)).graph_module
+    gm = chipcut.capture(model, (x,)).graph_module
     assert ops(gm).count("aten.batch_norm.default") == 53
     folded = FoldBatchNorm()(copy.deepcopy(gm))
     assert ops(folded).count("aten.batch_norm.default") == 0
@@ -75,14 +74,14 @@ def test_resnet50_folds_every_batchnorm_and_matches() -> None:
 
 def test_batchnorm_without_a_foldable_producer_stays() -> None:
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 1)).eval()
-    gm = FoldBatchNorm()(compiler.capture(model, (torch.randn(1, 3, 8, 8),)).graph_module)
+    gm = FoldBatchNorm()(chipcut.capture(model, (torch.randn(1, 3, 8, 8),)).graph_module)
     assert ops(gm) == ["aten.batch_norm.default", "aten.conv2d.default"]
 
 
 def test_meta_model_folds_without_weights() -> None:
     with torch.device("meta"):
         model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).eval()
-    gm = compiler.capture(model, (torch.empty(1, 3, 16, 16, device="meta"),)).graph_module
+    gm = chipcut.capture(model, (torch.empty(1, 3, 16, 16, device="meta"),)).graph_module
     gm = FoldBatchNorm()(gm)
     assert ops(gm) == ["aten.conv2d.default"]
     assert all(p.is_meta for p in gm.parameters())

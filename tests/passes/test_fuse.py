@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import chipcut
 import torch
-
-import compiler
-from compiler.ir import get_group, is_compute
-from passes.fuse import _Groups, fusion_groups, kind
-from passes.manager import Pipeline
+from chipcut.core.ir import get_group, is_compute
+from chipcut.passes.fuse import _Groups, fusion_groups, kind
+from chipcut.passes.manager import Pipeline
 
 
 def groups_of(gm: torch.fx.GraphModule) -> list[list[str]]:
@@ -15,7 +14,7 @@ def groups_of(gm: torch.fx.GraphModule) -> list[list[str]]:
 
 
 def test_residual_cnn_groups_are_exactly_these(residual_cnn) -> None:
-    gm = Pipeline.parse("fold-bn").run(compiler.capture(*residual_cnn).graph_module)
+    gm = Pipeline.parse("fold-bn").run(chipcut.capture(*residual_cnn).graph_module)
     assert groups_of(gm) == [
         ["conv2d", "relu"],                 # stem conv (BN folded in) + ReLU
         ["conv2d_1", "relu_1"],
@@ -41,7 +40,7 @@ class RMSNormMLP(torch.nn.Module):
 
 
 def test_element_chain_fuses_into_the_following_reduction() -> None:
-    gm = compiler.capture(RMSNormMLP(), (torch.randn(2, 16),)).graph_module
+    gm = chipcut.capture(RMSNormMLP(), (torch.randn(2, 16),)).graph_module
     assert groups_of(gm) == [
         ["linear", "gelu"],
         ["linear_1"],
@@ -53,7 +52,7 @@ def test_never_across_a_precision_change() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3),
                                 torch.nn.ReLU()).eval()
     x = torch.randn(1, 3, 16, 16)
-    gm = compiler.capture(model, (x,)).graph_module
+    gm = chipcut.capture(model, (x,)).graph_module
     same = Pipeline.parse("quantize{dtype=int8,first_last=int8},fuse").run(gm)
     assert groups_of(same) == [["conv2d", "relu"], ["conv2d_1", "relu_1"]]
     mixed = Pipeline.parse("quantize{dtype=int8,first_last=int8,types=ReLU:fp32},fuse").run(gm)
@@ -72,7 +71,7 @@ def test_a_join_that_would_create_a_cycle_is_refused() -> None:
             r = torch.relu(self.a(x))
             return r * self.b(r)
 
-    gm = compiler.capture(Diamond(), (torch.randn(2, 8),)).graph_module
+    gm = chipcut.capture(Diamond(), (torch.randn(2, 8),)).graph_module
     nodes = {n.name: n for n in gm.graph.nodes}
     groups = _Groups()
     ga = groups.new(nodes["linear"], "anchor")
@@ -85,7 +84,7 @@ def test_a_join_that_would_create_a_cycle_is_refused() -> None:
 
 
 def test_kinds() -> None:
-    gm = compiler.capture(RMSNormMLP(), (torch.randn(2, 16),)).graph_module
+    gm = chipcut.capture(RMSNormMLP(), (torch.randn(2, 16),)).graph_module
     kinds = {n.name: kind(n) for n in gm.graph.nodes if is_compute(n)}
     assert kinds["linear"] == "anchor" and kinds["mean"] == "reduction"
     assert kinds["gelu"] == kinds["rsqrt"] == "epilogue"
@@ -93,8 +92,8 @@ def test_kinds() -> None:
 
 def test_fusion_changes_units_not_outputs(small_bert) -> None:
     model, inputs = small_bert
-    plain = compiler.compile(model, inputs, chips=2, passes="none", time_limit_s=5)
-    fused = compiler.compile(model, inputs, chips=2, passes="fuse", time_limit_s=5)
+    plain = chipcut.compile(model, inputs, chips=2, passes="none", time_limit_s=5)
+    fused = chipcut.compile(model, inputs, chips=2, passes="fuse", time_limit_s=5)
     assert fused.model.units < plain.model.units
     assert fused.model.macs == plain.model.macs
     assert fused.fused_groups > 0

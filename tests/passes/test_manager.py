@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import chipcut
 import pytest
 import torch
-
-import compiler
-from compiler.errors import ChipcutError
-from passes.fold_bn import FoldBatchNorm
-from passes.fuse import Fuse
-from passes.manager import DEFAULT_PIPELINE, Pipeline, verify_graph
-from passes.quantize import Quantize
+from chipcut.core.errors import ChipcutError
+from chipcut.passes.fold_bn import FoldBatchNorm
+from chipcut.passes.fuse import Fuse
+from chipcut.passes.manager import DEFAULT_PIPELINE, Pipeline, verify_graph
+from chipcut.passes.quantize import Quantize
 
 
 def test_pipeline_round_trips_through_text() -> None:
@@ -49,13 +48,13 @@ def test_failing_pass_names_pass_and_node(residual_cnn) -> None:
     # An int8-only chip cannot honour a request for fp32 compute on the head.
     from dataclasses import replace
 
-    from backends.registry import get_backend
-    from backends.roofline import RooflineBackend
+    from chipcut.backends.registry import get_backend
+    from chipcut.backends.roofline import RooflineBackend
 
     int8 = RooflineBackend(replace(get_backend("generic").spec, name="int8-only",
                                    peak_macs_per_s={"int8": 32e12}))
     with pytest.raises(ChipcutError) as info:
-        compiler.compile(*residual_cnn, chips=2, backend=int8,
+        chipcut.compile(*residual_cnn, chips=2, backend=int8,
                          passes="quantize{dtype=int8,modules=head:fp32}")
     message = str(info.value)
     assert message.startswith("pass quantize{dtype=int8,modules=head:fp32} failed at node linear: ")
@@ -65,14 +64,14 @@ def test_failing_pass_names_pass_and_node(residual_cnn) -> None:
 
 def test_every_pass_keeps_the_graph_valid(residual_cnn, small_bert) -> None:
     for model, inputs in (residual_cnn, small_bert):
-        gm = compiler.capture(model, inputs).graph_module
+        gm = chipcut.capture(model, inputs).graph_module
         for p in Pipeline.parse("fold-bn,quantize{dtype=int8},fuse").passes:
             gm = Pipeline((p,)).run(gm, verify=False)
             assert verify_graph(gm) is None
 
 
 def test_verify_names_a_node_without_metadata(residual_cnn) -> None:
-    gm = compiler.capture(*residual_cnn).graph_module
+    gm = chipcut.capture(*residual_cnn).graph_module
     relu = next(n for n in gm.graph.nodes if n.name == "relu")
     relu.meta.pop("val")
     relu.meta.pop("tensor_meta", None)

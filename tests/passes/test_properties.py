@@ -7,14 +7,13 @@ earlier chip (no cycle between chips).
 
 from __future__ import annotations
 
+import chipcut
 import torch
+from chipcut.compiler.lowering.units import build_units
+from chipcut.core.ir import get_group, is_compute
+from chipcut.passes.manager import Pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import compiler
-from compiler.ir import get_group, is_compute
-from compiler.units import build_units
-from passes.manager import Pipeline
 
 C = 4
 OPS = ("conv", "conv_bn", "linear", "relu", "add", "cat")
@@ -76,7 +75,7 @@ def test_passes_and_partition_keep_invariants(steps, chips) -> None:
     x = torch.randn(1, C, 6, 6)
     with torch.no_grad():
         expected = model(x)
-    captured = compiler.capture(model, (x,))
+    captured = chipcut.capture(model, (x,))
     gm = Pipeline.parse("fold-bn,fuse").run(captured.graph_module)  # verifies after each pass
     with torch.no_grad():
         for got, want in zip(gm(x), expected, strict=True):
@@ -85,7 +84,7 @@ def test_passes_and_partition_keep_invariants(steps, chips) -> None:
     compute = [n.name for n in gm.graph.nodes if is_compute(n)]
     assert sorted(name for unit in units.units for name in unit) == sorted(compute)
     chips = min(chips, len(units.units))
-    plan = compiler.compile(captured, chips=chips, passes="fold-bn,fuse", time_limit_s=1)
+    plan = chipcut.compile(captured, chips=chips, passes="fold-bn,fuse", time_limit_s=1)
     chip_of = {name: s.chip for s in plan.stages for name in s.nodes}
     assert sorted(chip_of) == sorted(compute)
     for node in plan.graph_module.graph.nodes:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import chipcut
 import pytest
 import torch
-
-import compiler
-from compiler.errors import ChipcutError
-from compiler.ir import get_cost, get_precision
-from passes.manager import Pipeline, Target
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import get_cost, get_precision
+from chipcut.passes.manager import Pipeline, Target
 
 INT8 = "fold-bn,quantize{dtype=int8}"
 
@@ -23,7 +22,7 @@ def params(model: torch.nn.Module, prefix: str) -> int:
 
 def test_int8_keeps_first_and_last_layers_wide_and_counts_bytes(residual_cnn) -> None:
     model, inputs = residual_cnn
-    plan = compiler.compile(model, inputs, chips=1, passes=INT8)
+    plan = chipcut.compile(model, inputs, chips=1, passes=INT8)
     assert layers(plan) == {"stem.0": ("fp32", "fp32"), "a1": ("int8", "int8"), "a2": ("int8", "int8"),
                             "b1": ("int8", "int8"), "b2": ("int8", "int8"),
                             "proj": ("int8", "int8"), "head": ("fp32", "fp32")}
@@ -44,7 +43,7 @@ def test_int8_keeps_first_and_last_layers_wide_and_counts_bytes(residual_cnn) ->
 
 
 def test_overrides_by_module_name_and_type(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=1,
+    plan = chipcut.compile(*residual_cnn, chips=1,
                             passes="quantize{dtype=int8,modules=a1:fp16;b*:bf16,types=Linear:int4}")
     chosen = layers(plan)
     assert chosen["a1"] == ("fp16", "fp16")
@@ -55,7 +54,7 @@ def test_overrides_by_module_name_and_type(residual_cnn) -> None:
 
 def test_int4_weights_store_half_a_byte(residual_cnn) -> None:
     model, inputs = residual_cnn
-    plan = compiler.compile(model, inputs, chips=1,
+    plan = chipcut.compile(model, inputs, chips=1,
                             passes="fold-bn,quantize{dtype=int8,weights=int4,first_last=int8}")
     assert set(layers(plan).values()) == {("int4", "int8")}
     total = sum(p.numel() for p in plan.graph_module.parameters())
@@ -63,20 +62,20 @@ def test_int4_weights_store_half_a_byte(residual_cnn) -> None:
 
 
 def test_native_is_a_no_op_where_the_chip_computes_the_model_dtype(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=1, passes="quantize")
+    plan = chipcut.compile(*residual_cnn, chips=1, passes="quantize")
     assert plan.quantization is None
     assert all(get_precision(n) is None for n in plan.graph_module.graph.nodes)
 
 
 def test_auto_meets_the_threshold_and_says_what_it_chose(residual_cnn) -> None:
-    plan = compiler.compile(*residual_cnn, chips=1, passes="fold-bn,quantize{dtype=auto},fuse")
+    plan = chipcut.compile(*residual_cnn, chips=1, passes="fold-bn,quantize{dtype=auto},fuse")
     q = plan.quantization
     assert q.output_sqnr_db >= 30.0
     assert {a for _, a in layers(plan).values()} <= {"int8", "fp16", "fp32"}
-    strict = compiler.compile(*residual_cnn, chips=1,
+    strict = chipcut.compile(*residual_cnn, chips=1,
                               passes="fold-bn,quantize{dtype=auto,threshold_db=200},fuse")
     assert set(layers(strict).values()) == {("fp32", "fp32")}  # nothing narrower is that exact
-    loose = compiler.compile(*residual_cnn, chips=1,
+    loose = chipcut.compile(*residual_cnn, chips=1,
                              passes="fold-bn,quantize{dtype=auto,threshold_db=0},fuse")
     assert set(layers(loose).values()) == {("int8", "int8")}
     assert loose.quantization.weight_bytes_after < q.weight_bytes_before
@@ -87,29 +86,29 @@ def test_meta_models_annotate_but_do_not_measure() -> None:
         model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
                                     torch.nn.Linear(64, 8)).eval()
     x = torch.empty(1, 64, device="meta")
-    plan = compiler.compile(model, (x,), chips=1, passes="quantize{dtype=int8}")
+    plan = chipcut.compile(model, (x,), chips=1, passes="quantize{dtype=int8}")
     assert plan.quantization.output_sqnr_db is None
     assert layers(plan)["2"] == ("int8", "int8")
     with pytest.raises(ChipcutError, match="dtype=auto measures SQNR by running the model"):
-        compiler.compile(model, (x,), chips=1, passes="quantize{dtype=auto}")
+        chipcut.compile(model, (x,), chips=1, passes="quantize{dtype=auto}")
 
 
 def test_calibration_inputs_of_the_wrong_shape_name_the_expected_shape(residual_cnn) -> None:
     model, inputs = residual_cnn
     with pytest.raises(ChipcutError) as info:
-        compiler.compile(model, inputs, chips=1, passes=INT8,
+        chipcut.compile(model, inputs, chips=1, passes=INT8,
                          calibration_inputs=[(torch.randn(1, 3, 64, 64),)])
     assert str(info.value) == ("calibration input 0, argument 0: shape 1x3x64x64, expected 1x3x32x32 "
                                "(the shape the model was captured with); give tensors of that shape")
-    plan = compiler.compile(model, inputs, chips=1, passes=INT8,
+    plan = chipcut.compile(model, inputs, chips=1, passes=INT8,
                             calibration_inputs=[(torch.randn(1, 3, 32, 32),), (torch.randn(1, 3, 32, 32),)])
     assert plan.quantization.output_sqnr_db > 30
 
 
 def test_a_dtype_the_backend_lacks_names_node_and_backend(residual_cnn) -> None:
-    from backends.registry import get_backend
+    from chipcut.backends.registry import get_backend
 
-    gm = compiler.capture(*residual_cnn).graph_module
+    gm = chipcut.capture(*residual_cnn).graph_module
     with pytest.raises(ChipcutError) as info:
         Pipeline.parse("quantize{dtype=fp8}").run(gm, Target(backends=(get_backend("generic"),)))
     message = str(info.value)

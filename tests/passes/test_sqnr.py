@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-
-from passes.sqnr import combine_db, fake_quant, sqnr_db
+from chipcut.passes.sqnr import combine_db, fake_quant, sqnr_db
 
 
 def test_sqnr_of_a_known_error() -> None:

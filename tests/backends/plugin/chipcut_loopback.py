@@ -1,6 +1,6 @@
 """A third-party chipcut backend for tests: 1 ns per MAC, links at 1 ns per byte plus 1 us.
 
-It implements backends.protocol.Backend without subclassing anything of chipcut's,
+It implements chipcut.backends.protocol.Backend without subclassing anything of chipcut's,
 so the registry and compiler see it exactly as they would see an outside plug-in.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.protocol import OpCost, Placement, Work
-from backends.spec import ChipSpec, LinkSpec
+from chipcut.backends.protocol import OpCost, Placement, Work
+from chipcut.backends.spec import ChipSpec, LinkSpec
 
 SECONDS_PER_MAC = 1e-9
 LINK_LATENCY_S = 1e-6

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.fx
-
-from compiler.ir import get_cost, get_group, is_compute
+from chipcut.core.ir import get_cost, get_group, is_compute
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.fx
-
-from compiler.costing import compute_dtype
-from compiler.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
-from compiler.units import UnitGraph
-from passes.accounting import op_name
+from chipcut.compiler.lowering.costing import compute_dtype
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.core.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
+from chipcut.passes.accounting import op_name
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import permutations
 
-from backends.protocol import Backend, Work
-from compiler.errors import ChipcutError
-from compiler.problem import Interconnect
-from compiler.residency import Partitioned, partition
-from compiler.units import UnitGraph
+from chipcut.backends.protocol import Backend, Work
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.compiler.solver.problem import Interconnect
+from chipcut.compiler.solver.residency import Partitioned, partition
+from chipcut.core.errors import ChipcutError
 
 MAX_ORDERS = 24
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import attr_value, is_compute
 from torch.fx.passes.split_module import split_module
-
-from compiler.errors import ChipcutError
-from compiler.ir import attr_value, is_compute
 
 
 @dataclass
@@ -95,12 +94,12 @@ def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
     """Split ``gm`` by the plan's stages (every compute node goes to its stage's chip)."""
     if gm is None:
         raise ChipcutError("this plan has no captured graph (it was loaded from JSON); pass one: "
-                           "plan.split(compiler.capture(model, inputs).graph_module)")
+                           "plan.split(chipcut.capture(model, inputs).graph_module)")
     chip_of = {name: s.chip for s in plan.stages for name in s.nodes}
     missing = [n.name for n in gm.graph.nodes if is_compute(n) and n.name not in chip_of]
     if missing and getattr(plan, "passes", ""):
         # A freshly captured graph: redo the plan's graph rewrites (annotations do not matter here).
-        from passes.manager import Pipeline
+        from chipcut.passes.manager import Pipeline
 
         rewrites = Pipeline(tuple(p for p in Pipeline.parse(plan.passes).passes
                                   if getattr(p, "structural", False)))

@@ -3,13 +3,13 @@
 Each concern has one key and one frozen dataclass, read and written only
 through the accessors here:
 
-- ``chipcut.cost`` -> :class:`NodeCost` (written by ``passes.accounting``)
-- ``chipcut.precision`` -> :class:`Precision` (written by ``passes.quantize``)
-- ``chipcut.group`` -> :class:`FusionGroup` (written by ``passes.fuse``)
+- ``chipcut.cost`` -> :class:`NodeCost` (written by ``chipcut.passes.accounting``)
+- ``chipcut.precision`` -> :class:`Precision` (written by ``chipcut.passes.quantize``)
+- ``chipcut.group`` -> :class:`FusionGroup` (written by ``chipcut.passes.fuse``)
 
 and one graph-level key in ``GraphModule.meta``:
 
-- ``chipcut.quantization`` -> :class:`QuantReport` (written by ``passes.quantize``)
+- ``chipcut.quantization`` -> :class:`QuantReport` (written by ``chipcut.passes.quantize``)
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 
+from chipcut.compiler.plan.model import Plan
 from rich.console import Console
 from rich.table import Table
-
-from compiler.plan import Plan
 
 MB = 1e6
 

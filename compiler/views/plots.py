@@ -10,8 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
-
-from compiler.plan import Plan, write_atomic  # noqa: E402
+from chipcut.compiler.plan.model import Plan, write_atomic  # noqa: E402
 
 BOUND_COLORS = {"compute": "#4C72B0", "memory": "#DD8452", "overhead": "#8C8C8C"}
 

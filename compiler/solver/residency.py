@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from backends.protocol import Backend, Work
-from compiler import capabilities
-from compiler.costing import ChipState, chip_state, unit_times
-from compiler.errors import ChipcutError
-from compiler.fit import live_bytes, memory_of, no_fit_error
-from compiler.partition import NoFit, solve
-from compiler.problem import (
+from chipcut.backends.protocol import Backend, Work
+from chipcut.compiler.lowering.costing import ChipState, chip_state, unit_times
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.compiler.solver import capabilities
+from chipcut.compiler.solver.engine import NoFit, solve
+from chipcut.compiler.solver.fit import live_bytes, memory_of, no_fit_error
+from chipcut.compiler.solver.problem import (
     CHAIN,
     Interconnect,
     PartitionProblem,
@@ -29,7 +29,7 @@ from compiler.problem import (
     host_link_s,
     lower_bound_s,
 )
-from compiler.units import UnitGraph
+from chipcut.core.errors import ChipcutError
 
 MAX_ROUNDS = 3
 

@@ -4,7 +4,7 @@
 ``solve`` first runs the exact program over the prefixes of the unit order (the
 classic chain DP: a plan and an upper bound). When the unit graph has at most
 ``MAX_IDEALS`` ideals, the program over all of them is exact for every pipeline
-(``compiler.lattice``): status OPTIMAL, no search. Otherwise CP-SAT searches,
+(``chipcut.compiler.solver.lattice``): status OPTIMAL, no search. Otherwise CP-SAT searches,
 warm-started from the chain DP: variables y[u][k] = [chip(u) >= k] for k = 1..N-1
 make stages contiguous (y[p][k] <= y[c][k] along every edge, so no cycle between
 chips) and keep the model linear: load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a
@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from chipcut.compiler.solver import lattice
+from chipcut.compiler.solver.problem import PartitionProblem, Solution, evaluate, lower_bound_s
 from ortools.sat.python import cp_model
-
-from compiler import lattice
-from compiler.problem import PartitionProblem, Solution, evaluate, lower_bound_s
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
 MAX_IDEALS = 20_000

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.fx
-
-from backends.protocol import Backend, OpCost, Placement, Work
-from backends.spec import ChipSpec, weights_fit
-from compiler.ir import get_cost, get_precision, iter_tensors, node_value
+from chipcut.backends.protocol import Backend, OpCost, Placement, Work
+from chipcut.backends.spec import ChipSpec, weights_fit
+from chipcut.core.ir import get_cost, get_precision, iter_tensors, node_value
 
 if TYPE_CHECKING:
-    from compiler.summary import GraphSummary
+    from chipcut.compiler.lowering.summary import GraphSummary
 
 TORCH_DTYPES = {
     torch.float32: "fp32", torch.float64: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",

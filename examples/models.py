@@ -1,7 +1,7 @@
 """Example models built from configs with random weights (never downloaded).
 
 Each factory returns ``(module, example_inputs)``, so ``chipcut compile
-benchmarks.models:resnet50`` needs no --input. Large models are built on the
+chipcut.examples.models:resnet50`` needs no --input. Large models are built on the
 meta device: no weights are allocated.
 """
 
@@ -54,8 +54,8 @@ def vit_b16(batch: int = 1) -> tuple[torch.nn.Module, tuple]:
 
 
 def yolov3() -> tuple[torch.nn.Module, tuple]:
-    """YOLOv3 (Darknet-53, 80 classes) at 1920 x 1088 (2.1 Mpixel); see benchmarks.yolo."""
-    from benchmarks.yolo import yolov3 as build
+    """YOLOv3 (Darknet-53, 80 classes) at 1920 x 1088 (2.1 Mpixel); see chipcut.examples.yolo."""
+    from chipcut.examples.yolo import yolov3 as build
 
     return build()
 

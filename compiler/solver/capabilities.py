@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from backends.protocol import Backend, Work
-from compiler.costing import is_free
-from compiler.errors import ChipcutError
-from compiler.units import UnitGraph
+from chipcut.backends.protocol import Backend, Work
+from chipcut.compiler.lowering.costing import is_free
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.core.errors import ChipcutError
 
 # A unit on a chip that cannot run it costs this many times the whole model on one chip,
 # so any plan that puts it there is worse than one that does not (and integers stay small).

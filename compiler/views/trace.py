@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from compiler.plan import Plan, write_atomic
+from chipcut.compiler.plan.model import Plan, write_atomic
 
 US = 1e6  # trace timestamps are microseconds
 LINK_PID = 1000

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.registry import get_backend
-from compiler.costing import unit_works
-from compiler.errors import ChipcutError
-from compiler.plan import Plan
-from compiler.problem import Interconnect
-from compiler.schedule import build_schedule
+from chipcut.backends.registry import get_backend
+from chipcut.compiler.lowering.costing import unit_works
+from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.plan.schedule import build_schedule
+from chipcut.compiler.solver.problem import Interconnect
+from chipcut.core.errors import ChipcutError
 
 
 def _assignment(plan: Plan) -> dict[str, int]:

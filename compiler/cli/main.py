@@ -9,9 +9,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from chipcut.core.errors import ChipcutError
 from rich.console import Console
-
-from compiler.errors import ChipcutError
 
 
 def _chips(text: str) -> int | list[str]:
@@ -29,7 +28,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def _passes(p: argparse.ArgumentParser) -> None:
-    from passes.manager import DEFAULT_PIPELINE
+    from chipcut.passes.manager import DEFAULT_PIPELINE
 
     p.add_argument("--passes", default="default", metavar="PIPELINE",
                    help=f"pass pipeline, e.g. 'fold-bn,quantize{{dtype=int8}},fuse'; 'default' is "
@@ -39,12 +38,12 @@ def _passes(p: argparse.ArgumentParser) -> None:
 def _write_outputs(plan: object, args: argparse.Namespace) -> str:
     notes = ""
     if args.trace:
-        from compiler.trace import write_trace
+        from chipcut.compiler.views.trace import write_trace
 
         write_trace(plan, args.trace)
         notes += f"trace written to {args.trace}\n"
     if args.plot:
-        from compiler.plots import plot_plan
+        from chipcut.compiler.views.plots import plot_plan
 
         plot_plan(plan, args.plot)
         notes += f"plot written to {args.plot}\n"
@@ -65,8 +64,8 @@ def _network(p: argparse.ArgumentParser) -> None:
 
 
 def _interconnect(args: argparse.Namespace):
-    from backends import quantity as q
-    from compiler.problem import Interconnect
+    from chipcut.backends import quantity as q
+    from chipcut.compiler.solver.problem import Interconnect
 
     def rate(flag: str, text: str | None) -> float | None:
         if text is None:
@@ -126,8 +125,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
-    from compiler.api import compile as compile_model
-    from compiler.loading import load_model
+    from chipcut.compiler.api import compile as compile_model
+    from chipcut.compiler.cli.loading import load_model
 
     chips = _chips(args.chips)
     model, inputs, name = load_model(args.model, args.input)
@@ -141,10 +140,10 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 
 def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
-    from compiler.api import compile as compile_model
-    from compiler.capture import capture
-    from compiler.loading import load_model
-    from compiler.sweep import parse_counts, plot, render, sweep
+    from chipcut.compiler.api import compile as compile_model
+    from chipcut.compiler.capture import capture
+    from chipcut.compiler.cli.loading import load_model
+    from chipcut.compiler.sweep import parse_counts, plot, render, sweep
 
     counts = parse_counts(args.chips)
     model, inputs, name = load_model(args.model, args.input)
@@ -159,8 +158,8 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 
 def _show(args: argparse.Namespace) -> str:
-    from compiler.plan import Plan
-    from compiler.revalidate import revalidate
+    from chipcut.compiler.plan.model import Plan
+    from chipcut.compiler.plan.revalidate import revalidate
 
     plan, edited = revalidate(Plan.from_json(args.plan))
     note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
@@ -169,7 +168,7 @@ def _show(args: argparse.Namespace) -> str:
 
 
 def _backends() -> str:
-    from backends.registry import available, describe
+    from chipcut.backends.registry import available, describe
 
     return "".join(describe(name) + "\n" for name in available())
 
@@ -177,7 +176,7 @@ def _backends() -> str:
 def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from pathlib import Path
 
-    from backends.calibrate import cache_path, calibrate
+    from chipcut.backends.calibrate import cache_path, calibrate
 
     path = Path(args.out) if args.out else cache_path()
     status("measuring GEMM, conv, element-wise and copy rates")

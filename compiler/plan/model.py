@@ -10,9 +10,9 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from compiler.errors import ChipcutError
-from compiler.ir import LayerQuant, QuantReport  # noqa: F401 - field types
-from compiler.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
+from chipcut.compiler.lowering.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
+from chipcut.core.errors import ChipcutError
+from chipcut.core.ir import LayerQuant, QuantReport  # noqa: F401 - field types
 
 SCHEMA_VERSION = 1
 
@@ -126,7 +126,7 @@ class SolverInfo:
 class Plan:
     """A partition plan. ``Plan.from_json(p.to_json(path)) == p`` exactly.
 
-    >>> plan = compiler.compile(model, (x,), chips=2)          # doctest: +SKIP
+    >>> plan = chipcut.compile(model, (x,), chips=2)          # doctest: +SKIP
     >>> plan.to_json("plan.json"); print(plan.report())         # doctest: +SKIP
     """
 
@@ -144,7 +144,7 @@ class Plan:
     passes: str = ""  # the pass pipeline that ran, in its text form
     fused_groups: int = 0  # fusion groups of two or more nodes
     quantization: QuantReport | None = None  # what quantize chose, its SQNR and savings
-    topology: str = "chain"  # chain, ring or switch (compiler.problem)
+    topology: str = "chain"  # chain, ring or switch (chipcut.compiler.solver.problem)
     objective: str = "throughput"  # throughput or latency
     switch_bytes_per_s: float | None = None  # set by the user, else a chip link's bandwidth
     host_bytes_per_s: float | None = None  # set by the user, else the chips' own links
@@ -188,13 +188,13 @@ class Plan:
 
     def report(self) -> str:
         """The per-chip table and solver line as text."""
-        from compiler.report import render
+        from chipcut.compiler.views.report import render
 
         return render(self)
 
     def split(self, graph_module: Any = None) -> Any:
         """One GraphModule per chip; see :func:`compiler.split.split_plan`."""
-        from compiler.split import split_plan
+        from chipcut.compiler.plan.split import split_plan
 
         return split_plan(self, graph_module if graph_module is not None else self.graph_module)
 

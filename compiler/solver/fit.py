@@ -8,10 +8,10 @@ fewest stages is a greedy count; the solver itself checks every pipeline.
 
 from __future__ import annotations
 
-from backends.protocol import Backend, Work
-from compiler.errors import DoesNotFit
-from compiler.report import fmt_b
-from compiler.units import UnitGraph
+from chipcut.backends.protocol import Backend, Work
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.compiler.views.report import fmt_b
+from chipcut.core.errors import DoesNotFit
 
 
 def stages_needed(weights: list[int], live: list[int], capacity: float) -> int | None:

@@ -6,14 +6,13 @@ import warnings
 from dataclasses import replace
 
 import torch.fx
-
-from backends.protocol import Backend
-from compiler.costing import unit_works
-from compiler.ir import QuantReport, clear_precision, get_precision, is_compute, set_precision
-from compiler.schedule import Schedule, build_schedule
-from compiler.summary import GraphSummary, summarize
-from compiler.units import UnitGraph
-from passes.accounting import accounting
+from chipcut.backends.protocol import Backend
+from chipcut.compiler.lowering.costing import unit_works
+from chipcut.compiler.lowering.summary import GraphSummary, summarize
+from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.compiler.plan.schedule import Schedule, build_schedule
+from chipcut.core.ir import QuantReport, clear_precision, get_precision, is_compute, set_precision
+from chipcut.passes.accounting import accounting
 
 
 def _bytes(summary: GraphSummary) -> tuple[int, int]:

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-
-from compiler.errors import ChipcutError
+from chipcut.core.errors import ChipcutError
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from backends.protocol import Backend, OpCost, Work
-from compiler.costing import placement, unit_cost
-from compiler.plan import ChipTimeline, Metrics, OpTiming, Stage, Transfer
-from compiler.problem import CHAIN, Interconnect, hops, host_link_s
-from compiler.residency import states_of
-from compiler.summary import GraphSummary
+from chipcut.backends.protocol import Backend, OpCost, Work
+from chipcut.compiler.lowering.costing import placement, unit_cost
+from chipcut.compiler.lowering.summary import GraphSummary
+from chipcut.compiler.plan.model import ChipTimeline, Metrics, OpTiming, Stage, Transfer
+from chipcut.compiler.solver.problem import CHAIN, Interconnect, hops, host_link_s
+from chipcut.compiler.solver.residency import states_of
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,19 @@
+"""chipcut: cut one PyTorch model across several inference chips and plan the per-chip schedule.
+
+The stages are public: ``lower`` (capture, passes, accounting) -> ``solve`` (the
+pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three.
+
+>>> import torch, chipcut
+>>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+>>> plan = chipcut.compile(net, (torch.randn(1, 64),), chips=2)
+>>> len(plan.stages)
+2
+"""
+
+from chipcut.compiler.api import compile
+from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.plan.model import Plan
+from chipcut.core.errors import ChipcutError, DoesNotFit
+
+__all__ = ["compile",
+           "capture", "Captured", "Plan", "ChipcutError", "DoesNotFit"]

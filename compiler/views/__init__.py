@@ -1,0 +1,1 @@
+"""Views of a plan: the text report, plots and the Chrome trace."""
