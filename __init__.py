@@ -10,10 +10,10 @@ pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three.
 2
 """
 
-from chipcut.compiler.api import compile
+from chipcut.compiler.api import CompileOptions, Lowered, Solved, compile, lower, schedule, solve
 from chipcut.compiler.capture import Captured, capture
 from chipcut.compiler.plan.model import Plan
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
-__all__ = ["compile",
+__all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
            "capture", "Captured", "Plan", "ChipcutError", "DoesNotFit"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chipcut.backends.roofline import RooflineBackend
-from chipcut.backends.schema import load_spec
+from chipcut.backends.schema import load_spec, spec_from_dict
 from chipcut.backends.spec import ChipSpec
 from chipcut.backends.systolic import SystolicBackend
 
@@ -18,3 +18,8 @@ def from_spec(spec: ChipSpec) -> RooflineBackend:
 def from_toml(path: str | Path) -> RooflineBackend:
     """Load, validate and build the backend described by a spec TOML file."""
     return from_spec(load_spec(path))
+
+
+def from_dict(data: dict, origin: str) -> RooflineBackend:
+    """Validate and build the backend of a spec given as a dict (as ``to_dict`` writes it)."""
+    return from_spec(spec_from_dict(data, origin))

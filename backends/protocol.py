@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from chipcut.backends.spec import ChipSpec
+from chipcut.backends.spec import LinkSpec
 
 
 @dataclass(frozen=True)
@@ -72,25 +72,74 @@ class OpCost:
     utilization: float = 0.0
 
 
+@dataclass(frozen=True)
+class Memory:
+    """A chip's memory levels in bytes: on-chip SRAM and off-chip DRAM (0: SRAM only)."""
+
+    sram_bytes: int
+    dram_bytes: int
+
+    @property
+    def sram_only(self) -> bool:
+        return self.dram_bytes == 0
+
+    @property
+    def level(self) -> str:
+        """The level that holds a stage's weights and activations: "DRAM", or "SRAM" without DRAM."""
+        return "SRAM" if self.sram_only else "DRAM"
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Bytes of that level: what a stage's weights plus live activations must fit in."""
+        return self.sram_bytes if self.sram_only else self.dram_bytes
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """A chip cost model. ``spec`` carries the published figures; methods predict time and energy.
+    """A chip: everything the compiler asks of one. The compiler reads nothing else.
+
+    ``chipcut.backends.roofline.RooflineBackend`` answers from a ``ChipSpec`` (the built-in
+    presets); a plug-in may answer from anything (a profile of measured times, a simulator).
 
     >>> from chipcut.backends.registry import get_backend
     >>> chip = get_backend("generic")
     >>> chip.cost(Work(macs=10**9, elem_ops=0, weight_bytes=0, in_bytes=0, out_bytes=0)).bound
     'compute'
+    >>> chip.memory().capacity_bytes, chip.link().overlap
+    (17179869184, True)
     """
 
     name: str
-    spec: ChipSpec
 
     def cost(self, work: Work, placement: Placement = ALL_DRAM) -> OpCost:
         """Time, bytes per memory level, dynamic energy and utilization of ``work`` on this chip."""
         ...
 
+    def link(self) -> LinkSpec:
+        """The chip's link to the next chip (per-direction bytes/s, latency s, interface, and
+        whether transfers overlap compute). Defaults for the switch and host links come from it."""
+        ...
+
     def link_time_s(self, nbytes: int) -> float:
-        """Time to send ``nbytes`` to the next chip: latency + bytes / per-direction bandwidth."""
+        """Seconds to send ``nbytes`` to the next chip (0 for nothing). The solver and the
+        schedule both cost every chip-to-chip transfer with this, whatever its shape."""
+        ...
+
+    def memory(self) -> Memory:
+        """SRAM and DRAM capacity in bytes."""
+        ...
+
+    def weights_resident(self, weight_bytes: int) -> bool:
+        """Whether a stage holding ``weight_bytes`` of weights keeps them on chip (SRAM) across
+        inferences instead of streaming them from DRAM each time."""
+        ...
+
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes the chip computes MACs in ("int8", "bf16", ...)."""
+        ...
+
+    def peak_macs_per_s(self, dtype: str) -> float:
+        """Peak MAC/s in ``dtype`` (0 when the chip does not compute it); orders mixed chips."""
         ...
 
     def supports_dtype(self, dtype: str) -> bool:
@@ -103,4 +152,13 @@ class Backend(Protocol):
 
     def static_power_w(self) -> float:
         """Static (leakage and idle) power in watts; energy adds static_power_w() x time."""
+        ...
+
+    def describe(self) -> str:
+        """One line for ``chipcut backends``: peaks, memory, link, and where the figures come from."""
+        ...
+
+    def to_dict(self) -> dict | None:
+        """What rebuilds this backend (a spec as a plain dict), stored in plans so that a plan
+        re-validates without the original file; None when the backend cannot be rebuilt so."""
         ...

@@ -15,12 +15,13 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from chipcut.backends.loader import from_toml
-from chipcut.backends.protocol import ALL_DRAM, Backend, Work
-from chipcut.backends.spec import ChipSpec
+from chipcut.backends.protocol import ALL_DRAM, Backend, Memory, Work
+from chipcut.backends.spec import LinkSpec
 from chipcut.core.errors import ChipcutError
 
 GROUP = "chipcut.backends"
-METHODS = ("cost", "link_time_s", "supports_dtype", "supports_op", "static_power_w")
+METHODS = ("cost", "link", "link_time_s", "memory", "weights_resident", "dtypes", "peak_macs_per_s",
+           "supports_dtype", "supports_op", "static_power_w", "describe", "to_dict")
 
 
 def _source(ep: EntryPoint) -> str:
@@ -53,25 +54,40 @@ def clear_cache() -> None:
     get_backend.cache_clear()
 
 
-def _validate(obj: object, name: str, origin: str) -> Backend:
+def _validate(obj: object, name: str | None, origin: str) -> Backend:
     """``obj`` if it implements chipcut.backends.protocol.Backend under ``name``; else a one-line error."""
     missing = [m for m in METHODS if not callable(getattr(obj, m, None))]
     if missing:
         raise ChipcutError(f"backend {origin} does not implement chipcut.backends.protocol.Backend: it lacks "
-                           f"methods {', '.join(missing)}; see backends/protocol.py")
-    if not isinstance(getattr(obj, "spec", None), ChipSpec) or not isinstance(getattr(obj, "name", None), str):
-        raise ChipcutError(f"backend {origin} does not implement chipcut.backends.protocol.Backend: it needs "
-                           "a chipcut.backends.spec.ChipSpec 'spec' and a str 'name'; see backends/protocol.py")
+                           f"methods {', '.join(missing)}; see chipcut/backends/protocol.py")
+    if not isinstance(getattr(obj, "name", None), str):
+        raise ChipcutError(f"backend {origin} does not implement chipcut.backends.protocol.Backend: "
+                           "it needs a str 'name'; see chipcut/backends/protocol.py")
     try:
         inspect.signature(obj.cost).bind(Work(0, 0, 0, 0, 0), ALL_DRAM)
     except TypeError:
         raise ChipcutError(f"backend {origin}: cost{inspect.signature(obj.cost)} must accept "
                            "(work: Work, placement: Placement = Placement()); see "
                            "backends/protocol.py") from None
-    if obj.name != name:
+    if name is not None and obj.name != name:
         raise ChipcutError(f"backend {origin} is registered as {name!r} but calls itself "
                            f"{obj.name!r}; make its spec name (or entry-point name) {name!r}")
+    answers = ((obj.memory(), Memory, "memory()", "a protocol.Memory"),
+               (obj.link(), LinkSpec, "link()", "a spec.LinkSpec"),
+               (obj.dtypes(), tuple, "dtypes()", "a tuple of dtype names"))
+    for value, kind, method, want in answers:
+        if not isinstance(value, kind):
+            raise ChipcutError(f"backend {origin}: {method} returned {type(value).__name__}; it must "
+                               f"return {want}; see chipcut/backends/protocol.py")
+    if not obj.dtypes():
+        raise ChipcutError(f"backend {origin}: dtypes() is empty; list the dtypes the chip computes")
     return obj  # type: ignore[return-value]
+
+
+def validate(obj: object, origin: str = "") -> Backend:
+    """``obj`` checked against the Backend Protocol (for backends built in Python and passed
+    directly); a one-line error naming what is missing."""
+    return _validate(obj, None, origin or repr(getattr(obj, "name", obj)))
 
 
 @cache
@@ -98,44 +114,10 @@ def get_backend(name: str) -> Backend:
     return _validate(backend, name, f"{name!r} ({_source(ep)})")
 
 
-def _si(value: float, unit: str) -> str:
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale * (1 - 1e-9):  # 1 / 1e-9 is 999999999.9999999: still 1 G
-            return f"{value / scale:.4g} {prefix}{unit}"
-    return f"{value:.4g} {unit}"
-
-
-def _capacity(nbytes: int) -> str:
-    """Binary prefixes for sizes that are whole KiB/MiB/GiB (as SRAMs are), decimal otherwise."""
-    for prefix, scale in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-        if nbytes >= scale and nbytes % scale == 0:
-            return f"{nbytes / scale:.4g} {prefix}B"
-    return _si(nbytes, "B")
-
-
-def _time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
 def describe(name: str) -> str:
-    """One line for ``chipcut backends``: peak per dtype, SRAM, DRAM bandwidth, link.
-
-    Rates use decimal prefixes (GB/s = 1e9 bytes/s), capacities binary ones (MiB).
+    """One line for ``chipcut backends``: the backend's own description of itself.
 
     >>> describe("tpu-v1")
     'tpu-v1: int8 45.88 TMAC/s; SRAM 28 MiB; DRAM 34 GB/s (8 GiB); link PCIe Gen3 x16 15.75 GB/s + 2 us; array 256x256 weight-stationary @ 700 MHz'
     """
-    spec = get_backend(name).spec
-    peaks = ", ".join(f"{d} {_si(r, 'MAC/s')}" for d, r in spec.peak_macs_per_s.items())
-    dram = (f"DRAM {_si(spec.dram_bytes_per_s, 'B/s')} ({_capacity(spec.dram_bytes)})"
-            if not spec.sram_only else "no DRAM (SRAM only)")
-    link = spec.link
-    parts = [f"{name}: {peaks}", f"SRAM {_capacity(spec.sram_bytes)}", dram,
-             f"link {(link.interface + ' ') if link.interface else ''}{_si(link.bytes_per_s, 'B/s')} + {_time(link.latency_s)}"]
-    if spec.array is not None:
-        a = spec.array
-        parts.append(f"array {a.rows}x{a.cols} {a.dataflow} @ {_si(a.clock_hz, 'Hz')}")
-    return "; ".join(parts)
+    return get_backend(name).describe()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chipcut.backends.energy import dynamic_energy_j
-from chipcut.backends.protocol import ALL_DRAM, OpCost, Placement, Work
-from chipcut.backends.spec import ChipSpec
+from chipcut.backends.protocol import ALL_DRAM, Memory, OpCost, Placement, Work
+from chipcut.backends.spec import ChipSpec, LinkSpec
+from chipcut.core.fmt import capacity, rate, seconds
 
 
 def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, int]:
@@ -41,6 +42,22 @@ class RooflineBackend:
 
     def supports_dtype(self, dtype: str) -> bool:
         return dtype in self.spec.peak_macs_per_s
+
+    def dtypes(self) -> tuple[str, ...]:
+        return tuple(self.spec.peak_macs_per_s)
+
+    def peak_macs_per_s(self, dtype: str) -> float:
+        return self.spec.peak_macs_per_s.get(dtype, 0.0)
+
+    def memory(self) -> Memory:
+        return Memory(self.spec.sram_bytes, self.spec.dram_bytes)
+
+    def weights_resident(self, weight_bytes: int) -> bool:
+        """Weights stay in SRAM when all of a stage's weights fit there."""
+        return weight_bytes <= self.spec.sram_bytes
+
+    def link(self) -> LinkSpec:
+        return self.spec.link
 
     def supports_op(self, op: str) -> bool:
         return self.spec.capabilities.supports(op)
@@ -81,3 +98,55 @@ class RooflineBackend:
         if nbytes <= 0:
             return 0.0
         return self.spec.link.latency_s + nbytes / self.spec.link.bytes_per_s
+
+    def describe(self) -> str:
+        """Peak per dtype, SRAM, DRAM bandwidth and size, link, and the array when there is one.
+
+        Rates use decimal prefixes (GB/s = 1e9 bytes/s), capacities binary ones (MiB).
+        """
+        spec = self.spec
+        peaks = ", ".join(f"{d} {rate(r, 'MAC/s')}" for d, r in spec.peak_macs_per_s.items())
+        dram = (f"DRAM {rate(spec.dram_bytes_per_s, 'B/s')} ({capacity(spec.dram_bytes)})"
+                if not spec.sram_only else "no DRAM (SRAM only)")
+        link = spec.link
+        parts = [f"{self.name}: {peaks}", f"SRAM {capacity(spec.sram_bytes)}", dram,
+                 f"link {(link.interface + ' ') if link.interface else ''}"
+                 f"{rate(link.bytes_per_s, 'B/s')} + {seconds(link.latency_s)}"]
+        if spec.array is not None:
+            a = spec.array
+            parts.append(f"array {a.rows}x{a.cols} {a.dataflow} @ {rate(a.clock_hz, 'Hz')}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        """The spec as the tables of a spec file, in base units (bytes, seconds, MAC/s);
+        ``chipcut.backends.loader.from_dict`` builds the same backend from it."""
+        s = self.spec
+        memory = {"sram_bytes": s.sram_bytes, "dram_bytes": s.dram_bytes,
+                  "memory_efficiency": s.memory_efficiency}
+        if s.dram_bytes:
+            memory["dram_bytes_per_s"] = s.dram_bytes_per_s
+        out = {
+            "name": s.name, "description": s.description, "source": s.source,
+            "compute": {"peak_macs_per_s": dict(s.peak_macs_per_s),
+                        "vector_ops_per_s": s.vector_ops_per_s,
+                        "compute_efficiency": s.compute_efficiency,
+                        "op_overhead_s": s.op_overhead_s},
+            "memory": memory,
+            "link": {"bytes_per_s": s.link.bytes_per_s, "latency_s": s.link.latency_s,
+                     "interface": s.link.interface, "overlap": s.link.overlap},
+            "energy": {"pj_per_mac": dict(s.energy.pj_per_mac),
+                       "pj_per_byte_sram": s.energy.pj_per_byte_sram,
+                       "pj_per_byte_dram": s.energy.pj_per_byte_dram,
+                       "static_power_w": s.energy.static_power_w},
+        }
+        if s.array is not None:
+            out["array"] = {"rows": s.array.rows, "cols": s.array.cols,
+                            "clock_hz": s.array.clock_hz, "dataflow": s.array.dataflow}
+        caps = s.capabilities
+        if caps.ops is not None:
+            out["capabilities"] = {"ops": sorted(caps.ops)}
+        elif caps.unsupported_ops:
+            out["capabilities"] = {"unsupported_ops": sorted(caps.unsupported_ops)}
+        if s.extra:
+            out["extra"] = dict(s.extra)
+        return out

@@ -1,40 +1,234 @@
-"""The programmatic entry point: ``compile(model, example_inputs, chips, backend) -> Plan``."""
+"""The public stages: ``lower`` (capture, passes, accounting) -> ``solve`` (the cut) ->
+``schedule`` (the Plan); ``compile`` runs the three.
+
+Options live in one frozen :class:`CompileOptions`; each setting has one place, so nothing
+overrides anything silently. Lowering never changes the caller's graph: a captured model is
+copied before the passes rewrite it, so one capture can be lowered many times, and one
+lowering solved for many chip counts (``chipcut sweep``).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import torch
-from chipcut.backends.protocol import Backend
-from chipcut.backends.registry import get_backend
+from chipcut.backends.protocol import Backend, Work
+from chipcut.backends.registry import get_backend, validate
 from chipcut.compiler.capture import Captured, capture
 from chipcut.compiler.lowering.costing import unit_works
-from chipcut.compiler.lowering.summary import summarize
-from chipcut.compiler.lowering.units import build_units
-from chipcut.compiler.plan.model import SCHEMA_VERSION, ModelInfo, Plan, SolverInfo
+from chipcut.compiler.lowering.summary import GraphSummary, fingerprint, summarize
+from chipcut.compiler.lowering.units import UnitGraph, build_units
+from chipcut.compiler.plan.model import SCHEMA_VERSION, ChipRecord, ModelInfo, Plan, SolverInfo
 from chipcut.compiler.plan.savings import with_savings
-from chipcut.compiler.plan.schedule import build_schedule
+from chipcut.compiler.plan.schedule import Costed, build_schedule
 from chipcut.compiler.solver.order import best_order
-from chipcut.compiler.solver.problem import OBJECTIVES, TOPOLOGIES, Interconnect
+from chipcut.compiler.solver.problem import Interconnect
+from chipcut.compiler.solver.residency import Partitioned
 from chipcut.core.errors import ChipcutError
-from chipcut.core.ir import get_cost, get_group, get_quant_report, is_compute
+from chipcut.core.ir import QuantReport, get_cost, get_group, get_quant_report, is_compute
+from chipcut.core.vocab import Objective, Topology, parse
 from chipcut.passes.accounting import accounting
 from chipcut.passes.manager import Pipeline, Target, as_pipeline
 
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Every setting of a compile, in one place. Bandwidths in bytes/s per direction, latencies
+    and the time limit in seconds; None takes the chips' own links.
+
+    ``passes``: a pipeline such as ``"fold-bn,quantize{dtype=int8},fuse"`` (``"default"``,
+    ``"none"``); ``topology``: chain, ring or switch; ``objective``: throughput (least
+    bottleneck, then fewest bytes) or latency (least batch-1 latency); ``replicate``: a stage
+    may run on several identical chips taking alternate frames; ``batch``: the batch of the
+    batched-throughput figure.
+
+    >>> CompileOptions(topology="ring").interconnect.topology
+    <Topology.RING: 'ring'>
+    """
+
+    time_limit_s: float = 10.0
+    batch: int = 8
+    passes: str | Pipeline = "default"
+    topology: Topology = Topology.CHAIN
+    objective: Objective = Objective.THROUGHPUT
+    replicate: bool = False
+    switch_bytes_per_s: float | None = None
+    switch_latency_s: float | None = None
+    host_bytes_per_s: float | None = None
+    host_latency_s: float | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topology", parse(Topology, self.topology, "topology"))
+        object.__setattr__(self, "objective", parse(Objective, self.objective, "objective"))
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ChipcutError(f"batch = {self.batch!r}: must be a whole number >= 1 frame")
+        if not self.time_limit_s > 0:
+            raise ChipcutError(f"time_limit_s = {self.time_limit_s}: must be > 0 seconds")
+        for f in ("switch_bytes_per_s", "host_bytes_per_s"):
+            value = getattr(self, f)
+            if value is not None and not (value > 0 and value < float("inf")):
+                raise ChipcutError(f"{f} = {value:g} bytes/s: must be a finite rate > 0")
+        for f in ("switch_latency_s", "host_latency_s"):
+            value = getattr(self, f)
+            if value is not None and not (0 <= value < float("inf")):
+                raise ChipcutError(f"{f} = {value:g} s: must be a finite time >= 0")
+
+    @property
+    def interconnect(self) -> Interconnect:
+        return Interconnect(self.topology, self.switch_bytes_per_s, self.switch_latency_s,
+                            self.host_bytes_per_s, self.host_latency_s, self.objective,
+                            self.replicate)
+
+    @classmethod
+    def of(cls, options: CompileOptions | None = None, **overrides: object) -> CompileOptions:
+        """``options`` (or the defaults) with ``overrides`` applied; an unknown name is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ChipcutError(f"unknown compile option {unknown[0]!r}; options are: "
+                               f"{', '.join(sorted(known))}")
+        return replace(options or cls(), **overrides)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A model ready to cut: its rewritten, accounted graph, units, their work and the summary
+    a plan keeps. ``graph_module`` is this lowering's own copy."""
+
+    name: str
+    units: UnitGraph
+    summary: GraphSummary
+    works: tuple[Work, ...]
+    passes: str
+    fingerprint: str
+    quantization: QuantReport | None
+    example_inputs: tuple = field(compare=False, repr=False)
+    graph_module: torch.fx.GraphModule = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """The chips in pipeline order and the assignment, costed in the solver's own problem."""
+
+    backends: tuple[Backend, ...]
+    partitioned: Partitioned
+
 
 def resolve_chips(chips: int | Sequence[str | Backend], backend: str | Backend) -> list[Backend]:
-    """One Backend per chip: ``chips`` is a count (all ``backend``) or a list of backend names."""
+    """One Backend per chip: ``chips`` is a count (all ``backend``) or a list of backends/names."""
     if isinstance(chips, bool) or not isinstance(chips, (int, list, tuple)):
         raise ChipcutError(f"chips = {chips!r}: give a chip count (e.g. 4) or a list of backend names")
     if isinstance(chips, int):
         if chips < 1:
             raise ChipcutError(f"chips = {chips}: need at least 1 chip; pass chips=1 or more")
-        one = get_backend(backend) if isinstance(backend, str) else backend
-        return [one] * chips
+        return [_backend(backend)] * chips
     if not chips:
         raise ChipcutError("chips = []: name at least one backend, e.g. ['generic', 'generic']")
-    return [get_backend(c) if isinstance(c, str) else c for c in chips]
+    return [_backend(c) for c in chips]
+
+
+def _backend(b: str | Backend) -> Backend:
+    return get_backend(b) if isinstance(b, str) else validate(b)
+
+
+def lower(model: object, example_inputs: tuple = (), chips: int | Sequence[str | Backend] = 1,
+          backend: str | Backend = "generic", options: CompileOptions | None = None,
+          calibration_inputs: Sequence[tuple] = (), progress: Progress | None = None) -> Lowered:
+    """Capture ``model`` (or copy a ``Captured``), run the pass pipeline for ``chips`` and account
+    every node's work. ``calibration_inputs`` (tuples shaped like the example inputs) are where
+    quantization measures SQNR; the example inputs are used when none are given."""
+    options = options or CompileOptions()
+    backends = resolve_chips(chips, backend)
+    pipeline = as_pipeline(options.passes)
+    say = progress or (lambda _msg: None)
+    if isinstance(model, Captured):
+        captured = replace(model, graph_module=copy.deepcopy(model.graph_module))
+    else:
+        say("capturing model")
+        captured = capture(model, tuple(example_inputs), name=options.name)
+    gm = captured.graph_module
+    calibration = check_calibration(gm, calibration_inputs)
+    example = tuple(captured.example_inputs)
+    real = all(isinstance(t, torch.Tensor) and not t.is_meta for t in example)
+    target = Target(tuple(_distinct(backends)), example if real else (), calibration)
+    gm = pipeline.run(gm, target, verify=True, progress=progress)
+    accounting(gm)
+    units = build_units(gm)
+    summary = summarize(gm, units)
+    works = tuple(unit_works(summary, len(units.units)))
+    quant = get_quant_report(gm)
+    return Lowered(captured.name, units, summary, works, str(pipeline), fingerprint(gm), quant,
+                   example, gm)
+
+
+def solve(lowered: Lowered, chips: int | Sequence[str | Backend] = 4,
+          backend: str | Backend = "generic", options: CompileOptions | None = None,
+          progress: Progress | None = None) -> Solved:
+    """The best pipeline of ``lowered`` over ``chips`` within the time limit (every distinct chip
+    order when the chips differ), with its proven bound."""
+    options = options or CompileOptions()
+    backends = resolve_chips(chips, backend)
+    n_units = len(lowered.units.units)
+    if len(backends) > n_units and not options.replicate:
+        raise ChipcutError(f"{len(backends)} chips but the model has only {n_units} partition "
+                           f"units ({len(lowered.summary.nodes)} compute nodes); use at most "
+                           f"{n_units} chips, or let stages replicate (--replicate)")
+    if progress:
+        progress(f"solving {n_units} units on {len(backends)} chips")
+    order, found = best_order(lowered.units, list(lowered.works), backends, options.time_limit_s,
+                              progress, options.interconnect, lowered.summary.io_bytes())
+    return Solved(tuple(order), found)
+
+
+def schedule(lowered: Lowered, solved: Solved, options: CompileOptions | None = None) -> Plan:
+    """The Plan of a solved lowering: stages, transfers, timelines, metrics, the solver's line."""
+    options = options or CompileOptions()
+    backends = list(solved.backends)
+    found = solved.partitioned
+    s = found.solution
+    costed = Costed(s.chip_of_unit, s.replicas, found.problem, found.states)
+    sched = build_schedule(lowered.summary, lowered.units, list(lowered.works), backends, costed,
+                           found.lower_bound_s, batch=options.batch, net=options.interconnect)
+    quant = lowered.quantization
+    if quant is not None:
+        quant = with_savings(quant, lowered.graph_module, lowered.units, backends, costed,
+                             sched, options)
+    compute = [n for n in lowered.graph_module.graph.nodes if is_compute(n)]
+    groups: dict[str, int] = {}
+    for g in map(get_group, compute):
+        if g is not None:
+            groups[g.name] = groups.get(g.name, 0) + 1
+    return Plan(
+        schema_version=SCHEMA_VERSION,
+        model=ModelInfo(lowered.name, sum(get_cost(n).macs for n in compute), len(compute),
+                        len(lowered.units.units)),
+        backend=backends[0].name if len({b.name for b in backends}) == 1 else "mixed",
+        chips=tuple(b.name for b in backends),
+        stages=sched.stages,
+        transfers=sched.transfers,
+        metrics=sched.metrics,
+        solver=SolverInfo(s.status, s.bottleneck_s, s.bound_s, s.gap, s.wall_s, s.bytes_moved,
+                          s.method),
+        timeline=sched.timeline,
+        graph=lowered.summary,
+        notes=found.notes,
+        passes=lowered.passes,
+        fused_groups=sum(1 for size in groups.values() if size > 1),
+        quantization=quant,
+        interconnect=options.interconnect,
+        chip_specs=tuple(ChipRecord.of(b) for b in _distinct(backends)),
+        fingerprint=lowered.fingerprint,
+        graph_module=lowered.graph_module,
+    )
+
+
+def _distinct(backends: list[Backend]) -> list[Backend]:
+    return list({b.name: b for b in backends}.values())
 
 
 def compile(  # noqa: A001 - the product's verb
@@ -42,117 +236,36 @@ def compile(  # noqa: A001 - the product's verb
     example_inputs: tuple = (),
     chips: int | Sequence[str | Backend] = 4,
     backend: str | Backend = "generic",
-    time_limit_s: float = 10.0,
-    name: str | None = None,
-    progress: Callable[[str], None] | None = None,
-    batch: int = 8,
-    passes: str | Pipeline | None = "default",
+    options: CompileOptions | None = None,
+    *,
     calibration_inputs: Sequence[tuple] = (),
-    topology: str = "chain",
-    objective: str = "throughput",
-    replicate: bool = False,
-    interconnect: Interconnect | None = None,
+    progress: Progress | None = None,
+    **overrides: object,
 ) -> Plan:
-    """Capture ``model``, run the pass pipeline, account its work, and cut it over ``chips`` chips.
+    """Capture ``model``, run the pass pipeline, account its work, cut it over ``chips`` chips
+    and schedule it: ``schedule(lower(...), solve(...))``.
 
-    ``passes`` is a pipeline such as ``"fold-bn,quantize{dtype=int8},fuse"`` (``"default"``:
-    ``chipcut.passes.manager.DEFAULT_PIPELINE``; ``"none"``: no passes). ``calibration_inputs`` are
-    input tuples shaped like ``example_inputs`` on which quantization measures SQNR (the
-    example inputs are used when none are given). The captured graph is rewritten in place.
+    Settings are :class:`CompileOptions` fields, given as ``options`` or as keywords
+    (``time_limit_s=5, topology="ring"``). When the chips differ, the solver also picks
+    their order in the pipeline.
 
-    ``topology`` wires the chips (``chain``, ``ring``, ``switch``); ``objective`` is
-    ``throughput`` (least bottleneck, then fewest bytes) or ``latency`` (least batch-1
-    latency); ``replicate`` lets a stage run on several identical chips taking alternate
-    frames. ``interconnect`` sets all of these and the switch and host link bandwidths.
-    When the chips differ, the solver also picks their order in the pipeline.
-
-    >>> import torch, compiler
+    >>> import torch, chipcut
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-    >>> plan = chipcut.compile(net, (torch.randn(1, 64),), chips=2)
+    >>> plan = chipcut.compile(net, (torch.randn(1, 64),), chips=2, time_limit_s=5)
     >>> [len(s.nodes) > 0 for s in plan.stages]
     [True, True]
     """
-    if batch < 1:
-        raise ChipcutError(f"batch = {batch}: must be >= 1 frame")
-    if time_limit_s <= 0:
-        raise ChipcutError(f"time_limit_s = {time_limit_s}: must be > 0 seconds")
-    net = interconnect or Interconnect(topology=topology, objective=objective, replicate=replicate)
-    check_interconnect(net)
-    backends = resolve_chips(chips, backend)
-    say = progress or (lambda _msg: None)
-    if isinstance(model, Captured):
-        captured = model
-    else:
-        say("capturing model")
-        captured = capture(model, tuple(example_inputs), name=name)
-    gm = captured.graph_module
-    pipeline = as_pipeline(passes)
-    calibration = check_calibration(gm, calibration_inputs)
-    example = tuple(captured.example_inputs)
-    target = Target(tuple(backends), example if all(isinstance(t, torch.Tensor) and not t.is_meta
-                                                    for t in example) else (), calibration)
-    gm = pipeline.run(gm, target, verify=True, progress=progress)
-    accounting(gm)
-    units = build_units(gm)
-    n_chips = len(backends)
-    if n_chips > len(units.units) and not net.replicate:
-        raise ChipcutError(f"{n_chips} chips but the model has only {len(units.units)} partition "
-                           f"units ({sum(is_compute(n) for n in gm.graph.nodes)} compute nodes); "
-                           f"use at most {len(units.units)} chips, or let stages replicate (--replicate)")
-    summary = summarize(gm, units)
-    works = unit_works(summary, len(units.units))
-    say(f"solving {len(units.units)} units on {n_chips} chips")
-    backends, result = best_order(units, works, backends, time_limit_s, progress, net,
-                                  summary.io_bytes())
-    solution = result.solution
-    schedule = build_schedule(summary, works, solution.chip_of_unit, backends,
-                              result.lower_bound_s, batch=batch, replicas=solution.replicas, net=net)
-    compute = [n for n in gm.graph.nodes if is_compute(n)]
-    quant = get_quant_report(gm)
-    if quant is not None:
-        quant = with_savings(quant, gm, units, solution.chip_of_unit, backends, schedule, batch)
-    groups = Counter(g.name for g in map(get_group, compute) if g is not None)
-    return Plan(
-        schema_version=SCHEMA_VERSION,
-        model=ModelInfo(captured.name, sum(get_cost(n).macs for n in compute), len(compute),
-                        len(units.units)),
-        backend=backends[0].name if len({b.name for b in backends}) == 1 else "mixed",
-        chips=tuple(b.name for b in backends),
-        stages=schedule.stages,
-        transfers=schedule.transfers,
-        metrics=schedule.metrics,
-        solver=SolverInfo(solution.status, solution.bottleneck_s, solution.bound_s, solution.gap,
-                          solution.wall_s, solution.bytes_moved, solution.method),
-        timeline=schedule.timeline,
-        graph=summary,
-        notes=result.notes,
-        passes=str(pipeline),
-        fused_groups=sum(1 for size in groups.values() if size > 1),
-        quantization=quant,
-        topology=net.topology,
-        objective=net.objective,
-        switch_bytes_per_s=net.switch_bytes_per_s,
-        host_bytes_per_s=net.host_bytes_per_s,
-        graph_module=gm,
-    )
-
-
-def check_interconnect(net: Interconnect) -> None:
-    if net.topology not in TOPOLOGIES:
-        raise ChipcutError(f"topology = {net.topology!r}: use one of {', '.join(TOPOLOGIES)}")
-    if net.objective not in OBJECTIVES:
-        raise ChipcutError(f"objective = {net.objective!r}: use one of {', '.join(OBJECTIVES)}")
-    for field, value in (("switch_bytes_per_s", net.switch_bytes_per_s),
-                         ("host_bytes_per_s", net.host_bytes_per_s)):
-        if value is not None and value <= 0:
-            raise ChipcutError(f"{field} = {value:g} bytes/s: must be > 0")
+    options = CompileOptions.of(options, **overrides)
+    resolve_chips(chips, backend)  # a bad chip list fails before the capture
+    lowered = lower(model, example_inputs, chips, backend, options, calibration_inputs, progress)
+    return schedule(lowered, solve(lowered, chips, backend, options, progress), options)
 
 
 def _shape(t: object) -> str:
     return "x".join(str(int(d)) for d in t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
-def check_calibration(gm: object, calibration_inputs: Sequence[tuple]) -> tuple[tuple, ...]:
+def check_calibration(gm: torch.fx.GraphModule, calibration_inputs: Sequence[tuple]) -> tuple[tuple, ...]:
     """Calibration input tuples, each checked against the captured inputs' count and shapes."""
     expected = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
     out = []
@@ -169,3 +282,7 @@ def check_calibration(gm: object, calibration_inputs: Sequence[tuple]) -> tuple[
                                    "with); give tensors of that shape")
         out.append(batch)
     return tuple(out)
+
+
+__all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
+           "resolve_chips"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chipcut.compiler.capture import Captured
+from chipcut.backends.protocol import Backend
+from chipcut.compiler.api import CompileOptions, Lowered, schedule, solve
 from chipcut.compiler.plan.model import Plan, write_atomic
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
@@ -49,18 +49,16 @@ def limit_of(plan: Plan) -> str:
     return f"chip {m.bottleneck_chip} ({plan.stages[m.bottleneck_chip].bound})"
 
 
-def sweep(captured: Captured, counts: Sequence[int], compile_fn: Callable[..., Plan],
-          **options: object) -> list[SweepPoint]:
-    """Compile ``captured`` for each chip count (on a fresh copy of its graph). A count on
-    which the model does not fit is a point limited by memory; speedups are relative to
-    the first count that fits."""
+def sweep(lowered: Lowered, counts: Sequence[int], backend: str | Backend = "generic",
+          options: CompileOptions | None = None,
+          progress: Callable[[str], None] | None = None) -> list[SweepPoint]:
+    """Solve and schedule one lowering for each chip count. A count on which the model does not
+    fit is a point limited by memory; speedups are relative to the first count that fits."""
     points: list[SweepPoint] = []
     base: tuple[int, float] | None = None
     for n in counts:
-        fresh = Captured(captured.name, copy.deepcopy(captured.graph_module),
-                         captured.example_inputs, captured.method)
         try:
-            plan = compile_fn(fresh, chips=n, **options)
+            plan = schedule(lowered, solve(lowered, n, backend, options, progress), options)
         except DoesNotFit as e:
             unfit = e
             points.append(SweepPoint(n, 0.0, 0.0, 0.0, 0.0, "memory (does not fit)", "NO FIT",

@@ -7,9 +7,11 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import NoReturn
 
 from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import Objective, Topology
 from rich.console import Console
 
 
@@ -51,21 +53,22 @@ def _write_outputs(plan: object, args: argparse.Namespace) -> str:
 
 
 def _network(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--topology", default="chain", choices=("chain", "ring", "switch"),
+    p.add_argument("--topology", default="chain", choices=[t.value for t in Topology],
                    help="how the chips are wired (default chain)")
     p.add_argument("--switch-bw", metavar="RATE",
                    help='shared switch bandwidth, e.g. "64 GB/s" (default: one chip link)')
     p.add_argument("--host-bw", metavar="RATE",
                    help='host link bandwidth, e.g. "16 GB/s" (default: the chips\' own link)')
-    p.add_argument("--objective", default="throughput", choices=("throughput", "latency"),
+    p.add_argument("--objective", default="throughput", choices=[o.value for o in Objective],
                    help="least bottleneck (default) or least batch-1 latency")
     p.add_argument("--replicate", action="store_true",
                    help="let a stage run on several identical chips taking alternate frames")
 
 
-def _interconnect(args: argparse.Namespace):
+def _options(args: argparse.Namespace):
+    """The CompileOptions of a compile or sweep command line."""
     from chipcut.backends import quantity as q
-    from chipcut.compiler.solver.problem import Interconnect
+    from chipcut.compiler.api import CompileOptions
 
     def rate(flag: str, text: str | None) -> float | None:
         if text is None:
@@ -74,12 +77,14 @@ def _interconnect(args: argparse.Namespace):
             value = q.parse(text, q.BYTES_PER_S)
         except ValueError as e:
             raise ChipcutError(f"{flag} {text!r}: {e}") from None
-        if value <= 0:
-            raise ChipcutError(f"{flag} {text!r}: must be > 0 bytes/s, e.g. \"32 GB/s\"")
+        if not 0 < value < float("inf"):
+            raise ChipcutError(f"{flag} {text!r}: must be a finite rate > 0 bytes/s, e.g. \"32 GB/s\"")
         return value
-    return Interconnect(topology=args.topology, objective=args.objective, replicate=args.replicate,
-                        switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
-                        host_bytes_per_s=rate("--host-bw", args.host_bw))
+    return CompileOptions(time_limit_s=args.time_limit, batch=getattr(args, "batch", 8),
+                          passes=args.passes, topology=args.topology, objective=args.objective,
+                          replicate=args.replicate,
+                          switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
+                          host_bytes_per_s=rate("--host-bw", args.host_bw))
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -129,10 +134,10 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from chipcut.compiler.cli.loading import load_model
 
     chips = _chips(args.chips)
+    options = _options(args)
     model, inputs, name = load_model(args.model, args.input)
-    plan = compile_model(model, inputs, chips=chips, backend=args.backend,
-                         time_limit_s=args.time_limit, name=name, progress=status,
-                         batch=args.batch, passes=args.passes, interconnect=_interconnect(args))
+    plan = compile_model(model, inputs, chips, args.backend, replace(options, name=name),
+                         progress=status)
     if args.out:
         plan.to_json(args.out)
     notes = _write_outputs(plan, args)
@@ -140,18 +145,16 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 
 def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
-    from chipcut.compiler.api import compile as compile_model
-    from chipcut.compiler.capture import capture
+    from chipcut.compiler.api import lower
     from chipcut.compiler.cli.loading import load_model
     from chipcut.compiler.sweep import parse_counts, plot, render, sweep
 
     counts = parse_counts(args.chips)
+    options = _options(args)
     model, inputs, name = load_model(args.model, args.input)
-    status("capturing model")
-    captured = capture(model, inputs, name=name)
-    points = sweep(captured, counts, compile_model, backend=args.backend,
-                   time_limit_s=args.time_limit, progress=status, passes=args.passes,
-                   interconnect=_interconnect(args))
+    lowered = lower(model, inputs, max(counts), args.backend, replace(options, name=name),
+                    progress=status)
+    points = sweep(lowered, counts, args.backend, options, progress=status)
     if args.plot:
         plot(points, args.plot)
     return render(points) + (f"plot written to {args.plot}\n" if args.plot else "")

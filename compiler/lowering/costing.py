@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import torch
 import torch.fx
 from chipcut.backends.protocol import Backend, OpCost, Placement, Work
-from chipcut.backends.spec import ChipSpec, weights_fit
 from chipcut.core.ir import get_cost, get_precision, iter_tensors, node_value
 
 if TYPE_CHECKING:
@@ -97,17 +96,17 @@ class ChipState:
     free_sram_bytes: int
 
 
-def chip_state(spec: ChipSpec, weight_bytes: int) -> ChipState:
-    """Weights stay in SRAM when all of the chip's weights fit; activations get what is left."""
-    resident = weights_fit(spec, weight_bytes)
-    return ChipState(resident, spec.sram_bytes - (weight_bytes if resident else 0))
+def chip_state(backend: Backend, weight_bytes: int) -> ChipState:
+    """The backend decides whether a stage's weights stay resident; activations get the rest."""
+    resident = backend.weights_resident(weight_bytes)
+    return ChipState(resident, max(backend.memory().sram_bytes - (weight_bytes if resident else 0), 0))
 
 
-def placement(work: Work, spec: ChipSpec, state: ChipState, fuse: bool = True) -> Placement:
+def placement(work: Work, backend: Backend, state: ChipState, fuse: bool = True) -> Placement:
     """Where a unit's operands live. With ``fuse`` (backend-aware multi-layer fusion) an
     activation that fits in the free SRAM stays there between units, also when it arrives
     over a link (the link writes into SRAM); without it every unit boundary goes to DRAM."""
-    if spec.dram_bytes == 0:
+    if backend.memory().sram_only:
         return Placement(True, True, True)
     return Placement(
         weights_in_sram=state.weights_resident,
@@ -118,12 +117,11 @@ def placement(work: Work, spec: ChipSpec, state: ChipState, fuse: bool = True) -
 
 def unit_times(works: list[Work], backends: list[Backend], states: list[ChipState]) -> list[list[float]]:
     """Seconds of each unit on each chip, [unit][chip], under each chip's residency state."""
-    cache: dict[tuple[str, ChipState], list[float]] = {}
+    cache: dict[tuple[int, ChipState], list[float]] = {}
     columns = []
     for backend, state in zip(backends, states, strict=True):
-        key = (backend.name, state)
+        key = (id(backend), state)
         if key not in cache:
-            cache[key] = [unit_cost(w, backend, placement(w, backend.spec, state)).time_s
-                          for w in works]
+            cache[key] = [unit_cost(w, backend, placement(w, backend, state)).time_s for w in works]
         columns.append(cache[key])
     return [[col[u] for col in columns] for u in range(len(works))]

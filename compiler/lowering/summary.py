@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch.fx
 from chipcut.compiler.lowering.costing import compute_dtype
 from chipcut.compiler.lowering.units import UnitGraph
-from chipcut.core.ir import attr_value, get_cost, is_compute, node_value, tensor_bytes
+from chipcut.core.ir import attr_value, get_cost, is_compute, iter_tensors, node_value, tensor_bytes
 from chipcut.passes.accounting import op_name
 
 
@@ -74,3 +74,34 @@ def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
         ))
     inputs = tuple((n.name, tensor_bytes(node_value(n))) for n in gm.graph.nodes if n.op == "placeholder")
     return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())))
+
+
+def units_of(summary: GraphSummary) -> UnitGraph:
+    """The unit graph of a summary: the same units and tensors ``build_units`` gave the graph,
+    so a plan re-validated from its JSON is costed exactly as it was compiled."""
+    n = 1 + max((r.unit for r in summary.nodes), default=-1)
+    members: list[list[str]] = [[] for _ in range(n)]
+    unit_of = {r.name: r.unit for r in summary.nodes}
+    readers: dict[str, set[int]] = {}
+    for r in summary.nodes:
+        members[r.unit].append(r.name)
+        for name in r.inputs:
+            readers.setdefault(name, set()).add(r.unit)
+    tensors = tuple((r.unit, tuple(sorted(readers[r.name] - {r.unit})), r.out_bytes, r.name)
+                    for r in summary.nodes if readers.get(r.name, set()) - {r.unit})
+    return UnitGraph(tuple(tuple(m) for m in members), tensors, unit_of)
+
+
+def fingerprint(gm: torch.fx.GraphModule) -> str:
+    """A hash of the graph's structure: every node's name, op, inputs, and output shapes and
+    dtypes, in order (annotations excluded). A plan records it; ``split`` refuses a graph
+    whose fingerprint differs."""
+    import hashlib
+
+    lines = []
+    for node in gm.graph.nodes:
+        shapes = [f"{tuple(t.shape)}:{t.dtype}" for t in iter_tensors(node_value(node))]
+        inputs = ",".join(p.name for p in node.all_input_nodes)
+        lines.append(f"{node.op} {node.name} {op_name(node) if is_compute(node) else node.target} "
+                     f"({inputs}) {' '.join(shapes)}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

@@ -6,15 +6,18 @@ import json
 import os
 import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from chipcut.compiler.lowering.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
+from chipcut.compiler.solver.problem import CHAIN, Interconnect
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import LayerQuant, QuantReport  # noqa: F401 - field types
+from chipcut.core.vocab import parse
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,29 @@ class SolverInfo:
 
 
 @dataclass(frozen=True)
+class ChipRecord:
+    """What rebuilds one backend of a plan without the files or code it came from: its name,
+    the distribution (and version) that provided it, and its spec as a dict (None when the
+    backend cannot describe itself so; ``show`` then needs it installed under ``name``)."""
+
+    name: str
+    provider: str
+    spec: dict | None = None
+
+    @classmethod
+    def of(cls, backend: object) -> ChipRecord:
+        module = type(backend).__module__.split(".")[0]
+        try:
+            from importlib.metadata import packages_distributions, version
+
+            dist = packages_distributions().get(module, [module])[0]
+            provider = f"{dist} {version(dist)}"
+        except Exception:  # noqa: BLE001 - a backend defined in a script has no distribution
+            provider = module
+        return cls(backend.name, provider, backend.to_dict())
+
+
+@dataclass(frozen=True)
 class Plan:
     """A partition plan. ``Plan.from_json(p.to_json(path)) == p`` exactly.
 
@@ -144,10 +170,9 @@ class Plan:
     passes: str = ""  # the pass pipeline that ran, in its text form
     fused_groups: int = 0  # fusion groups of two or more nodes
     quantization: QuantReport | None = None  # what quantize chose, its SQNR and savings
-    topology: str = "chain"  # chain, ring or switch (chipcut.compiler.solver.problem)
-    objective: str = "throughput"  # throughput or latency
-    switch_bytes_per_s: float | None = None  # set by the user, else a chip link's bandwidth
-    host_bytes_per_s: float | None = None  # set by the user, else the chips' own links
+    interconnect: Interconnect = CHAIN  # topology, objective, switch and host links, replication
+    chip_specs: tuple[ChipRecord, ...] = ()  # what rebuilds each distinct backend (``show``)
+    fingerprint: str = ""  # the lowered graph's structure (chipcut.compiler.lowering.summary)
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 
@@ -224,6 +249,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        if not isinstance(value, str):
+            raise ChipcutError(f"plan field {where} = {value!r} must be one of "
+                               f"{', '.join(m.value for m in hint)}")
+        return parse(hint, value, f"plan field {where}")
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ChipcutError(f"plan field {where} must be an object, got {type(value).__name__}")
+        return value
     if is_dataclass(hint):
         return _build(hint, value, where)
     if get_origin(hint) in (Union, UnionType):

@@ -1,15 +1,19 @@
-"""Re-validation of a plan edited by hand: still a pipeline? then cost it again on its backends."""
+"""Re-validation of a plan edited by hand: still a pipeline? then cost it again on its backends,
+rebuilt from the specs the plan carries."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from chipcut.backends.loader import from_dict
+from chipcut.backends.protocol import Backend
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.lowering.costing import unit_works
+from chipcut.compiler.lowering.summary import units_of
 from chipcut.compiler.plan.model import Plan
-from chipcut.compiler.plan.schedule import build_schedule
-from chipcut.compiler.solver.problem import Interconnect
+from chipcut.compiler.plan.schedule import build_schedule, cost_assignment
 from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import Status
 
 
 def _assignment(plan: Plan) -> dict[str, int]:
@@ -58,25 +62,47 @@ def _check_pipeline(plan: Plan, chip_of: dict[str, int]) -> tuple[int, ...]:
     return tuple(unit_chip[u][0] for u in range(len(unit_chip)))
 
 
+def plan_backends(plan: Plan) -> list[Backend]:
+    """The plan's chips, rebuilt from the specs it carries; a chip without one is looked up by
+    name among the installed backends."""
+    records = {r.name: r for r in plan.chip_specs}
+    built: dict[str, Backend] = {}
+    for name in plan.chips:
+        if name in built:
+            continue
+        record = records.get(name)
+        if record is not None and record.spec is not None:
+            built[name] = from_dict(record.spec, f"plan chip_specs entry {name!r}")
+        else:
+            try:
+                built[name] = get_backend(name)
+            except ChipcutError:
+                provider = f" (provided by {record.provider})" if record else ""
+                raise ChipcutError(f"plan chip {name!r}{provider} has no spec in the plan and is "
+                                   "not installed; install its backend, or recompile") from None
+    return [built[name] for name in plan.chips]
+
+
 def revalidate(plan: Plan) -> tuple[Plan, bool]:
     """(the plan re-costed on its backends, whether anything changed). Errors name the node."""
     if plan.graph is None:
         return plan, False
     chip_of_unit = _check_pipeline(plan, _assignment(plan))
-    backends = [get_backend(name) for name in plan.chips]
-    works = unit_works(plan.graph, len(chip_of_unit))
-    net = Interconnect(topology=plan.topology, objective=plan.objective,
-                       switch_bytes_per_s=plan.switch_bytes_per_s, host_bytes_per_s=plan.host_bytes_per_s)
+    backends = plan_backends(plan)
+    units = units_of(plan.graph)
+    works = unit_works(plan.graph, len(units.units))
     replicas = tuple(s.replicas if s.replica_of < 0 else 0 for s in plan.stages)
-    schedule = build_schedule(plan.graph, works, chip_of_unit, backends,
+    costed = cost_assignment(units, works, backends, chip_of_unit, replicas, plan.interconnect,
+                             plan.graph.io_bytes())
+    schedule = build_schedule(plan.graph, units, works, backends, costed,
                               plan.metrics.lower_bound_s, batch=plan.metrics.batch,
-                              replicas=replicas, net=net)
+                              net=plan.interconnect)
     if schedule.stages == plan.stages and schedule.transfers == plan.transfers:
         return plan, False
     m = schedule.metrics
-    bound = min(plan.solver.bound, m.bottleneck_s)
-    solver = replace(plan.solver, status="EDITED", objective=m.bottleneck_s, bound=bound,
-                     gap=(m.bottleneck_s - bound) / m.bottleneck_s if m.bottleneck_s else 0.0,
-                     bytes_moved=m.bytes_moved)
+    value = m.latency_s if plan.interconnect.objective == "latency" else m.bottleneck_s
+    bound = min(plan.solver.bound, value)
+    solver = replace(plan.solver, status=Status.EDITED, objective=value, bound=bound,
+                     gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved)
     return replace(plan, stages=schedule.stages, transfers=schedule.transfers, metrics=m,
                    timeline=schedule.timeline, solver=solver), True

@@ -10,7 +10,7 @@ from chipcut.backends.protocol import Backend
 from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, summarize
 from chipcut.compiler.lowering.units import UnitGraph
-from chipcut.compiler.plan.schedule import Schedule, build_schedule
+from chipcut.compiler.plan.schedule import Costed, Schedule, cost_assignment, unit_costs
 from chipcut.core.ir import QuantReport, clear_precision, get_precision, is_compute, set_precision
 from chipcut.passes.accounting import accounting
 
@@ -21,8 +21,8 @@ def _bytes(summary: GraphSummary) -> tuple[int, int]:
 
 
 def with_savings(report: QuantReport, gm: torch.fx.GraphModule, units: UnitGraph,
-                 chip_of_unit: tuple[int, ...], backends: list[Backend], schedule: Schedule,
-                 batch: int) -> QuantReport:
+                 backends: list[Backend], costed: Costed, schedule: Schedule,
+                 options: object) -> QuantReport:
     """``report`` with weight and activation bytes and dynamic energy before and after.
 
     "Before" re-accounts the graph with the precision annotations removed and costs the
@@ -38,13 +38,15 @@ def with_savings(report: QuantReport, gm: torch.fx.GraphModule, units: UnitGraph
             accounting(gm)
             summary = summarize(gm, units)
             before = _bytes(summary)
-            plain = build_schedule(summary, unit_works(summary, len(units.units)), chip_of_unit,
-                                   backends, schedule.metrics.lower_bound_s, batch=batch)
+            works = unit_works(summary, len(units.units))
         finally:
             for n, p in saved.items():
                 set_precision(n, p)
             accounting(gm)
+    plain = cost_assignment(units, works, backends, costed.chip_of_unit, costed.replicas,
+                            options.interconnect, summary.io_bytes())
+    energy_before = sum(c.energy_j for c in unit_costs(works, backends, plain))
     return replace(report, weight_bytes_before=before[0], weight_bytes_after=after[0],
                    activation_bytes_before=before[1], activation_bytes_after=after[1],
-                   energy_j_before=plain.metrics.dynamic_energy_j,
+                   energy_j_before=energy_before,
                    energy_j_after=schedule.metrics.dynamic_energy_j)

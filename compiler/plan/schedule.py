@@ -1,9 +1,10 @@
-"""Schedule: per-chip timelines, stages, link transfers and pipeline metrics for an assignment.
+"""Schedule: per-chip stages, timelines, link transfers and pipeline metrics of one assignment.
 
-Residency is decided per chip (compiler.costing.chip_state): a stage's weights
-stay in SRAM when they all fit; an activation passed between units stays in
-SRAM when it fits beside them (backend-aware multi-layer fusion). Each stage
-also reports its DRAM bytes without that fusion, for comparison.
+Every time here comes from the problem the solver solved, through
+``chipcut.compiler.solver.evaluate.measure``: a stage's time is what the solver charged
+it, a link's time is its backend's ``link_time_s``, and the bottleneck and latency are the
+solver's own. The per-unit breakdown (compute vs memory, SRAM/DRAM bytes, energy) comes
+from the backends' ``cost`` under the same placements the unit times were costed with.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from chipcut.backends.protocol import Backend, OpCost, Work
-from chipcut.compiler.lowering.costing import placement, unit_cost
+from chipcut.compiler.lowering.costing import ChipState, placement, unit_cost
 from chipcut.compiler.lowering.summary import GraphSummary
+from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.model import ChipTimeline, Metrics, OpTiming, Stage, Transfer
-from chipcut.compiler.solver.problem import CHAIN, Interconnect, hops, host_link_s
-from chipcut.compiler.solver.residency import states_of
+from chipcut.compiler.solver.build import make_problem, states_of
+from chipcut.compiler.solver.evaluate import Breakdown, measure
+from chipcut.compiler.solver.problem import CHAIN, Interconnect, PartitionProblem
+from chipcut.core.vocab import Bound
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,38 @@ class Schedule:
     transfers: tuple[Transfer, ...]
     metrics: Metrics
     timeline: tuple[ChipTimeline, ...]
+
+
+@dataclass(frozen=True)
+class Costed:
+    """An assignment with the problem it is costed in: the one the solver solved, or for a
+    hand-edited plan the same construction from the plan's graph summary."""
+
+    chip_of_unit: tuple[int, ...]
+    replicas: tuple[int, ...]
+    problem: PartitionProblem
+    states: tuple[ChipState, ...]
+
+
+def cost_assignment(units: UnitGraph, works: list[Work], backends: list[Backend],
+                    chip_of_unit: tuple[int, ...], replicas: tuple[int, ...], net: Interconnect,
+                    io_bytes: tuple[int, int]) -> Costed:
+    """An assignment costed under its own residency (each chip's weights resident when its
+    backend keeps them)."""
+    states = states_of(works, chip_of_unit, backends)
+    problem = make_problem(units, works, backends, states, net, io_bytes)
+    return Costed(chip_of_unit, replicas, problem, states)
+
+
+def unit_costs(works: list[Work], backends: list[Backend], costed: Costed,
+               fuse: bool = True) -> list[OpCost]:
+    """Each unit's cost on its chip, under the placement its unit time was costed with
+    (``fuse=False``: every unit boundary through DRAM, for comparison)."""
+    out = []
+    for u, work in enumerate(works):
+        k = costed.chip_of_unit[u]
+        out.append(unit_cost(work, backends[k], placement(work, backends[k], costed.states[k], fuse)))
+    return out
 
 
 def stage_weight_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...], chip: int) -> int:
@@ -40,141 +76,118 @@ def _scaled(work: Work, batch: int) -> Work:
                    in_bytes=work.in_bytes * batch, out_bytes=work.out_bytes * batch, gemms=gemms)
 
 
-def build_schedule(summary: GraphSummary, works: list[Work], chip_of_unit: tuple[int, ...],
-                   backends: list[Backend], lower_bound_s: float, batch: int = 8,
-                   replicas: tuple[int, ...] | None = None, net: Interconnect = CHAIN) -> Schedule:
+def batched_throughput_per_s(units: UnitGraph, works: list[Work], backends: list[Backend],
+                             costed: Costed, net: Interconnect, io_bytes: tuple[int, int],
+                             batch: int) -> float:
+    """Frames/s when every chip runs ``batch`` frames at once: the same assignment and residency,
+    ``batch`` times the work and the bytes on every link, measured like any plan."""
+    scaled_units = replace(units, tensors=tuple((p, c, b * batch, n) for p, c, b, n in units.tensors))
+    problem = make_problem(scaled_units, [_scaled(w, batch) for w in works], backends,
+                           costed.states, net, (io_bytes[0] * batch, io_bytes[1] * batch))
+    seconds = measure(problem, costed.chip_of_unit, costed.replicas).bottleneck_s
+    return batch / seconds if seconds > 0 else 0.0
+
+
+def build_schedule(summary: GraphSummary, units: UnitGraph, works: list[Work],
+                   backends: list[Backend], costed: Costed, lower_bound_s: float, batch: int = 8,
+                   net: Interconnect = CHAIN) -> Schedule:
     """Stages, transfers (per link of the topology), timelines and metrics of one assignment.
 
-    ``replicas[k]``: r on the first chip of a stage that r identical chips share, 0 on the
-    others (which list no nodes)."""
+    ``costed.replicas[k]``: r on the first chip of a stage that r identical chips share, 0 on
+    the others (which list no nodes)."""
+    chip_of_unit, replicas, states = costed.chip_of_unit, costed.replicas, costed.states
     n_chips = len(backends)
-    replicas = tuple(replicas) if replicas else (1,) * n_chips
+    m = measure(costed.problem, chip_of_unit, replicas)
     units_of_chip: list[list[int]] = [[] for _ in range(n_chips)]
     for u, chip in enumerate(chip_of_unit):
         units_of_chip[chip].append(u)
-    states = states_of(works, chip_of_unit, backends)
-    fused, plain = [], []
-    for u, work in enumerate(works):
-        chip = chip_of_unit[u]
-        fused.append(placement(work, backends[chip].spec, states[chip], fuse=True))
-        plain.append(placement(work, backends[chip].spec, states[chip], fuse=False))
-    costs = [unit_cost(w, backends[chip_of_unit[u]], fused[u]) for u, w in enumerate(works)]
-    unfused_dram = [unit_cost(w, backends[chip_of_unit[u]], plain[u]).dram_bytes
-                    for u, w in enumerate(works)]
-    unit_names = [[] for _ in works]
+    costs = unit_costs(works, backends, costed)
+    unfused_dram = [c.dram_bytes for c in unit_costs(works, backends, costed, fuse=False)]
+    unit_names: list[list[str]] = [[] for _ in works]
     for r in summary.nodes:
         unit_names[r.unit].append(r.name)
-
-    leads = [k for k in range(n_chips) if replicas[k] > 0]
-    in_bytes, out_bytes, links = _traffic(summary, chip_of_unit, leads, net.topology, n_chips)
-    transfers, switch_bytes = [], 0
-    for (src, dst), tensors in sorted(links.items()):
-        nbytes = sum(b for _, b in tensors)
-        if net.topology == "switch":
-            switch_bytes += nbytes
-            seconds = nbytes / net.switch(backends[0].spec.link)[0]
-        else:
-            seconds = backends[src + replicas[src] - 1].link_time_s(nbytes)
-        transfers.append(Transfer(src, dst, nbytes, tuple(t for t, _ in tensors), seconds))
-    link_busy = [0.0] * n_chips
-    for t in transfers:
-        link_busy[t.src] += t.time_s
-        link_busy[t.dst] += t.time_s
-    stages, timeline, compute_only = [], [], []
+    names = [n for _, _, _, n in units.tensors]
+    transfers = tuple(Transfer(m.leads[x.src], m.leads[x.dst], x.bytes,
+                               tuple(names[t] for t in x.tensors), x.seconds) for x in m.links)
+    in_bytes, out_bytes = _traffic(summary, chip_of_unit)
+    stages, timeline = [], []
     for chip, us in enumerate(units_of_chip):
-        lead = max(k for k in leads if k <= chip)
-        extra = 0.0 if backends[chip].spec.link.overlap or net.topology == "switch" else link_busy[chip]
-        stage = _stage(chip, backends[chip], units_of_chip[lead] if lead != chip else us, summary,
-                       chip_of_unit, works, costs, unfused_dram, states[lead].weights_resident,
-                       in_bytes[chip], out_bytes[chip], extra)
-        if lead != chip:
-            stage = replace(stage, nodes=(), replicas=0, replica_of=lead, time_s=0.0, macs=0,
-                            energy_j=0.0, in_bytes=0, out_bytes=0)
+        if replicas[chip] > 0:
+            s = m.leads.index(chip)
+            stage = _stage(chip, backends[chip], us, summary, chip_of_unit, works, costs,
+                           unfused_dram, states[chip].weights_resident, in_bytes[chip],
+                           out_bytes[chip], m.busy_s[s], replicas[chip])
         else:
-            stage = replace(stage, replicas=replicas[chip])
-            compute_only.append(stage.time_s - extra)
+            lead = max(k for k in m.leads if k <= chip)
+            stage = Stage(chip=chip, backend=backends[chip].name, nodes=(), macs=0,
+                          weight_bytes=stage_weight_bytes(summary, chip_of_unit, lead),
+                          in_bytes=0, out_bytes=0, time_s=0.0, compute_s=0.0, memory_s=0.0,
+                          bound=stages[lead].bound, weights_resident=states[lead].weights_resident,
+                          replicas=0, replica_of=lead)
         stages.append(stage)
         timeline.append(_timeline(chip, us, unit_names, works, costs))
-    first, last = backends[0].spec.link, backends[-1].spec.link
-    in_bytes_model, out_bytes_model = summary.io_bytes()
-    host = [("host in", host_link_s(in_bytes_model, net, first.bytes_per_s, first.latency_s)),
-            ("host out", host_link_s(out_bytes_model, net, last.bytes_per_s, last.latency_s))]
-    shared = [("switch", _switch_s(net, backends, switch_bytes))] if switch_bytes else []
-    metrics = pipeline_metrics(stages, transfers, lower_bound_s, shared + host,
-                               switched=net.topology == "switch")
-    links_s = sum(s for _, s in shared) if shared else sum(t.time_s for t in transfers)
-    metrics = replace(metrics, latency_s=sum(compute_only) + links_s + sum(s for _, s in host),
-                      host_in_s=host[0][1], host_out_s=host[1][1])
-    batched = [sum(unit_cost(_scaled(works[u], batch), backends[k], fused[u]).time_s for u in us)
-               / replicas[k] for k, us in enumerate(units_of_chip) if replicas[k] > 0]
-    batched += [t.time_s * batch for t in transfers if net.topology != "switch"]
-    batched += [seconds * batch for _, seconds in shared + host]
+    metrics = _metrics(m, lower_bound_s, stages, backends)
+    metrics = replace(metrics, batch=batch, throughput_at_batch_per_s=batched_throughput_per_s(
+        units, works, backends, costed, net, summary.io_bytes(), batch))
+    return Schedule(tuple(stages), transfers, metrics, tuple(timeline))
+
+
+def _metrics(m: Breakdown, lower_bound_s: float, stages: list[Stage],
+             backends: list[Backend]) -> Metrics:
     static_w = sum(b.static_power_w() for b in backends)
     dynamic_j = sum(s.energy_j for s in stages)
-    metrics = replace(metrics, batch=batch,
-                      throughput_at_batch_per_s=batch / max(batched) if max(batched) > 0 else 0.0,
-                      dynamic_energy_j=dynamic_j, static_power_w=static_w,
-                      energy_per_inference_j=dynamic_j + static_w * metrics.bottleneck_s)
-    return Schedule(tuple(stages), tuple(transfers), metrics, tuple(timeline))
+    return Metrics(
+        throughput_per_s=1.0 / m.bottleneck_s if m.bottleneck_s > 0 else 0.0,
+        latency_s=m.latency_s, bottleneck_chip=m.bottleneck_chip, bottleneck=m.bottleneck,
+        bottleneck_s=m.bottleneck_s, lower_bound_s=lower_bound_s, bytes_moved=m.bytes_moved,
+        dynamic_energy_j=dynamic_j, static_power_w=static_w,
+        energy_per_inference_j=dynamic_j + static_w * m.bottleneck_s,
+        host_in_s=m.host_in_s, host_out_s=m.host_out_s)
 
 
-def _switch_s(net: Interconnect, backends: list[Backend], nbytes: int) -> float:
-    bw, lat = net.switch(backends[0].spec.link)
-    return lat + nbytes / bw
-
-
-def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...], leads: list[int], topology: str,
-             n_chips: int) -> tuple[list[int], list[int], dict[tuple[int, int], list[tuple[str, int]]]]:
-    """Bytes each chip receives and sends, and the tensors on each directed link (chips)."""
-    stage_of = {k: s for s, k in enumerate(leads)}
+def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Bytes each chip receives (graph inputs and tensors from other chips) and sends (tensors
+    to other chips and the model's outputs), per inference."""
+    n_chips = max(chip_of_unit, default=0) + 1
     chip_of = {r.name: chip_of_unit[r.unit] for r in summary.nodes}
-    users: dict[str, list[int]] = {}
+    users: dict[str, set[int]] = {}
     for r in summary.nodes:
         for name in r.inputs:
-            users.setdefault(name, []).append(chip_of[r.name])
-    links: dict[tuple[int, int], list[tuple[str, int]]] = {}
-    in_bytes, out_bytes = [0] * n_chips, [0] * n_chips
+            users.setdefault(name, set()).add(chip_of[r.name])
+    in_bytes, out_bytes = [0] * (n_chips + 1), [0] * (n_chips + 1)
     for name, nbytes in summary.inputs:
-        for chip in sorted(set(users.get(name, []))):
+        for chip in users.get(name, ()):
             in_bytes[chip] += nbytes
     for r in summary.nodes:
         src = chip_of[r.name]
-        readers = sorted({stage_of[c] for c in users.get(r.name, [])} - {stage_of[src]})
-        if r.is_output:
+        readers = users.get(r.name, set()) - {src}
+        if r.is_output or readers:
             out_bytes[src] += r.out_bytes
-        path = hops(topology, len(leads), stage_of[src], readers)
-        if topology == "switch":
-            path = [(stage_of[src], s) for s in readers]
-        for a, b in path:
-            links.setdefault((leads[a], leads[b]), []).append((r.name, r.out_bytes))
-        if readers:
-            out_bytes[src] += r.out_bytes
-            for s in readers:
-                in_bytes[leads[s]] += r.out_bytes
-    return in_bytes, out_bytes, links
+        for chip in readers:
+            in_bytes[chip] += r.out_bytes
+    return in_bytes, out_bytes
 
 
 def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
            chip_of_unit: tuple[int, ...], works: list[Work], costs: list[OpCost],
            unfused_dram: list[int], resident: bool, in_bytes: int, out_bytes: int,
-           link_s: float = 0.0) -> Stage:
+           time_s: float, replicas: int) -> Stage:
     mine = [costs[u] for u in us]
     compute_s = sum((c.compute_s for c in mine), 0.0)
     memory_s = sum((c.memory_s for c in mine), 0.0)
-    time_s = sum((c.time_s for c in mine), 0.0) + link_s
     macs = sum(works[u].macs for u in us)
-    peak = max(backend.spec.peak_macs_per_s.values())
+    peak = max(backend.peak_macs_per_s(d) for d in backend.dtypes())
     return Stage(
         chip=chip, backend=backend.name,
-        nodes=tuple(r.name for r in summary.nodes if r.unit in set(us)),
-        macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip), in_bytes=in_bytes, out_bytes=out_bytes,
-        time_s=time_s, compute_s=compute_s, memory_s=memory_s,
-        bound="compute" if compute_s >= memory_s else "memory",
-        utilization=macs / (peak * time_s) if time_s > 0 else 0.0,
+        nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
+        macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip),
+        in_bytes=in_bytes, out_bytes=out_bytes, time_s=time_s, compute_s=compute_s,
+        memory_s=memory_s, bound=Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY,
+        utilization=macs / (peak * time_s) if time_s > 0 and peak > 0 else 0.0,
         weights_resident=resident, sram_bytes=sum(c.sram_bytes for c in mine),
         dram_bytes=sum(c.dram_bytes for c in mine),
         dram_bytes_unfused=sum(unfused_dram[u] for u in us),
-        energy_j=sum((c.energy_j for c in mine), 0.0),
+        energy_j=sum((c.energy_j for c in mine), 0.0), replicas=replicas,
     )
 
 
@@ -190,27 +203,3 @@ def _timeline(chip: int, us: list[int], unit_names: list[list[str]], works: list
                             works[u].macs, works[u].out_bytes))
         t += c.time_s
     return ChipTimeline(chip, tuple(ops))
-
-
-def pipeline_metrics(stages: list[Stage] | tuple[Stage, ...], transfers: tuple[Transfer, ...] | list,
-                     lower_bound_s: float, extra: list[tuple[str, float]] = (),
-                     switched: bool = False) -> Metrics:
-    """Throughput = 1 / the slowest stage (per replica set), link, or ``extra`` resource (the
-    switch, host links); batch-1 latency = stages + links + extra in sequence. ``switched``:
-    the transfers share one switch (listed in ``extra``), so none is a bottleneck alone."""
-    leads = [s for s in stages if s.replicas > 0]
-    slowest = max(leads, key=lambda s: s.time_s / s.replicas)
-    bottleneck_s, chip, label = slowest.time_s / slowest.replicas, slowest.chip, f"chip {slowest.chip}"
-    for t in transfers:
-        if not switched and t.time_s > bottleneck_s:
-            bottleneck_s, chip, label = t.time_s, -1, f"link {t.src}->{t.dst}"
-    for name, seconds in extra:
-        if seconds > bottleneck_s:
-            bottleneck_s, chip, label = seconds, -1, name
-    links_s = 0.0 if switched else sum(t.time_s for t in transfers)
-    latency = sum(s.time_s for s in leads) + links_s + sum(seconds for _, seconds in extra)
-    return Metrics(
-        throughput_per_s=1.0 / bottleneck_s if bottleneck_s > 0 else 0.0,
-        latency_s=latency, bottleneck_chip=chip, bottleneck=label, bottleneck_s=bottleneck_s,
-        lower_bound_s=lower_bound_s, bytes_moved=sum(t.bytes for t in transfers),
-    )

@@ -14,7 +14,7 @@ FORBIDDEN_FACTOR = 10.0
 
 def _why_not(work: Work, backend: Backend) -> str | None:
     if work.macs and not backend.supports_dtype(work.dtype):
-        dtypes = ", ".join(backend.spec.peak_macs_per_s)
+        dtypes = ", ".join(backend.dtypes())
         return f"{backend.name} computes {dtypes}, not {work.dtype}"
     if not backend.supports_op(work.op):
         return f"{backend.name} does not support op {work.op}"

@@ -20,7 +20,9 @@ from collections.abc import Callable
 
 import numpy as np
 from chipcut.compiler.solver import lattice
-from chipcut.compiler.solver.problem import PartitionProblem, Solution, evaluate, lower_bound_s
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.problem import PartitionProblem, Solution, as_affine
+from chipcut.core.vocab import Objective, Status, Topology
 from ortools.sat.python import cp_model
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
@@ -34,15 +36,13 @@ class NoFit(Exception):
 def stage_model(problem: PartitionProblem, replicate: bool = True) -> lattice.StageModel:
     n, chips = len(problem.unit_time_s), problem.n_chips
     times = np.asarray(problem.unit_time_s, dtype=np.float64).reshape(n, chips).T
-    links = [problem.link(k) for k in range(chips)] if problem.link_bytes_per_s else [(1.0, 0.0)] * chips
     reps = problem.max_replicas if (replicate and problem.max_replicas) else (1,) * chips
     return lattice.StageModel(
         time_s=times, tensors=problem.tensors,
         weight_bytes=np.asarray(problem.weight_bytes or (0,) * n, dtype=np.float64),
         live_bytes=np.asarray(problem.live_bytes or (0,) * n, dtype=np.float64),
         memory_bytes=np.asarray(problem.memory_bytes or (0,) * chips, dtype=np.float64),
-        link_bytes_per_s=np.asarray([b for b, _ in links]),
-        link_latency_s=np.asarray([lat for _, lat in links]),
+        links=tuple(problem.link(k) for k in range(chips)),
         overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
         max_replicas=np.asarray(reps, dtype=np.int64),
     )
@@ -110,14 +110,19 @@ def _build(problem: PartitionProblem, tick_s: float):
     horizon = sum(max(row) for row in ticks) + 1
     link_ticks = []
     for k in range(1, chips):
-        bw, lat = problem.link_bytes_per_s[k - 1], problem.link_latency_s[k - 1]
-        coef = [round(nbytes / bw / tick_s) for _, _, nbytes in problem.tensors]
-        link_ticks.append((round(lat / tick_s), coef))
+        # A link CP-SAT cannot encode exactly (not affine in bytes) is left out: the model is
+        # then a relaxation, so its bound stays a bound; plans are costed exactly after.
+        affine = as_affine(problem.link(k - 1))
+        if affine is None:
+            continue
+        lat = affine.latency_s
+        coef = [round(nbytes / affine.bytes_per_s / tick_s) for _, _, nbytes in problem.tensors]
+        link_ticks.append((k, round(lat / tick_s), coef))
         horizon = max(horizon, round(lat / tick_s) + sum(coef) + 1)
     bottleneck = m.new_int_var(0, horizon, "bottleneck")
     for k in range(chips):
         m.add(sum(ticks[u][k] * (ge(u, k) - ge(u, k + 1)) for u in range(n)) <= bottleneck)
-    for k, (lat, coef) in enumerate(link_ticks, start=1):
+    for k, lat, coef in link_ticks:
         used = [coef[t] * crossings[t, k] for t in range(len(problem.tensors)) if coef[t]]
         if used:
             m.add(lat + sum(used) <= bottleneck)
@@ -132,7 +137,8 @@ def _build(problem: PartitionProblem, tick_s: float):
                   + live <= capacity)
     bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
                      for k in range(1, chips))
-    return m, y, bottleneck, bytes_expr
+    exact = len(link_ticks) == chips - 1
+    return m, y, bottleneck, bytes_expr, exact
 
 
 def _hint(m: cp_model.CpModel, y, assignment: list[int], chips: int) -> None:
@@ -175,7 +181,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         try:
             upper = evaluate(problem, *best)[0] if best else np.inf
             found = _lattice_best(problem, ideals, upper, deadline)
-            best, exact = (found.chip_of_unit, found.replicas), problem.topology == "chain"
+            best, exact = (found.chip_of_unit, found.replicas), problem.topology == Topology.CHAIN
             method = f"lattice DP ({len(ideals)} ideals)"
         except lattice.OutOfTime:
             say("lattice: out of time, keeping the chain DP plan")
@@ -183,7 +189,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                 best, method = (even_split(problem), None), "time limit: even split"
     elif best is None:
         raise NoFit
-    elif (problem.objective == "throughput" and problem.topology == "chain" and chips > 1
+    elif (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN and chips > 1
           and deadline - time.perf_counter() > 0.1):
         method = f"CP-SAT (more than {max_ideals} ideals)"
         best, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
@@ -193,7 +199,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         bound = value
     bound = min(bound, value)
     gap = (value - bound) / value if value > 0 else 0.0
-    status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
+    status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
     say(f"{method}: {status}, objective {value * 1e3:.4g} ms, bound {bound * 1e3:.4g} ms, "
         f"gap {100 * gap:.2f}%")
     replicas = tuple(best[1]) if best[1] else (1,) * chips
@@ -211,7 +217,7 @@ def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float,
     if found is None:
         raise NoFit
     model = stage_model(problem)
-    if problem.objective == "throughput" and model.max_replicas.max(initial=1) > 1:
+    if problem.objective == Objective.THROUGHPUT and model.max_replicas.max(initial=1) > 1:
         replicated = lattice.solve_chain(ideal_sets, model, problem.objective, found.value, deadline,
                                          floor)
         if replicated is not None and max(replicated.value, floor) < max(found.value, floor) * (1 - 1e-9):
@@ -225,7 +231,7 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
     n, chips = len(problem.unit_time_s), problem.n_chips
     value, _ = evaluate(problem, best)
     tick_s = max(value, 1e-30) / TICKS
-    m, y, bottleneck, bytes_expr = _build(problem, tick_s)
+    m, y, bottleneck, bytes_expr, exact = _build(problem, tick_s)
     # Phase 1: the bottleneck.
     m.minimize(bottleneck)
     _hint(m, y, best, chips)
@@ -238,7 +244,10 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
         if found_value < value * (1 - 1e-12):
             best, value = found, found_value
         # Optimal at tick resolution (1e-6 of the bottleneck) counts as optimal.
-        bound = value if code == cp_model.OPTIMAL else max(bound, solver.best_objective_bound * tick_s)
+        # With every link in the model, optimal at tick resolution counts as optimal; with a
+        # link left out, CP-SAT's optimum is only a bound.
+        proven = code == cp_model.OPTIMAL and exact
+        bound = value if proven else max(bound, min(solver.best_objective_bound * tick_s, value))
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     m.add(bottleneck <= round(value / tick_s))
     m.minimize(bytes_expr)

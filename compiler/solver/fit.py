@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from chipcut.backends.protocol import Backend, Work
 from chipcut.compiler.lowering.units import UnitGraph
-from chipcut.compiler.views.report import fmt_b
 from chipcut.core.errors import DoesNotFit
+from chipcut.core.fmt import nbytes as fmt_b
 
 
 def stages_needed(weights: list[int], live: list[int], capacity: float) -> int | None:
@@ -42,8 +42,8 @@ def need_per_chip(weights: list[int], live: list[int], chips: int) -> float:
 
 def memory_of(backend: Backend) -> tuple[str, int]:
     """("DRAM" or "SRAM", bytes) that hold a chip's weights and activations."""
-    spec = backend.spec
-    return ("DRAM", spec.dram_bytes) if spec.dram_bytes > 0 else ("SRAM", spec.sram_bytes)
+    memory = backend.memory()
+    return memory.level, memory.capacity_bytes
 
 
 def live_bytes(units: UnitGraph, works: list[Work]) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from chipcut.core.vocab import Objective
 
 INF = np.inf
 MAX_PAIRS = 20_000_000  # (I, J) pairs held at once: about 1 GB of working arrays
@@ -80,7 +81,7 @@ class StageModel:
 
     time_s: (N, n) seconds; weight_bytes, live_bytes: (n,) weights a unit keeps on its
     chip and the activation bytes live while it runs; memory_bytes: (N,) capacity (0:
-    unchecked); link_bytes_per_s, link_latency_s: (N,) the link out of chip k; overlap:
+    unchecked); links: (N,) the link-time function of the link out of chip k; overlap:
     (N,) whether chip k's transfers overlap its compute; max_replicas: (N,) how many
     identical chips starting at k may share one stage; tensors: (producer, consumers, bytes).
     """
@@ -90,8 +91,7 @@ class StageModel:
     weight_bytes: np.ndarray
     live_bytes: np.ndarray
     memory_bytes: np.ndarray
-    link_bytes_per_s: np.ndarray
-    link_latency_s: np.ndarray
+    links: tuple
     overlap: np.ndarray
     max_replicas: np.ndarray
 
@@ -172,7 +172,11 @@ def _live_max(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarra
 
 
 def _link_s(model: StageModel, k: int, nbytes: np.ndarray) -> np.ndarray:
-    return np.where(nbytes > 0, model.link_latency_s[k] + nbytes / model.link_bytes_per_s[k], 0.0)
+    """Seconds of each byte count on the link out of chip k, by the link's own function
+    (called once per distinct count)."""
+    values, inverse = np.unique(nbytes, return_inverse=True)
+    link = model.links[k]
+    return np.array([link(int(b)) for b in values], dtype=np.float64)[inverse.reshape(-1)]
 
 
 def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: float,
@@ -186,7 +190,7 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
     """
     chips = model.time_s.shape[0]
     rmax = int(model.max_replicas.max(initial=1))
-    window = INF if objective == "latency" else max(upper_s, floor_s) * rmax
+    window = INF if objective == Objective.LATENCY else max(upper_s, floor_s) * rmax
     pi, pj = lattice.pairs(window, deadline)
     starts = np.flatnonzero(np.r_[True, pj[1:] != pj[:-1]])
     group_j = pj[starts]
@@ -225,7 +229,7 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
                 best[k + r, group_j[better]] = mins[better]
         return best, how
 
-    if objective == "latency":
+    if objective == Objective.LATENCY:
         def first_pass(reach, link_in, stage, k, _pi, _limit):
             return reach + link_in + stage
     else:
@@ -236,7 +240,7 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
     if not np.isfinite(value):
         return None
     chain = _trace(how, chips, lattice)
-    if objective == "throughput":
+    if objective == Objective.THROUGHPUT:
         limit = value * (1 + 1e-9) + 1e-15
 
         def bytes_pass(reach, link_in, stage, k, _pi, _limit):

@@ -19,6 +19,7 @@ from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.solver.problem import Interconnect
 from chipcut.compiler.solver.residency import Partitioned, partition
 from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import Status
 
 MAX_ORDERS = 24
 
@@ -32,7 +33,7 @@ def orders(backends: list[Backend]) -> tuple[list[list[Backend]], bool]:
     distinct = sorted(set(permutations(names)))
     if len(distinct) <= MAX_ORDERS:
         return [[by_name[n] for n in order] for order in distinct], True
-    speed = sorted(backends, key=lambda b: (-max(b.spec.peak_macs_per_s.values()), b.name))
+    speed = sorted(backends, key=lambda b: (-max(map(b.peak_macs_per_s, b.dtypes())), b.name))
     tried = [backends, speed, speed[::-1]]
     unique = {tuple(b.name for b in o): o for o in tried}
     return list(unique.values()), False
@@ -68,7 +69,7 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
     s = found.solution
     bound = min(bounds) if complete else min(bounds + [0.0])
     gap = (s.bottleneck_s - bound) / s.bottleneck_s if s.bottleneck_s > 0 else 0.0
-    status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
+    status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
     note = (f"chip order chosen from {len(candidates)} orders" if complete else
             f"chip order chosen from {len(candidates)} of the possible orders (given, fastest "
             "first, fastest last); the bound covers no other order")

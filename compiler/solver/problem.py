@@ -1,25 +1,56 @@
-"""The partitioning problem, a solution, and how an assignment is costed on an interconnect.
+"""The partitioning problem as pure data, its solution, and the interconnect the user describes.
 
-Topologies (``PartitionProblem.topology``):
-
-- ``chain``: stage s sends to stage s + 1; a tensor used k stages later crosses k links
-  and loads each of them.
-- ``ring``: a chain whose last chip links back to the first, links full duplex; a tensor
-  takes the shorter way round (backwards over the wrap link when that is fewer hops).
-- ``switch``: every transfer is one hop through a switch whose uplink bandwidth is
-  shared: the switch carries each tensor once per stage that reads it.
-
-Host links carry the model's inputs in and its outputs out. A stage replicated on r
-identical chips takes alternate frames: it sustains r times its throughput; a frame
-still takes its full time (latency).
+Every cost the solver and the plan report comes from this problem through one module,
+``chipcut.compiler.solver.evaluate``: unit times per chip, the tensors between units,
+and one link-time function per chip (a backend's own ``link_time_s``), the switch and the
+host links.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-TOPOLOGIES = ("chain", "ring", "switch")
-OBJECTIVES = ("throughput", "latency")
+from chipcut.core.vocab import Objective, Topology
+
+LinkTime = Callable[[int], float]  # bytes -> seconds on one link
+
+
+@dataclass(frozen=True)
+class AffineLink:
+    """latency + bytes / per-direction bandwidth (0 for nothing sent): the usual link model,
+    and the one CP-SAT can encode exactly."""
+
+    bytes_per_s: float
+    latency_s: float
+
+    def __call__(self, nbytes: int) -> float:
+        return self.latency_s + nbytes / self.bytes_per_s if nbytes > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BackendLink:
+    """A chip's link as its backend costs it (``backend.link_time_s``), whatever its shape."""
+
+    backend: object
+
+    def __call__(self, nbytes: int) -> float:
+        return self.backend.link_time_s(nbytes) if nbytes > 0 else 0.0
+
+
+def as_affine(link: LinkTime) -> AffineLink | None:
+    """The affine form of ``link`` when it has one (checked at sizes from 1 B to 1 TB), else None."""
+    if isinstance(link, AffineLink):
+        return link
+    small, large = link(1), link(10**12)
+    bytes_per_s = (10**12 - 1) / (large - small) if large > small else 0.0
+    if bytes_per_s <= 0:
+        return None
+    affine = AffineLink(bytes_per_s, small - 1 / bytes_per_s)
+    probes = (10, 4096, 10**5, 10**6, 123_457, 10**8, 10**10)
+    if affine.latency_s < 0 or any(abs(link(b) - affine(b)) > 1e-9 * max(link(b), 1e-12) for b in probes):
+        return None
+    return affine
 
 
 @dataclass(frozen=True)
@@ -27,34 +58,32 @@ class PartitionProblem:
     """Pure solver input. Units are in a topological order.
 
     unit_time_s[u][k]: seconds of unit u on chip k; tensors: (producer, consumers, bytes)
-    between units; link_bytes_per_s[k], link_latency_s[k]: the link out of chip k (per
-    direction; N - 1 entries are enough for a chain). weight_bytes[u] and live_bytes[u]
-    (activations live while u runs) are checked against memory_bytes[k] (0: unchecked).
-    overlap[k]: chip k's transfers overlap its compute. max_replicas[k]: how many identical
-    chips from k on may share one stage.
+    between units; links[k]: seconds to send b bytes over the link out of chip k.
+    weight_bytes[u] and live_bytes[u] (activations live while u runs) are checked against
+    memory_bytes[k] (0: unchecked). overlap[k]: chip k's transfers overlap its compute.
+    max_replicas[k]: how many identical chips from k on may share one stage. switch: seconds
+    for b bytes through the shared switch; host_in_s / host_out_s: the model's inputs in and
+    outputs out.
     """
 
     unit_time_s: tuple[tuple[float, ...], ...]
     tensors: tuple[tuple[int, tuple[int, ...], int], ...]
     n_chips: int
-    link_bytes_per_s: tuple[float, ...]
-    link_latency_s: tuple[float, ...]
+    links: tuple[LinkTime, ...]
     weight_bytes: tuple[int, ...] = ()
     live_bytes: tuple[int, ...] = ()
     memory_bytes: tuple[int, ...] = ()
     overlap: tuple[bool, ...] = ()
     max_replicas: tuple[int, ...] = ()
-    topology: str = "chain"
-    switch_bytes_per_s: float = 0.0
-    switch_latency_s: float = 0.0
+    topology: Topology = Topology.CHAIN
+    switch: LinkTime | None = None
     host_in_s: float = 0.0
     host_out_s: float = 0.0
-    objective: str = "throughput"
+    objective: Objective = Objective.THROUGHPUT
 
-    def link(self, k: int) -> tuple[float, float]:
-        """(bytes/s, latency s) of the link out of chip k."""
-        k = min(k, len(self.link_bytes_per_s) - 1)
-        return self.link_bytes_per_s[k], self.link_latency_s[k]
+    def link(self, k: int) -> LinkTime:
+        """The link out of chip k (the last one listed serves the chips after it)."""
+        return self.links[min(k, len(self.links) - 1)]
 
     def overlaps(self, k: int) -> bool:
         return self.overlap[k] if self.overlap else True
@@ -74,100 +103,6 @@ class Solution:
 
 
 @dataclass(frozen=True)
-class Measure:
-    bottleneck_s: float
-    latency_s: float
-    bytes_moved: int
-
-    def value(self, objective: str) -> float:
-        return self.latency_s if objective == "latency" else self.bottleneck_s
-
-
-def measure(problem: PartitionProblem, chip_of_unit, replicas=None) -> Measure:
-    """Bottleneck, batch-1 latency and bytes moved of an assignment on the problem's topology."""
-    chips = problem.n_chips
-    replicas = tuple(replicas) if replicas else (1,) * chips
-    leads = [k for k in range(chips) if replicas[k] > 0]
-    stage_of = {k: s for s, k in enumerate(leads)}
-    loads = [0.0] * chips
-    for u, k in enumerate(chip_of_unit):
-        loads[k] += problem.unit_time_s[u][k]
-    link_bytes = route(problem, [stage_of[k] for k in chip_of_unit], leads)
-    sender = [k + replicas[k] - 1 for k in leads]
-    link_s = {key: _time(problem, key[0], b, sender) for key, b in link_bytes.items() if b}
-    stage_s = []
-    for s, k in enumerate(leads):
-        busy = loads[k]
-        if not problem.overlaps(k):
-            busy += sum(t for (src, dst), t in link_s.items() if s in (src, dst))
-        stage_s.append(busy / replicas[k])
-    host = [problem.host_in_s, problem.host_out_s]
-    bottleneck = max(stage_s + list(link_s.values()) + host)
-    latency = sum(loads[k] for k in leads) + sum(link_s.values()) + sum(host)
-    return Measure(bottleneck, latency, sum(link_bytes.values()))
-
-
-def hops(topology: str, n_stages: int, src: int, readers: list[int]) -> list[tuple[int, int]]:
-    """Directed links (from stage, to stage) a tensor of stage ``src`` crosses to reach the
-    stages ``readers`` (sorted, src excluded); (-1, -1) is the switch, once per reader."""
-    if not readers:
-        return []
-    if topology == "switch":
-        return [(-1, -1)] * len(readers)
-    if topology != "ring" or n_stages <= 2:
-        return [(s, s + 1) for s in range(src, readers[-1])]
-    # On a ring the readers ahead are reached forwards, the rest backwards over the wrap
-    # link: the split with the fewest hops.
-    def cost(i: int) -> int:
-        ahead = readers[i - 1] - src if i else 0
-        behind = n_stages - (readers[i] - src) if i < len(readers) else 0
-        return ahead + behind
-    split = min(range(len(readers), -1, -1), key=cost)
-    out = [(s, s + 1) for s in range(src, readers[split - 1])] if split else []
-    if split < len(readers):
-        back = n_stages - (readers[split] - src)
-        out += [((src - i) % n_stages, (src - i - 1) % n_stages) for i in range(back)]
-    return out
-
-
-def route(problem: PartitionProblem, stage_of_unit: list[int], leads: list[int]) -> dict[tuple[int, int], int]:
-    """Bytes on each directed link (from stage, to stage); (-1, -1) keys the switch."""
-    out: dict[tuple[int, int], int] = {}
-    for producer, consumers, nbytes in problem.tensors:
-        a = stage_of_unit[producer]
-        readers = sorted({stage_of_unit[c] for c in consumers} - {a})
-        for key in hops(problem.topology, len(leads), a, readers):
-            out[key] = out.get(key, 0) + nbytes
-    return out
-
-
-def _time(problem: PartitionProblem, src: int, nbytes: int, sender: list[int]) -> float:
-    """Seconds on a link out of stage ``src`` (its last chip's link), or on the switch."""
-    if src < 0:
-        return problem.switch_latency_s + nbytes / problem.switch_bytes_per_s
-    bw, lat = problem.link(sender[src])
-    return lat + nbytes / bw
-
-
-def evaluate(problem: PartitionProblem, chip_of_unit, replicas=None) -> tuple[float, int]:
-    """(the objective's value, bytes moved) of an assignment."""
-    m = measure(problem, chip_of_unit, replicas)
-    return m.value(problem.objective), m.bytes_moved
-
-
-def lower_bound_s(problem: PartitionProblem) -> float:
-    """Throughput: max(total work / N, heaviest indivisible unit, host links), each unit at its
-    fastest chip (the heaviest unit divided by the most replicas a stage may have).
-    Latency: the whole model on its fastest chips, plus the host links."""
-    fastest = [min(t) for t in problem.unit_time_s]
-    host = max(problem.host_in_s, problem.host_out_s)
-    if problem.objective == "latency":
-        return sum(fastest) + problem.host_in_s + problem.host_out_s
-    rmax = max(problem.max_replicas, default=1)
-    return max(sum(fastest) / problem.n_chips, max(fastest, default=0.0) / rmax, host)
-
-
-@dataclass(frozen=True)
 class Interconnect:
     """How the chips are wired, and what the solver optimizes.
 
@@ -177,26 +112,29 @@ class Interconnect:
     (each holding the stage's weights) when that is strictly faster than cutting finer.
     """
 
-    topology: str = "chain"
+    topology: Topology = Topology.CHAIN
     switch_bytes_per_s: float | None = None
     switch_latency_s: float | None = None
     host_bytes_per_s: float | None = None
     host_latency_s: float | None = None
-    objective: str = "throughput"
+    objective: Objective = Objective.THROUGHPUT
     replicate: bool = False
 
-    def switch(self, chip_link) -> tuple[float, float]:
-        """(bytes/s, latency s) of the shared switch, given the chips' link spec."""
-        lat = chip_link.latency_s if self.switch_latency_s is None else self.switch_latency_s
-        return self.switch_bytes_per_s or chip_link.bytes_per_s, lat
+    def switch_link(self, chip) -> LinkTime:
+        """The shared switch: the given bandwidth, else the chip's own link (a Backend)."""
+        return self._link(chip, self.switch_bytes_per_s, self.switch_latency_s)
+
+    def host_link(self, chip) -> LinkTime:
+        """A host link: the given bandwidth, else the chip's own link (a Backend)."""
+        return self._link(chip, self.host_bytes_per_s, self.host_latency_s)
+
+    @staticmethod
+    def _link(chip, bytes_per_s: float | None, latency_s: float | None) -> LinkTime:
+        if bytes_per_s is None and latency_s is None:
+            return BackendLink(chip)
+        own = chip.link()
+        return AffineLink(bytes_per_s or own.bytes_per_s,
+                          own.latency_s if latency_s is None else latency_s)
 
 
 CHAIN = Interconnect()  # the default: a chain, throughput, no replication
-
-
-def host_link_s(nbytes: int, net: Interconnect, bytes_per_s: float, latency_s: float) -> float:
-    """Seconds to move ``nbytes`` over a host link (the chip's own link unless ``net`` sets one)."""
-    if not nbytes:
-        return 0.0
-    lat = latency_s if net.host_latency_s is None else net.host_latency_s
-    return lat + nbytes / (net.host_bytes_per_s or bytes_per_s)

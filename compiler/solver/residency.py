@@ -15,76 +15,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chipcut.backends.protocol import Backend, Work
-from chipcut.compiler.lowering.costing import ChipState, chip_state, unit_times
+from chipcut.compiler.lowering.costing import ChipState, chip_state
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.solver import capabilities
+from chipcut.compiler.solver.build import make_problem, optimistic_states, states_of
 from chipcut.compiler.solver.engine import NoFit, solve
-from chipcut.compiler.solver.fit import live_bytes, memory_of, no_fit_error
-from chipcut.compiler.solver.problem import (
-    CHAIN,
-    Interconnect,
-    PartitionProblem,
-    Solution,
-    evaluate,
-    host_link_s,
-    lower_bound_s,
-)
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.fit import no_fit_error
+from chipcut.compiler.solver.problem import CHAIN, Interconnect, PartitionProblem, Solution
 from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import Status
 
 MAX_ROUNDS = 3
 
 
 @dataclass(frozen=True)
 class Partitioned:
+    """A plan's assignment and the problem it is costed in (under its own residency)."""
+
     solution: Solution
     problem: PartitionProblem
     states: tuple[ChipState, ...]
     lower_bound_s: float
     notes: tuple[str, ...] = ()
-
-
-def make_problem(units: UnitGraph, times: list[list[float]], backends: list[Backend],
-                 banned: set[tuple[int, int]] = frozenset(), works: list[Work] | None = None,
-                 net: Interconnect = CHAIN, io_bytes: tuple[int, int] = (0, 0)) -> PartitionProblem:
-    """The solver's input: unit times, tensors, memory per chip, links and topology."""
-    times = capabilities.apply([list(row) for row in times], banned)
-    links = [b.spec.link for b in backends]
-    in_bytes, out_bytes = io_bytes
-    switch_bw, switch_lat = net.switch(links[0])
-    host_in = host_link_s(in_bytes, net, links[0].bytes_per_s, links[0].latency_s)
-    host_out = host_link_s(out_bytes, net, links[-1].bytes_per_s, links[-1].latency_s)
-    return PartitionProblem(
-        unit_time_s=tuple(tuple(row) for row in times),
-        tensors=tuple((p, c, b) for p, c, b, _ in units.tensors),
-        n_chips=len(backends),
-        link_bytes_per_s=tuple(link.bytes_per_s for link in links),
-        link_latency_s=tuple(link.latency_s for link in links),
-        weight_bytes=tuple(w.weight_bytes for w in works) if works else (),
-        live_bytes=live_bytes(units, works) if works else (),
-        memory_bytes=tuple(memory_of(b)[1] for b in backends) if works else (),
-        overlap=tuple(link.overlap for link in links),
-        max_replicas=identical_runs(backends) if net.replicate else (),
-        topology=net.topology,
-        switch_bytes_per_s=switch_bw,
-        switch_latency_s=switch_lat,
-        host_in_s=host_in, host_out_s=host_out, objective=net.objective,
-    )
-
-
-def identical_runs(backends: list[Backend]) -> tuple[int, ...]:
-    """For each chip, how many chips from it on run the same backend."""
-    out = [1] * len(backends)
-    for k in range(len(backends) - 2, -1, -1):
-        if backends[k + 1].name == backends[k].name:
-            out[k] = out[k + 1] + 1
-    return tuple(out)
-
-
-def states_of(works: list[Work], chip_of_unit: tuple[int, ...], backends: list[Backend]) -> tuple[ChipState, ...]:
-    weights = [0] * len(backends)
-    for u, chip in enumerate(chip_of_unit):
-        weights[chip] += works[u].weight_bytes
-    return tuple(chip_state(b.spec, w) for b, w in zip(backends, weights, strict=True))
 
 
 def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time_limit_s: float,
@@ -95,12 +48,11 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
     restricted = capabilities.restrictions(units, works, backends)
     banned = set(restricted)
     even = sum(w.weight_bytes for w in works) // len(backends)
-    states = tuple(chip_state(b.spec, even) for b in backends)
+    states = tuple(chip_state(b, even) for b in backends)
     best: Partitioned | None = None
 
     def problem_for(states) -> PartitionProblem:
-        return make_problem(units, unit_times(works, backends, list(states)), backends, banned,
-                            works, net, io_bytes)
+        return make_problem(units, works, backends, states, net, io_bytes, banned)
     for round_ in range(MAX_ROUNDS):
         remaining = time_limit_s - (time.perf_counter() - start)
         if best is not None and remaining < 0.05:
@@ -118,7 +70,7 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
                 best = found
             break
         left = time_limit_s - (time.perf_counter() - start)
-        found = _recost(solution, own, problem_for(own), problem_for(_optimistic(backends)), left)
+        found = _recost(solution, own, problem_for(own), problem_for(optimistic_states(backends)), left)
         if best is None or found.solution.bottleneck_s < best.solution.bottleneck_s:
             best = found
         states = own
@@ -141,11 +93,6 @@ def _recost(solution: Solution, states: tuple[ChipState, ...], problem: Partitio
         bound = max(bound, solve(optimistic, time_limit_s=time_left_s * 0.5).bound_s)
     bound = min(bound, bottleneck)
     gap = (bottleneck - bound) / bottleneck if bottleneck > 0 else 0.0
-    status = "OPTIMAL" if gap <= 1e-6 else "FEASIBLE"
+    status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
     return Partitioned(replace(solution, status=status, bottleneck_s=bottleneck, bound_s=bound,
                                gap=gap, bytes_moved=moved), problem, states, bound)
-
-
-def _optimistic(backends: list[Backend]) -> list[ChipState]:
-    """Every chip with its weights resident and all of its SRAM free: no plan does better."""
-    return [ChipState(True, b.spec.sram_bytes) for b in backends]

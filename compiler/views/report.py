@@ -5,33 +5,14 @@ from __future__ import annotations
 import io
 
 from chipcut.compiler.plan.model import Plan
+from chipcut.core.fmt import joules, nbytes, seconds
 from rich.console import Console
 from rich.table import Table
 
 MB = 1e6
 
 
-def fmt_s(seconds: float) -> str:
-    """Seconds with a readable unit: 1.23 ms, 45.6 us."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
-def fmt_j(joules: float) -> str:
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6)):
-        if abs(joules) >= scale:
-            return f"{joules / scale:.3g} {unit}"
-    return f"{joules / 1e-9:.3g} nJ"
-
-
-def fmt_b(nbytes: float) -> str:
-    """Bytes with a readable decimal unit: 1.5 MB, 20.5 kB."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(nbytes) >= scale:
-            return f"{nbytes / scale:.3g} {unit}"
-    return f"{nbytes:.0f} B"
+fmt_s, fmt_j, fmt_b = seconds, joules, nbytes  # the names the views use
 
 
 COLUMNS = ("chip", "backend", "nodes", "MACs %", "time", "% of bottleneck", "bound", "util %",
@@ -78,9 +59,9 @@ def summary_lines(plan: Plan) -> list[str]:
         lines.append(f"energy {fmt_j(m.energy_per_inference_j)}/inference "
                      f"({fmt_j(m.dynamic_energy_j)} dynamic + {m.static_power_w:.3g} W static); "
                      f"{m.power_w(rate):.3g} W at {rate:.4g}/s")
-    what = "latency" if plan.objective == "latency" else "bottleneck"
+    what = "latency" if plan.interconnect.objective == "latency" else "bottleneck"
     how = f" by {sv.method}" if sv.method else ""
-    net = "" if plan.topology == "chain" else f", {plan.topology} topology"
+    net = "" if plan.interconnect.topology == "chain" else f", {plan.interconnect.topology.value} topology"
     lines.append(f"solver: {sv.status}{how}, {what} {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s{net}; bottleneck / (total/N) = "
                  f"{balance(plan):.4f}")

@@ -87,7 +87,7 @@ def test_same_entry_point_seen_twice_is_not_a_conflict(fake_entry_points) -> Non
 
 
 @pytest.mark.parametrize(("value", "fragment"), [
-    ("chipcut.backends.spec:DTYPES", "lacks methods cost, link_time_s, supports_dtype, supports_op, static_power_w"),
+    ("chipcut.backends.spec:DTYPES", "lacks methods cost, link, link_time_s, memory, weights_resident, dtypes"),
     ("no_such_module_xyz:make", "failed to load: ModuleNotFoundError"),
     ("chipcut.backends.presets:tpu_v1", "is registered as 'npu' but calls itself 'tpu-v1'"),
 ])
@@ -112,6 +112,9 @@ def test_old_cost_signature_without_placement_is_rejected(fake_entry_points, mon
 
         link_time_s, supports_dtype = generic.link_time_s, generic.supports_dtype
         supports_op, static_power_w = generic.supports_op, generic.static_power_w
+        link, memory, weights_resident = generic.link, generic.memory, generic.weights_resident
+        dtypes, peak_macs_per_s = generic.dtypes, generic.peak_macs_per_s
+        describe, to_dict = generic.describe, generic.to_dict
 
     monkeypatch.setattr(sys.modules[__name__], "OLD_STYLE", OldStyle(), raising=False)
     fake_entry_points(ep("npu", f"{__name__}:OLD_STYLE"))

@@ -81,7 +81,7 @@ def test_mixed_chips_pick_their_order(tmp_path: Path) -> None:
 def test_switch_and_ring_topologies_cost_their_links(residual_cnn) -> None:
     chain = chipcut.compile(*residual_cnn, chips=3)
     switch = chipcut.compile(*residual_cnn, chips=3, topology="switch")
-    assert switch.topology == "switch"
+    assert switch.interconnect.topology == "switch"
     link = get_backend("generic").spec.link
     # The switch carries each tensor once per reading stage, all on one shared uplink.
     total = sum(t.bytes for t in switch.transfers)
@@ -120,7 +120,7 @@ def test_replicated_stage_is_in_the_plan_and_survives_show(tmp_path: Path) -> No
 def test_latency_objective_is_no_worse_in_latency(residual_cnn) -> None:
     fast = chipcut.compile(*residual_cnn, chips=3)
     low = chipcut.compile(*residual_cnn, chips=3, objective="latency")
-    assert low.objective == "latency"
+    assert low.interconnect.objective == "latency"
     assert low.metrics.latency_s <= fast.metrics.latency_s * (1 + 1e-9)
     assert low.solver.objective == pytest.approx(low.metrics.latency_s)
 
@@ -129,8 +129,9 @@ def test_sweep_marks_counts_that_do_not_fit(tmp_path: Path) -> None:
     from chipcut.compiler.sweep import sweep
 
     small = spec(tmp_path, "tiny-sram", sram="100 kB", dram="0")
-    captured = chipcut.capture(*mlp())
-    points = sweep(captured, [2, 4, 5], chipcut.compile, backend=small, passes="none")
+    options = chipcut.CompileOptions(passes="none")
+    lowered = chipcut.lower(*mlp(), chips=5, backend=small, options=options)
+    points = sweep(lowered, [2, 4, 5], small, options)
     assert [p.status for p in points][0] == "NO FIT" and points[0].limit.startswith("memory")
     assert points[1].status == "OPTIMAL" and points[1].speedup == 1.0
     assert points[2].efficiency == pytest.approx(points[2].speedup * 4 / 5)

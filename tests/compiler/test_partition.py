@@ -8,7 +8,8 @@ import random
 import pytest
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.engine import NoFit, chain_dp, predecessors, solve
-from chipcut.compiler.solver.problem import PartitionProblem, evaluate, lower_bound_s, measure
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s, measure
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
 
 
 def random_problem(rng: random.Random, n: int, chips: int, **extra) -> PartitionProblem:
@@ -21,7 +22,7 @@ def random_problem(rng: random.Random, n: int, chips: int, **extra) -> Partition
             consumers.add(p + 1)
         if consumers:
             tensors.append((p, tuple(sorted(consumers)), rng.randint(1, 1000)))
-    return PartitionProblem(times, tuple(tensors), chips, (1e3,) * chips, (1e-4,) * chips, **extra)
+    return PartitionProblem(times, tuple(tensors), chips, (AffineLink(1e3, 1e-4),) * chips, **extra)
 
 
 def pipelines(problem: PartitionProblem):
@@ -128,8 +129,8 @@ def test_ideal_count_matches_brute_force(seed: int) -> None:
 
 def test_latency_objective_adds_stages_and_links() -> None:
     # Two units on identical chips: latency is least on one chip (a link only adds time).
-    problem = PartitionProblem(((1.0, 1.0), (1.0, 1.0)), ((0, (1,), 500),), 2, (1e3,) * 2,
-                               (0.0,) * 2, objective="latency", host_in_s=0.25)
+    problem = PartitionProblem(((1.0, 1.0), (1.0, 1.0)), ((0, (1,), 500),), 2, (AffineLink(1e3, 0.0),) * 2,
+                               objective="latency", host_in_s=0.25)
     solution = solve(problem, time_limit_s=2)
     assert solution.chip_of_unit in ((0, 0), (1, 1))
     assert solution.bottleneck_s == pytest.approx(2.25)
@@ -144,15 +145,15 @@ def test_ring_takes_the_short_way_back_and_switch_shares_one_uplink() -> None:
     # 0->3 (one hop each).
     tensors = ((0, (1, 3), 100), (1, (2,), 10), (2, (3,), 10))
     base = dict(unit_time_s=((1.0,) * 4,) * 4, tensors=tensors, n_chips=4,
-                link_bytes_per_s=(100.0,) * 4, link_latency_s=(0.0,) * 4)
+                links=(AffineLink(100.0, 0.0),) * 4)
     chain = measure(PartitionProblem(**base), (0, 1, 2, 3))
     assert chain.bytes_moved == 3 * 100 + 10 + 10
     assert chain.bottleneck_s == pytest.approx(1.1)  # links 1->2 and 2->3 carry 110 bytes
     ring = measure(PartitionProblem(**base, topology="ring"), (0, 1, 2, 3))
     assert ring.bytes_moved == 100 + 10 + 10 + 100  # 0->1 forward, 0->3 backward
     assert ring.bottleneck_s == pytest.approx(1.0)
-    switch = measure(PartitionProblem(**base, topology="switch", switch_bytes_per_s=50.0,
-                                      switch_latency_s=0.5), (0, 1, 2, 3))
+    switch = measure(PartitionProblem(**base, topology="switch",
+                                      switch=AffineLink(50.0, 0.5)), (0, 1, 2, 3))
     assert switch.bytes_moved == 2 * 100 + 10 + 10  # once per reading stage
     assert switch.bottleneck_s == pytest.approx(0.5 + 220 / 50)
 
@@ -162,13 +163,13 @@ def test_replication_beats_cutting_a_heavy_unit() -> None:
     # heavy unit on 2 chips and the light one on the third gives 2 s per frame, and both
     # units on all 3 chips 5/3 s: the best.
     times = ((4.0,) * 3, (1.0,) * 3)
-    problem = PartitionProblem(times, ((0, (1,), 1),), 3, (1e9,) * 3, (0.0,) * 3,
+    problem = PartitionProblem(times, ((0, (1,), 1),), 3, (AffineLink(1e9, 0.0),) * 3,
                                max_replicas=(3, 2, 1))
     solution = solve(problem, time_limit_s=2)
     assert solution.replicas == (3, 0, 0) and solution.chip_of_unit == (0, 0)
     assert solution.bottleneck_s == pytest.approx(5 / 3) and solution.status == "OPTIMAL"
     assert evaluate(problem, (0, 2), (2, 0, 1))[0] == pytest.approx(2.0)
-    plain = solve(PartitionProblem(times, ((0, (1,), 1),), 3, (1e9,) * 3, (0.0,) * 3), 2)
+    plain = solve(PartitionProblem(times, ((0, (1,), 1),), 3, (AffineLink(1e9, 0.0),) * 3), 2)
     assert plain.bottleneck_s == pytest.approx(4.0)
 
 

@@ -10,8 +10,8 @@ import torch
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.backends.spec import LinkSpec
-from chipcut.compiler.plan.model import Stage, Transfer
-from chipcut.compiler.plan.schedule import pipeline_metrics
+from chipcut.compiler.solver.evaluate import measure
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
 
 
 def test_timeline_adds_up_to_stage_times(residual_cnn) -> None:
@@ -73,15 +73,13 @@ def test_batched_throughput_and_energy(residual_cnn) -> None:
 
 
 def test_link_bound_pipeline_reports_the_link() -> None:
-    def stage(chip: int, time_s: float) -> Stage:
-        return Stage(chip, "generic", (f"n{chip}",), 10, 0, 0, 0, time_s, time_s, 0.0, "compute")
-
-    stages = [stage(0, 1e-3), stage(1, 2e-3)]
-    transfers = [Transfer(0, 1, 1000, ("n0",), 3e-3)]
-    m = pipeline_metrics(stages, transfers, lower_bound_s=1.5e-3)
-    assert (m.bottleneck, m.bottleneck_chip, m.bottleneck_s) == ("link 0->1", -1, 3e-3)
-    assert m.throughput_per_s == pytest.approx(1 / 3e-3)
+    # Stages of 1 ms and 2 ms joined by a link that takes 3 ms for 1000 bytes.
+    problem = PartitionProblem(((1e-3, 1e-3), (2e-3, 2e-3)), ((0, (1,), 1000),), 2,
+                               (AffineLink(1000 / 2.5e-3, 0.5e-3),) * 2)
+    m = measure(problem, (0, 1))
+    assert (m.bottleneck, m.bottleneck_chip, m.bottleneck_s) == ("link 0->1", -1, pytest.approx(3e-3))
     assert m.latency_s == pytest.approx(6e-3)
+    assert [(x.src, x.dst, x.bytes) for x in m.links] == [(0, 1, 1000)]
 
 
 def test_slow_link_keeps_the_model_on_fewer_chips() -> None:

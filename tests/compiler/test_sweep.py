@@ -19,8 +19,9 @@ def test_parse_counts() -> None:
 
 
 def test_sweep_speedup_and_efficiency(residual_cnn) -> None:
-    captured = chipcut.capture(*residual_cnn)
-    points = sweep(captured, [1, 2, 3], chipcut.compile, time_limit_s=5)
+    options = chipcut.CompileOptions(time_limit_s=5)
+    points = sweep(chipcut.lower(*residual_cnn, chips=3, options=options), [1, 2, 3],
+                   options=options)
     assert [p.chips for p in points] == [1, 2, 3]
     assert points[0].speedup == 1.0 and points[0].efficiency == 1.0
     for p in points:
