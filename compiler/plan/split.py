@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+from chipcut.compiler.lowering.summary import fingerprint
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import attr_value, is_compute
 from torch.fx.passes.split_module import split_module
@@ -108,6 +109,11 @@ def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
     if missing:
         raise ChipcutError(f"node {missing[0]} of the graph is in no stage of the plan "
                            f"({len(missing)} such nodes); the plan was made for another model")
+    found = fingerprint(gm)
+    if getattr(plan, "fingerprint", "") and found != plan.fingerprint:
+        raise ChipcutError(f"the graph's fingerprint {found} differs from the plan's "
+                           f"{plan.fingerprint}: the plan was made for another model or other input "
+                           "shapes or dtypes; capture the model the plan was compiled from, or recompile")
     gm = _pipeline_order(gm, chip_of)
     top = split_module(gm, gm, lambda node: chip_of[node.name], keep_original_order=True,
                        keep_original_node_name=True)

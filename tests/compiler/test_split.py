@@ -63,3 +63,14 @@ def test_split_of_loaded_plan_needs_the_graph(residual_cnn, tmp_path) -> None:
         loaded.split()
     parts = loaded.split(chipcut.capture(model, inputs).graph_module)
     assert (parts(*inputs)[0] - model(*inputs)).abs().max().item() <= 1e-5
+
+
+def test_split_refuses_a_graph_the_plan_was_not_made_for(residual_cnn) -> None:
+    model, inputs = residual_cnn
+    plan = chipcut.compile(model, inputs, chips=2, time_limit_s=5)
+    loaded = chipcut.Plan.from_json(plan.to_json())
+    same = loaded.split(chipcut.capture(model, inputs).graph_module)
+    torch.testing.assert_close(same.run_stages(*inputs)[0], model(*inputs), rtol=1e-4, atol=1e-4)
+    other = chipcut.capture(model, (torch.randn(1, 3, 64, 64),)).graph_module  # same names, new shapes
+    with pytest.raises(chipcut.ChipcutError, match="differs from the plan's"):
+        loaded.split(other)
