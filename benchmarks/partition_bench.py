@@ -19,15 +19,11 @@ from pathlib import Path
 
 import chipcut
 from chipcut.backends.registry import get_backend
-from chipcut.compiler.lowering.costing import chip_state, unit_times, unit_works
-from chipcut.compiler.lowering.summary import summarize
-from chipcut.compiler.lowering.units import build_units
+from chipcut.compiler.lowering.costing import chip_state
+from chipcut.compiler.solver.build import make_problem
 from chipcut.compiler.solver.engine import solve
-from chipcut.compiler.solver.problem import evaluate, lower_bound_s
-from chipcut.compiler.solver.residency import make_problem
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.examples import models
-from chipcut.passes.accounting import accounting
-from chipcut.passes.manager import Target, as_pipeline
 
 from benchmarks.baselines import all_baselines
 from benchmarks.results import machine, table, write_section
@@ -44,25 +40,22 @@ CHIPS = (2, 4, 8)
 BASELINES = ("uniform layers", "parameters", "MAC quantiles", "chain DP")
 
 
-def costed(captured: chipcut.Captured, chips: int):
+def costed(lowered: chipcut.Lowered, chips: int):
     """(problem, works) for ``chips`` generic chips, as the solver's first round sees them."""
     backends = [get_backend("generic")] * chips
-    gm = as_pipeline("default").run(captured.graph_module, Target(tuple(backends[:1]), (), ()))
-    accounting(gm)
-    units = build_units(gm)
-    works = unit_works(summarize(gm, units), len(units.units))
+    works = list(lowered.works)
     even = sum(w.weight_bytes for w in works) // chips
-    states = [chip_state(b.spec, even) for b in backends]
-    return make_problem(units, unit_times(works, backends, states), backends, works=works), works
+    states = [chip_state(b, even) for b in backends]
+    return make_problem(lowered.units, works, backends, states), works
 
 
 def quality(time_limit_s: float) -> tuple[list[list[object]], list[str]]:
     rows, worse = [], []
     for label, factory in MODELS.items():
         model, inputs = factory()
-        captured = chipcut.capture(model, inputs, name=label)
+        lowered = chipcut.lower(model, inputs, options=chipcut.CompileOptions(name=label))
         for n in CHIPS:
-            problem, works = costed(captured, n)
+            problem, works = costed(lowered, n)
             bound = lower_bound_s(problem)
             start = time.perf_counter()
             ours = solve(problem, time_limit_s=time_limit_s)
