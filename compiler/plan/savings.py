@@ -11,7 +11,7 @@ from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, summarize
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.schedule import Costed, Schedule, cost_assignment, unit_costs
-from chipcut.core.ir import QuantReport, clear_precision, get_precision, is_compute, set_precision
+from chipcut.core.ir import QuantReport, clear_precision
 from chipcut.passes.accounting import accounting
 
 
@@ -20,29 +20,29 @@ def _bytes(summary: GraphSummary) -> tuple[int, int]:
     return sum(b for _, b in summary.weights), sum(r.out_bytes for r in summary.nodes)
 
 
+def unquantized(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A view of ``gm`` at the model's own precision, accounted: its graph is a copy (node metadata
+    copied shallowly, weights shared) with the precision annotations removed. ``gm`` is untouched."""
+    graph = torch.fx.Graph()
+    out = graph.graph_copy(gm.graph, {})
+    graph.output(out)
+    plain = torch.fx.GraphModule(gm, graph)
+    for node in plain.graph.nodes:
+        clear_precision(node)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the first accounting already reported unknown ops
+        return accounting(plain)
+
+
 def with_savings(report: QuantReport, gm: torch.fx.GraphModule, units: UnitGraph,
                  backends: list[Backend], costed: Costed, schedule: Schedule,
                  options: object) -> QuantReport:
-    """``report`` with weight and activation bytes and dynamic energy before and after.
-
-    "Before" re-accounts the graph with the precision annotations removed and costs the
-    same assignment on the same chips; the annotations are restored afterwards.
-    """
-    saved = {n: get_precision(n) for n in gm.graph.nodes if is_compute(n) and get_precision(n)}
+    """``report`` with weight and activation bytes and dynamic energy before and after: "before"
+    is the same assignment on the same chips, costed on the graph at its own precision."""
     after = _bytes(summarize(gm, units))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the first accounting already reported unknown ops
-        for n in saved:
-            clear_precision(n)
-        try:
-            accounting(gm)
-            summary = summarize(gm, units)
-            before = _bytes(summary)
-            works = unit_works(summary, len(units.units))
-        finally:
-            for n, p in saved.items():
-                set_precision(n, p)
-            accounting(gm)
+    summary = summarize(unquantized(gm), units)
+    before = _bytes(summary)
+    works = unit_works(summary, len(units.units))
     plain = cost_assignment(units, works, backends, costed.chip_of_unit, costed.replicas,
                             options.interconnect, summary.io_bytes())
     energy_before = sum(c.energy_j for c in unit_costs(works, backends, plain))

@@ -114,3 +114,17 @@ def test_a_dtype_the_backend_lacks_names_node_and_backend(residual_cnn) -> None:
     message = str(info.value)
     assert "failed at node conv2d_1: conv2d_1 (a1) would compute in fp8" in message
     assert "generic computes" in message
+
+
+def test_savings_leave_the_quantized_graph_untouched(residual_cnn) -> None:
+    from chipcut.core.ir import get_cost, get_precision
+
+    lowered = chipcut.lower(*residual_cnn, options=chipcut.CompileOptions(passes=INT8))
+    before = {n.name: (get_precision(n), get_cost(n)) for n in lowered.graph_module.graph.nodes}
+    plan = chipcut.schedule(lowered, chipcut.solve(lowered, chips=2))
+    after = {n.name: (get_precision(n), get_cost(n)) for n in lowered.graph_module.graph.nodes}
+    assert after == before
+    q = plan.quantization
+    # fp32 weights are 4 bytes, int8 ones 1 (first and last layers stay fp32): a 1-4x saving.
+    assert q.weight_bytes_after < q.weight_bytes_before <= 4 * q.weight_bytes_after
+    assert q.energy_j_after < q.energy_j_before
