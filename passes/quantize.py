@@ -148,7 +148,7 @@ class Quantize:
             compute = precisions[node.name].compute
             if not any(b.supports_dtype(compute) for b in backends):
                 named = {b.name: b for b in backends}
-                chips = "; ".join(f"{b.name} computes {', '.join(b.spec.peak_macs_per_s)}"
+                chips = "; ".join(f"{b.name} computes {', '.join(b.dtypes())}"
                                   for b in named.values())
                 where = module_path(node)[-1][0] if module_path(node) else node.name
                 raise PassError(node, f"{node.name} ({where}) would compute in {compute}, which no "
