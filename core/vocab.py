@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from chipcut.core.errors import ChipcutError
+
 
 class Topology(StrEnum):
     """How the chips are wired (see chipcut.compiler.solver.evaluate for the routing)."""
@@ -42,8 +44,6 @@ class Status(StrEnum):
 
 def parse(kind: type[StrEnum], value: object, field: str) -> StrEnum:
     """``value`` as a member of ``kind``, or a one-line error naming the field and the choices."""
-    from chipcut.core.errors import ChipcutError
-
     try:
         return kind(value)
     except ValueError:
