@@ -13,7 +13,8 @@ pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three.
 from chipcut.compiler.api import CompileOptions, Lowered, Solved, compile, lower, schedule, solve
 from chipcut.compiler.capture import Captured, capture
 from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.views.report import render as report
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
-           "capture", "Captured", "Plan", "ChipcutError", "DoesNotFit"]
+           "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit"]

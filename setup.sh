@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment in .venv with chipcut, its test tools and the example models.
+# Set up a virtual environment in .venv with chipcut, its test tools, the example models and the
+# test plug-in backend (tests/backends/plugin, a separate distribution that registers 'loopback').
 # Installs a CPU build of torch when none is present (never the multi-GB CUDA build):
 # a local CPU wheel when pip can find one, else PyTorch's CPU index.
 set -euo pipefail
@@ -11,3 +12,4 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     || .venv/bin/pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 .venv/bin/pip install -q -e ".[test,models]"
+.venv/bin/pip install -q -e tests/backends/plugin

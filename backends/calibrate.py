@@ -16,13 +16,13 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from chipcut.backends.spec import ChipSpec
+from chipcut.core.files import write_atomic
 
 CACHE_ENV = "CHIPCUT_CACHE_DIR"
 
@@ -197,21 +197,6 @@ def to_toml(table: dict) -> str:
     for section, values in ((k, v) for k, v in table.items() if isinstance(v, dict)):
         lines += ["", f"[{section}]", *(f"{k} = {_value(v)}" for k, v in values.items())]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def calibrate(path: Path | None = None) -> ChipSpec:

@@ -14,13 +14,13 @@ from chipcut.backends import quantity as q
 from chipcut.backends.energy import default_energy
 from chipcut.backends.spec import (
     DATAFLOWS,
-    DTYPES,
     ArraySpec,
     Capabilities,
     ChipSpec,
     EnergySpec,
     LinkSpec,
 )
+from chipcut.core.dtypes import ORDER
 from chipcut.core.errors import ChipcutError
 
 
@@ -79,8 +79,8 @@ class PerDtype:
             raise FieldError(f"must be a table of dtype = {self.num.kind.base}, e.g. {self.example}")
         out = {}
         for dtype, rate in value.items():
-            if dtype not in DTYPES:
-                raise FieldError(f"has unknown dtype {dtype!r}; known dtypes: {', '.join(DTYPES)}")
+            if dtype not in ORDER:
+                raise FieldError(f"has unknown dtype {dtype!r}; known dtypes: {', '.join(ORDER)}")
             try:
                 out[dtype] = float(self.num.check(rate))
             except FieldError as e:

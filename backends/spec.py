@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-DTYPES = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
+from chipcut.core.dtypes import ORDER
+
+DTYPES = ORDER  # the dtypes a spec may list in peak_macs_per_s and pj_per_mac
 DATAFLOWS = ("weight-stationary", "output-stationary")
 
 

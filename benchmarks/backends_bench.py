@@ -8,7 +8,7 @@ import sys
 
 import chipcut
 from chipcut.backends.registry import available, get_backend
-from chipcut.capture import Captured
+from chipcut.compiler.capture import Captured
 from chipcut.compiler.views.report import fmt_j, fmt_s
 from chipcut.core.errors import ChipcutError
 from chipcut.examples.models import bert_base, llama_7b, resnet50

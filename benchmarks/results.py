@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 
 import torch
-from chipcut.compiler.plan.model import write_atomic
+from chipcut.core.files import write_atomic
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = "# chipcut benchmark results\n\nEach section is written by the program it names.\n"

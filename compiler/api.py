@@ -28,7 +28,7 @@ from chipcut.compiler.solver.problem import Interconnect
 from chipcut.compiler.solver.residency import Partitioned
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import QuantReport, get_cost, get_group, get_quant_report, is_compute
-from chipcut.core.vocab import Objective, Topology, parse
+from chipcut.core.vocab import Objective, Topology
 from chipcut.passes.accounting import accounting
 from chipcut.passes.manager import Pipeline, Target, as_pipeline
 
@@ -63,20 +63,14 @@ class CompileOptions:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "topology", parse(Topology, self.topology, "topology"))
-        object.__setattr__(self, "objective", parse(Objective, self.objective, "objective"))
+        net = self.interconnect  # validates the topology, objective and links
+        object.__setattr__(self, "topology", net.topology)
+        object.__setattr__(self, "objective", net.objective)
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ChipcutError(f"batch = {self.batch!r}: must be a whole number >= 1 frame")
-        if not self.time_limit_s > 0:
-            raise ChipcutError(f"time_limit_s = {self.time_limit_s}: must be > 0 seconds")
-        for f in ("switch_bytes_per_s", "host_bytes_per_s"):
-            value = getattr(self, f)
-            if value is not None and not (value > 0 and value < float("inf")):
-                raise ChipcutError(f"{f} = {value:g} bytes/s: must be a finite rate > 0")
-        for f in ("switch_latency_s", "host_latency_s"):
-            value = getattr(self, f)
-            if value is not None and not (0 <= value < float("inf")):
-                raise ChipcutError(f"{f} = {value:g} s: must be a finite time >= 0")
+        if not (isinstance(self.time_limit_s, (int, float)) and 0 < self.time_limit_s < float("inf")):
+            raise ChipcutError(f"time_limit_s = {self.time_limit_s!r}: must be a finite number "
+                               "> 0 seconds")
 
     @property
     def interconnect(self) -> Interconnect:
@@ -252,8 +246,8 @@ def compile(  # noqa: A001 - the product's verb
     >>> import torch, chipcut
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
     >>> plan = chipcut.compile(net, (torch.randn(1, 64),), chips=2, time_limit_s=5)
-    >>> [len(s.nodes) > 0 for s in plan.stages]
-    [True, True]
+    >>> print(sum(len(s.nodes) for s in plan.stages), plan.solver.status)
+    3 OPTIMAL
     """
     options = CompileOptions.of(options, **overrides)
     resolve_chips(chips, backend)  # a bad chip list fails before the capture

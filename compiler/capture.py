@@ -2,7 +2,9 @@
 
 ``torch.export.export`` (non-strict) is tried first; when it fails, plain
 ``torch.fx.symbolic_trace`` plus shape propagation. Models built on the meta
-device work with no weights allocated.
+device work with no weights allocated. The fallback leaves ``torch.nn`` layers as
+``call_module`` nodes; ``chipcut.passes.accounting.op_name`` names them by the ATen op
+export records (an ``nn.Conv2d`` call is "conv2d" on both paths).
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from chipcut.backends.protocol import Backend
 from chipcut.compiler.api import CompileOptions, Lowered, schedule, solve
-from chipcut.compiler.plan.model import Plan, write_atomic
+from chipcut.compiler.plan.model import Plan
 from chipcut.core.errors import ChipcutError, DoesNotFit
+from chipcut.core.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,11 @@ def render(points: list[SweepPoint]) -> str:
 
 
 def plot(points: list[SweepPoint], path: str | os.PathLike) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    # A Figure, not pyplot: the user's backend is left alone and no window opens.
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
     xs = [p.chips for p in points]
     left.plot(xs, [p.throughput_per_s for p in points], marker="o")
     left.set_xlabel("chips")
@@ -115,5 +114,4 @@ def plot(points: list[SweepPoint], path: str | os.PathLike) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(Path(path), buf.getvalue())
+    write_atomic(path, buf.getvalue())

@@ -19,7 +19,7 @@ def capacity(nbytes: int) -> str:
     ('28 MiB', '80 GB')
     """
     for prefix, scale in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-        if nbytes >= scale and nbytes % scale == 0:
+        if scale <= nbytes < 10_000 * scale and nbytes % scale == 0:
             return f"{nbytes / scale:.4g} {prefix}B"
     return rate(nbytes, "B")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+from chipcut.core.dtypes import BYTES, ORDER
 
 COST_KEY = "chipcut.cost"
 PRECISION_KEY = "chipcut.precision"
@@ -55,8 +56,8 @@ ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")
 
 
 # Narrow to wide; a MAC runs in the wider of its weight and activation dtypes.
-DTYPE_ORDER = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
-DTYPE_BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+DTYPE_ORDER = ORDER
+DTYPE_BYTES = BYTES
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,6 @@ def set_cost(node: torch.fx.Node, cost: NodeCost) -> None:
 def get_cost(node: torch.fx.Node) -> NodeCost:
     """The node's cost, or ZERO_COST for nodes that do no work (placeholders, attributes)."""
     return node.meta.get(COST_KEY, ZERO_COST)
-
-
-def has_cost(node: torch.fx.Node) -> bool:
-    return COST_KEY in node.meta
 
 
 def set_precision(node: torch.fx.Node, precision: Precision) -> None:
@@ -196,10 +193,6 @@ def node_value(node: torch.fx.Node) -> object:
 def is_compute(node: torch.fx.Node) -> bool:
     """Nodes that run on a chip: calls, not inputs, weights or the output."""
     return node.op in ("call_function", "call_method", "call_module")
-
-
-def input_nodes(node: torch.fx.Node) -> list[torch.fx.Node]:
-    return list(node.all_input_nodes)
 
 
 def attr_value(node: torch.fx.Node) -> object:

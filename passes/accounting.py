@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import operator
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.fx
+from chipcut.core.dtypes import BYTES
 from chipcut.core.ir import (
-    DTYPE_BYTES,
     NodeCost,
     attr_value,
     get_precision,
@@ -20,46 +21,117 @@ from chipcut.core.ir import (
 from chipcut.passes.rules import MAC_RULES, bound_args, numel, val
 
 aten = torch.ops.aten
+nn = torch.nn
 
-# Reductions and normalizations: no MACs, one op per input element.
-REDUCTIONS = {
-    "mean", "sum", "amax", "amin", "max", "min", "prod", "var", "std", "var_mean", "norm",
-    "linalg_vector_norm", "softmax", "_softmax", "log_softmax", "_log_softmax", "layer_norm",
-    "native_layer_norm", "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm",
-    "batch_norm", "native_batch_norm", "_native_batch_norm_legit_no_training",
-    "_native_batch_norm_legit", "instance_norm", "cumsum", "cumprod", "logsumexp", "argmax",
-    "argmin", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d",
-    "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "adaptive_max_pool2d", "topk", "sort",
-    "any", "all", "diff", "upsample_nearest2d", "upsample_bilinear2d", "interpolate",
+# Op families are read from torch's own tags where it has them (``Tag.pointwise``,
+# ``Tag.reduction``, ``OpOverload.is_view``); these tables hold only the ATen ops the tags miss.
+POINTWISE_OPS = {
+    "hardswish", "prelu", "_prelu_kernel", "floor_divide", "masked_fill", "where", "rsub",
+    "__and__", "__or__", "__iand__", "__ior__", "__irshift__",
 }
-# Layout and data movement: no arithmetic at all.
-LAYOUT = {
-    "view", "reshape", "_unsafe_view", "expand", "permute", "transpose", "t", "unsqueeze",
-    "squeeze", "flatten", "unflatten", "contiguous", "clone", "slice", "select", "split",
-    "split_with_sizes", "chunk", "unbind", "cat", "stack", "index", "index_select", "gather",
-    "narrow", "alias", "detach", "dropout", "lift_fresh_copy", "_to_copy", "to", "type_as",
-    "getitem", "size", "sym_size", "arange", "zeros", "ones", "full", "empty", "zeros_like",
-    "ones_like", "full_like", "empty_like", "new_ones", "new_zeros", "new_empty", "scalar_tensor",
-    "repeat", "repeat_interleave", "roll", "flip", "pad", "constant_pad_nd", "masked_fill",
-    "where", "tril", "triu", "copy", "copy_", "fill_", "identity", "float", "long", "int",
-    "bool", "half", "bfloat16", "dim", "numel", "_assert_tensor_metadata", "pixel_shuffle",
-    "embedding", "scatter", "index_put", "movedim", "diagonal", "view_as", "reshape_as",
-    "expand_as", "_guards_fn",
+# Normalizations, softmax, scans, pooling and resampling: no MACs, one op per input element.
+REDUCTION_OPS = {
+    "softmax", "_softmax", "log_softmax", "_log_softmax", "layer_norm", "native_layer_norm",
+    "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm", "batch_norm",
+    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+    "instance_norm", "cumsum", "cumprod", "topk", "sort", "diff", "_adaptive_avg_pool2d",
+    "_adaptive_avg_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices",
+    *(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max")
+      for d in (1, 2, 3)),
+    *(f"upsample_nearest{d}d" for d in (1, 2, 3)),
+    *(f"_upsample_nearest_exact{d}d" for d in (1, 2, 3)),
+    "upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d",
 }
-
-
+# Data movement, creation and metadata that is not a view: no arithmetic at all. ("getitem"
+# picks an output of a multi-output op; it is Python's, not ATen's.)
+LAYOUT_OPS = {
+    "_to_copy", "_unsafe_view", "cat", "stack", "index", "index_select", "gather", "index_put",
+    "scatter", "embedding", "embedding_bag", "lift_fresh_copy", "dropout", "feature_dropout",
+    "alpha_dropout", "feature_alpha_dropout", "native_dropout", "copy", "fill", "arange", "zeros",
+    "ones", "full", "empty", "zeros_like", "ones_like", "full_like", "empty_like", "new_ones",
+    "new_zeros", "new_empty", "new_full", "scalar_tensor", "repeat", "repeat_interleave", "roll",
+    "flip", "pad", "constant_pad_nd", "tril", "triu", "pixel_shuffle", "pixel_unshuffle", "type_as",
+    "size", "sym_size", "dim", "numel", "_assert_tensor_metadata", "getitem",
+}
 # Ops that read only the weight rows they gather.
-LOOKUPS = {"embedding", "Embedding", "index_select", "gather", "index", "embedding_bag"}
+LOOKUPS = {"embedding", "index_select", "gather", "index", "embedding_bag"}
+
+
+def _resample_op(mode: str, rank: int) -> str:
+    """The ATen op F.interpolate records for ``mode`` on a rank-``rank`` (N, C, ...) input."""
+    d = rank - 2
+    if mode == "area":
+        return f"adaptive_avg_pool{d}d"
+    if mode == "nearest-exact":
+        return f"_upsample_nearest_exact{d}d"
+    return f"upsample_{mode}{d}d"
+
+
+def _upsample_module(node: torch.fx.Node, module: nn.Module) -> str:
+    return _resample_op(module.mode, val(node.args[0]).dim())
+
+
+def _interpolate_function(node: torch.fx.Node) -> str:
+    mode = node.kwargs.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
+    return _resample_op(mode, val(node.args[0]).dim())
+
+
+# nn.Module class -> the ATen op torch.export records for it, so a module call left by the
+# symbolic_trace fallback has the name export gives (chip specs and reports key on it).
+# Subclasses take their base's entry; a module not listed keeps its class name.
+MODULE_OPS: dict[type[nn.Module], str | Callable[[torch.fx.Node, nn.Module], str]] = {
+    nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d",
+    nn.ConvTranspose1d: "conv_transpose1d", nn.ConvTranspose2d: "conv_transpose2d",
+    nn.ConvTranspose3d: "conv_transpose3d", nn.Linear: "linear", nn.Bilinear: "bilinear",
+    nn.modules.batchnorm._BatchNorm: "batch_norm",
+    nn.modules.instancenorm._InstanceNorm: "instance_norm",
+    nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.RMSNorm: "rms_norm",
+    nn.ReLU: "relu", nn.ReLU6: "hardtanh", nn.Hardtanh: "hardtanh", nn.GELU: "gelu",
+    nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Mish: "mish",
+    nn.Softplus: "softplus", nn.PReLU: "prelu", nn.Softmax: "softmax", nn.Softmax2d: "softmax",
+    nn.LogSoftmax: "log_softmax",
+    nn.Dropout: "dropout", nn.Dropout1d: "feature_dropout", nn.Dropout2d: "feature_dropout",
+    nn.Dropout3d: "feature_dropout", nn.AlphaDropout: "alpha_dropout", nn.Identity: "alias",
+    nn.Flatten: "flatten", nn.Unflatten: "unflatten",
+    nn.MaxPool1d: "max_pool1d", nn.MaxPool2d: "max_pool2d", nn.MaxPool3d: "max_pool3d",
+    nn.AvgPool1d: "avg_pool1d", nn.AvgPool2d: "avg_pool2d", nn.AvgPool3d: "avg_pool3d",
+    nn.AdaptiveAvgPool1d: "adaptive_avg_pool1d", nn.AdaptiveAvgPool2d: "adaptive_avg_pool2d",
+    nn.AdaptiveAvgPool3d: "adaptive_avg_pool3d", nn.AdaptiveMaxPool1d: "adaptive_max_pool1d",
+    nn.AdaptiveMaxPool2d: "adaptive_max_pool2d", nn.AdaptiveMaxPool3d: "adaptive_max_pool3d",
+    nn.Upsample: _upsample_module, nn.PixelShuffle: "pixel_shuffle",
+    nn.PixelUnshuffle: "pixel_unshuffle", nn.modules.padding._ConstantPadNd: "pad",
+    nn.modules.padding._ReflectionPadNd: "pad", nn.modules.padding._ReplicationPadNd: "pad",
+    nn.modules.padding._CircularPadNd: "pad", nn.Embedding: "embedding",
+    nn.EmbeddingBag: "embedding_bag",
+}
+# Python-level callables (functions, operators, tensor methods) whose name is not the ATen op's.
+FUNCTION_OPS: dict[object, str | Callable[[torch.fx.Node], str]] = {
+    torch.nn.functional.interpolate: _interpolate_function,
+    operator.truediv: "div", operator.floordiv: "floor_divide", operator.iadd: "add",
+    operator.isub: "sub", operator.imul: "mul", operator.itruediv: "div",
+    operator.and_: "bitwise_and", operator.or_: "bitwise_or", operator.xor: "bitwise_xor",
+    operator.invert: "bitwise_not", operator.not_: "logical_not",
+    **{method: "to" for method in ("float", "double", "half", "bfloat16", "long", "int", "short",
+                                   "char", "byte", "bool")},
+}
 
 
 def op_name(node: torch.fx.Node) -> str:
-    """Short op name: 'conv2d' for aten.conv2d.default, 'relu' for torch.relu, 'Linear' for a module."""
+    """The ATen op's name, whatever the capture path: 'conv2d' for aten.conv2d.default,
+    F.conv2d and an nn.Conv2d module call alike; 'div' for ``a / b``."""
     target = node.target
     if node.op == "call_module":
-        return type(node.graph.owning_module.get_submodule(target)).__name__
+        module = node.graph.owning_module.get_submodule(target)
+        entry = next((MODULE_OPS[t] for t in type(module).__mro__ if t in MODULE_OPS), None)
+        if entry is None:
+            return type(module).__name__
+        return entry if isinstance(entry, str) else entry(node, module)
     if isinstance(target, torch._ops.OpOverload):
         return target._schema.name.split("::")[-1]
+    entry = FUNCTION_OPS.get(target)
+    if entry is not None:
+        return entry if isinstance(entry, str) else entry(node)
     if isinstance(target, str):
         return target
     return getattr(target, "__name__", str(target))
@@ -71,28 +143,34 @@ def rule_key(node: torch.fx.Node) -> object:
     return node.target
 
 
-def _is_pointwise(node: torch.fx.Node) -> bool:
-    target = node.target
-    if isinstance(target, torch._ops.OpOverload) and torch.Tag.pointwise in target.tags:
-        return True
-    return target in POINTWISE_FUNCTIONS or op_name(node).strip("_") in POINTWISE_NAMES
+def overload_family(op: torch._ops.OpOverload) -> str:
+    """'pointwise', 'layout', 'reduction' or 'none' for one ATen overload, from its tags first."""
+    name = op._schema.name.split("::")[-1]
+    names = {name, name.rstrip("_")}  # an in-place variant (relu_) has its op's family
+    if torch.Tag.pointwise in op.tags or names & POINTWISE_OPS:
+        return "pointwise"
+    if op.is_view or names & LAYOUT_OPS:
+        return "layout"
+    if torch.Tag.reduction in op.tags or names & REDUCTION_OPS:
+        return "reduction"
+    return "none"
 
 
-POINTWISE_NAMES = {
-    "add", "sub", "mul", "div", "truediv", "floordiv", "neg", "pow", "rsqrt", "sqrt", "exp",
-    "log", "relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardtanh", "hardswish",
-    "hardsigmoid", "leaky_relu", "elu", "mish", "softplus", "abs", "clamp", "clamp_min",
-    "clamp_max", "erf", "sin", "cos", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge",
-    "and", "or", "logical_and", "logical_or", "logical_not", "bitwise_not", "minimum",
-    "maximum", "bitwise_and", "bitwise_or", "xor", "ReLU", "ReLU6", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Dropout",
-    "Identity", "LeakyReLU", "iadd", "imul",
-}
-POINTWISE_FUNCTIONS = {operator.add, operator.mul, operator.sub, operator.truediv, operator.neg}
-REDUCTION_NAMES = REDUCTIONS | {
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "RMSNorm",
-    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Softmax",
-}
-LAYOUT_NAMES = LAYOUT | {"Flatten", "Embedding", "Upsample"}
+def family(node: torch.fx.Node) -> str:
+    """The zero-MAC family of a compute node: 'pointwise', 'layout', 'reduction' or 'none'.
+
+    An ATen node has its overload's family. Any other call (a module, function or method left
+    by the symbolic_trace fallback) takes the family of the ATen op it names; where that op's
+    overloads differ (``max`` reduces, ``max(a, b)`` is element-wise) reduction wins.
+    """
+    if isinstance(node.target, torch._ops.OpOverload):
+        return overload_family(node.target)
+    name = op_name(node)
+    packet = getattr(aten, name, None)
+    if not isinstance(packet, torch._ops.OpOverloadPacket):
+        return "layout" if name in LAYOUT_OPS else "none"
+    found = {overload_family(getattr(packet, o)) for o in packet.overloads()}
+    return next((f for f in ("reduction", "pointwise", "layout") if f in found), "none")
 
 
 def _activation_inputs(node: torch.fx.Node) -> list[torch.fx.Node]:
@@ -105,7 +183,7 @@ def stored_bytes(value: object, dtype: str | None) -> int:
     total = 0.0
     for t in iter_tensors(value):
         if dtype is not None and t.is_floating_point():
-            total += t.numel() * DTYPE_BYTES[dtype]
+            total += t.numel() * BYTES[dtype]
         else:
             total += t.numel() * t.element_size()
     return int(total)
@@ -116,7 +194,9 @@ def _weight_bytes(node: torch.fx.Node) -> int:
     dtype = precision.weights if precision is not None else None
     tensors = [attr_value(n) for n in node.all_input_nodes if n.op == "get_attr"]
     if node.op == "call_module":
-        tensors += list(node.graph.owning_module.get_submodule(node.target).state_dict().values())
+        state = node.graph.owning_module.get_submodule(node.target).state_dict()
+        # A batch norm's step counter is never read in eval (export does not pass it).
+        tensors += [t for k, t in state.items() if not k.endswith("num_batches_tracked")]
     return stored_bytes(tensors, dtype)
 
 
@@ -134,16 +214,13 @@ def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
         macs, elem, gemms = rule(node)
         return int(macs), int(elem), name, tuple(gemms)
     out = numel(val(node))
-    if _is_pointwise(node):
-        return 0, out, "pointwise", ()
-    if name in LAYOUT_NAMES or name.rstrip("_") in LAYOUT_NAMES or (
-        isinstance(node.target, torch._ops.OpOverload) and node.target.is_view
-    ):
-        return 0, 0, "layout", ()
-    if name in REDUCTION_NAMES or name.rstrip("_") in REDUCTION_NAMES:
+    kind = family(node)
+    if kind == "layout":
+        return 0, 0, kind, ()
+    if kind == "reduction":
         inputs = [val(a) for a in _activation_inputs(node)]
-        return 0, max([numel(t) for t in inputs] + [out]), "reduction", ()
-    return 0, out, "none", ()
+        return 0, max([numel(t) for t in inputs] + [out]), kind, ()
+    return 0, out, kind, ()
 
 
 def is_mac_op(node: torch.fx.Node) -> bool:
@@ -180,4 +257,4 @@ class UnaccountedOpsWarning(UserWarning):
     """Ops that no accounting rule covers (their MACs count as 0)."""
 
 
-__all__ = ["accounting", "node_work", "op_name", "bound_args", "UnaccountedOpsWarning"]
+__all__ = ["accounting", "node_work", "op_name", "family", "bound_args", "UnaccountedOpsWarning"]

@@ -45,28 +45,60 @@ def kind(node: torch.fx.Node) -> str:
 
 
 class _Groups:
-    """Group membership with contracted-graph reachability for the cycle check."""
+    """Group membership with contracted-graph reachability for the cycle check.
+
+    ``lo[g]`` and ``hi[g]`` are the first and last graph positions of g's members. A walk
+    up the inputs only moves to earlier positions, and only a group's other members
+    take it later, up to that group's ``hi``; so from a node before ``_floor(g)`` no walk
+    reaches g, and the cycle check never looks there (it stays local instead of walking
+    the whole graph above every join).
+    """
 
     def __init__(self) -> None:
+        self.position: dict[torch.fx.Node, int] = {}
         self.of: dict[torch.fx.Node, int] = {}
         self.members: list[list[torch.fx.Node]] = []
         self.anchor: list[torch.fx.Node] = []
         self.kind: list[str] = []
+        self.lo: list[int] = []
+        self.hi: list[int] = []
 
     def new(self, anchor: torch.fx.Node, k: str) -> int:
         self.members.append([anchor])
         self.anchor.append(anchor)
         self.kind.append(k)
+        self.lo.append(self.place(anchor))
+        self.hi.append(self.place(anchor))
         self.of[anchor] = len(self.members) - 1
         return self.of[anchor]
 
     def add(self, node: torch.fx.Node, g: int) -> None:
         self.members[g].append(node)
         self.of[node] = g
+        self.lo[g] = min(self.lo[g], self.place(node))
+        self.hi[g] = max(self.hi[g], self.place(node))
 
-    def reaches(self, g: int, target: torch.fx.Node) -> bool:
-        """Whether group g reaches ``target`` in the graph with every group contracted."""
-        stack, seen = [target], {target}
+    def place(self, node: torch.fx.Node) -> int:
+        """The position of ``node`` in its graph's order (read from the graph once)."""
+        if node not in self.position:
+            self.position.update((n, i) for i, n in enumerate(node.graph.nodes))
+        return self.position[node]
+
+    def _floor(self, g: int) -> int:
+        """The first graph position from which a walk up inputs and across groups can reach g:
+        lower it to the start of any group that spans it until none does."""
+        floor = self.lo[g]
+        while True:
+            lowest = min(lo for lo, hi in zip(self.lo, self.hi, strict=True) if hi >= floor)
+            if lowest == floor:
+                return floor
+            floor = lowest
+
+    def reaches(self, g: int, targets: list[torch.fx.Node]) -> bool:
+        """Whether group g reaches any of ``targets`` in the graph with every group contracted."""
+        floor = self._floor(g)
+        stack = [t for t in targets if self.place(t) >= floor]
+        seen = set(stack)
         while stack:
             x = stack.pop()
             if self.of.get(x) == g:
@@ -75,7 +107,7 @@ class _Groups:
             if x in self.of:
                 nxt += self.members[self.of[x]]
             for y in nxt:
-                if y not in seen and is_compute(y):
+                if y not in seen and is_compute(y) and self.place(y) >= floor:
                     seen.add(y)
                     stack.append(y)
         return False
@@ -85,17 +117,16 @@ class _Groups:
         if get_precision(node) != get_precision(self.anchor[g]):
             return False
         outside = [p for p in node.all_input_nodes if is_compute(p) and self.of.get(p) != g]
-        return not any(self.reaches(g, p) for p in outside)
+        return not outside or not self.reaches(g, outside)
 
 
 def _grow_forward(gm: torch.fx.GraphModule, groups: _Groups, kinds: dict, allowed: set[str]) -> None:
     """Element ops join the group of an input, the latest-computed one first (a residual add
     joins the branch that finishes last and reads the skip connection)."""
-    index = {n: i for i, n in enumerate(gm.graph.nodes)}
     for node in gm.graph.nodes:
         if node in groups.of or kinds.get(node) != "epilogue":
             continue
-        for p in sorted(node.all_input_nodes, key=index.__getitem__, reverse=True):
+        for p in sorted(node.all_input_nodes, key=groups.place, reverse=True):
             g = groups.of.get(p)
             if g is not None and groups.kind[g] in allowed and groups.can_join(node, g):
                 groups.add(node, g)
@@ -130,8 +161,7 @@ def fusion_groups(gm: torch.fx.GraphModule) -> list[list[torch.fx.Node]]:
         if kinds.get(node) == "reduction" and node not in groups.of:
             _absorb_backward(groups, groups.new(node, "reduction"), kinds)
     _grow_forward(gm, groups, kinds, {"reduction"})
-    index = {n: i for i, n in enumerate(gm.graph.nodes)}
-    return [[m[0]] + sorted(m[1:], key=index.__getitem__) for m in groups.members]
+    return [[m[0]] + sorted(m[1:], key=groups.place) for m in groups.members]
 
 
 @register_pass("fuse")

@@ -10,6 +10,7 @@ and reports a failure with the pass and the node named.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,7 +75,14 @@ class Pipeline:
             return cls(())
         if text == "default":
             text = DEFAULT_PIPELINE
-        return cls(tuple(_parse_one(item) for item in _split_top(text)))
+        items = _split_top(text)
+        for i, item in enumerate(items):
+            if not item:
+                raise ChipcutError(f"pass pipeline {text!r}: entry {i + 1} is empty; remove the "
+                                   "extra comma")
+        parsed = tuple(_parse_one(item) for item in items)
+        _check_order(text, [p.pass_name for p in parsed])
+        return cls(parsed)
 
     def __str__(self) -> str:
         return ",".join(format_pass(p) for p in self.passes)
@@ -137,7 +145,24 @@ def _split_top(text: str) -> list[str]:
     if depth != 0:
         raise ChipcutError(f"pass pipeline {text!r}: unbalanced braces; write e.g. "
                            "'fold-bn,quantize{dtype=int8},fuse'")
-    return [i for i in items if i]
+    return items
+
+
+# The order passes must run in: fold-bn rewrites the graph that quantize annotates, and fuse
+# groups nodes by the precision quantize chose. Each pass runs at most once.
+ORDER = ("fold-bn", "quantize", "fuse")
+
+
+def _check_order(text: str, names: list[str]) -> None:
+    seen: list[str] = []
+    for name in names:
+        if name in seen:
+            raise ChipcutError(f"pass pipeline {text!r}: {name} appears twice; keep one")
+        later = [s for s in seen if name in ORDER and s in ORDER and ORDER.index(s) > ORDER.index(name)]
+        if later:
+            raise ChipcutError(f"pass pipeline {text!r}: {name} must come before {later[0]} "
+                               f"(order: {', '.join(ORDER)}); write e.g. {DEFAULT_PIPELINE!r}")
+        seen.append(name)
 
 
 def _known() -> str:
@@ -158,9 +183,14 @@ def _parse_one(item: str) -> Any:
     cls = PASSES[name]
     options = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("target")}
     kwargs: dict[str, Any] = {}
-    for part in _split_top(body or ""):
+    parts = _split_top(body) if body else []
+    for part in parts:
         key, eq, value = part.partition("=")
         key, value = key.strip(), value.strip()
+        if not part:
+            raise ChipcutError(f"pass {name}: an empty option in {item!r}; remove the extra comma")
+        if key in kwargs:
+            raise ChipcutError(f"pass {name}: option {key} is given twice in {item!r}; keep one")
         if not eq or key not in options:
             known = ", ".join(options) or "none"
             raise ChipcutError(f"pass {name}: unknown option {part!r}; its options are: {known}")
@@ -177,7 +207,10 @@ def _coerce(pass_name: str, f: dataclasses.Field, value: str) -> Any:
         if parse is not None:
             return parse(value)
         if f.type in ("float", float):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+            return number
         if f.type in ("int", int):
             return int(value)
         if f.type in ("bool", bool):

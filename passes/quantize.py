@@ -19,9 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.fx
-from chipcut.compiler.lowering.costing import TORCH_DTYPES
+from chipcut.core.dtypes import ORDER, DType, from_torch
 from chipcut.core.ir import (
-    DTYPE_ORDER,
     LayerQuant,
     Precision,
     QuantReport,
@@ -38,7 +37,7 @@ from chipcut.passes import sqnr
 from chipcut.passes.accounting import is_mac_op
 from chipcut.passes.manager import PassError, Target, format_pass, register_pass
 
-DTYPES = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
+DTYPES = ORDER
 POLICIES = ("native", "auto") + DTYPES
 
 
@@ -133,7 +132,7 @@ class Quantize:
         backends = self.target.backends
         if not backends or all(b.supports_dtype(model_dtype) for b in backends):
             return model_dtype
-        order = [d for d in reversed(DTYPE_ORDER) if not sqnr.narrower(model_dtype, d)]
+        order = [d for d in reversed(ORDER) if not sqnr.narrower(model_dtype, d)]
         common = [d for d in order if all(b.supports_dtype(d) for b in backends)]
         if common:
             return common[0]
@@ -192,7 +191,7 @@ class Quantize:
         backends = self.target.backends
         cands = [d for d in ("int8", "fp8", "fp16", "bf16", common) if not sqnr.narrower(common, d)
                  and (not backends or all(b.supports_dtype(d) for b in backends))]
-        cands = list(dict.fromkeys(sorted(cands, key=DTYPE_ORDER.index)))
+        cands = list(dict.fromkeys(sorted(cands, key=ORDER.index)))
         fixed = {a.name: self._override(a) for a in anchors}
         ref = sqnr.reference(gm, batches, set(), keep_values=True)
         say = self.target.progress or (lambda _m: None)
@@ -286,7 +285,7 @@ def _is_float(node: torch.fx.Node) -> bool:
 
 def _node_dtype(node: torch.fx.Node) -> str:
     t = next((t for t in iter_tensors(node_value(node)) if t.is_floating_point()), None)
-    return TORCH_DTYPES.get(t.dtype, "fp32") if t is not None else "fp32"
+    return from_torch(t.dtype, f"node {node.name}") if t is not None else DType.FP32
 
 
 def _model_dtype(gm: torch.fx.GraphModule) -> str:
@@ -295,7 +294,7 @@ def _model_dtype(gm: torch.fx.GraphModule) -> str:
         if node.op == "get_attr":
             value = attr_value(node)
             if isinstance(value, torch.Tensor) and value.is_floating_point():
-                return TORCH_DTYPES.get(value.dtype, "fp32")
+                return from_torch(value.dtype, f"weight {node.target}")
     for node in gm.graph.nodes:
         if node.op == "placeholder" and _is_float(node):
             return _node_dtype(node)

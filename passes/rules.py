@@ -97,6 +97,18 @@ def _conv_t(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return _conv_macs(val(node.args[0]), val(node.args[1]), _out(node), True, groups)
 
 
+# torch.conv2d (F.conv2d is the same function) as the symbolic_trace fallback records it:
+# (input, weight, bias, stride, padding, dilation, groups), or for the transposed ones
+# (input, weight, bias, stride, padding, output_padding, groups, dilation); groups is args[6].
+@register_macs(torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d,
+               torch.conv_transpose2d, torch.conv_transpose3d)
+def _conv_function(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+    transposed = node.target in (torch.conv_transpose1d, torch.conv_transpose2d,
+                                 torch.conv_transpose3d)
+    return _conv_macs(val(node.args[0]), val(node.args[1]), _out(node), transposed, int(groups))
+
+
 @register_macs(aten.convolution.default, aten._convolution.default)
 def _convolution(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     args = bound_args(node)
@@ -124,7 +136,7 @@ def _linear(node: torch.fx.Node) -> tuple[int, int, Gemms]:
 register_macs(aten.linear.default, F.linear)(_linear)
 
 
-@register_macs(aten.addmm.default)
+@register_macs(aten.addmm.default, torch.addmm)
 def _addmm(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return _gemm(_out(node), int(val(node.args[1]).shape[-1]), False, True)
 
@@ -135,7 +147,7 @@ def _matmul(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return _gemm(_out(node), int(val(node.args[0]).shape[-1]), True, False)
 
 
-@register_macs(aten.baddbmm.default)
+@register_macs(aten.baddbmm.default, torch.baddbmm)
 def _baddbmm(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return _gemm(_out(node), int(val(node.args[1]).shape[-1]), True, True)
 

@@ -1,9 +1,11 @@
-"""Shared fixtures: small models whose structure the tests rely on."""
+"""Shared fixtures: small models whose structure the tests rely on, and ResNet-50 captured once."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from chipcut.compiler.capture import Captured, capture
+from chipcut.examples.models import resnet50
 
 
 class ResidualCNN(torch.nn.Module):
@@ -64,3 +66,11 @@ def small_bert() -> tuple[torch.nn.Module, tuple]:
     config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=128, vocab_size=100, max_position_embeddings=64)
     return BertModel(config).eval(), (torch.randint(0, 100, (1, 16)),)
+
+
+@pytest.fixture(scope="session")
+def resnet50_captured() -> Captured:
+    """ResNet-50 at 224 x 224, captured once for the whole run. Shared: a test that changes its
+    graph works on ``copy.deepcopy(resnet50_captured.graph_module)``."""
+    model, inputs = resnet50()
+    return capture(model, inputs)

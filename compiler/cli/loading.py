@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import re
@@ -9,14 +10,9 @@ import sys
 from pathlib import Path
 
 import torch
+from chipcut.core.dtypes import INPUT_DTYPES
 from chipcut.core.errors import ChipcutError
 
-DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-    "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int8": torch.int8,
-    "uint8": torch.uint8, "bool": torch.bool,
-}
 _SHAPE = re.compile(r"^\d+(x\d+)*$")
 
 
@@ -27,10 +23,10 @@ def parse_input(text: str) -> tuple[tuple[int, ...], torch.dtype]:
         raise ChipcutError(f"bad --input {text!r}: the shape must be positive integers joined by "
                            "'x', e.g. 1x3x224x224 (or 1x128:int64 with a dtype)")
     dtype_text = dtype_text or "float32"
-    if dtype_text not in DTYPES:
+    if dtype_text not in INPUT_DTYPES:
         raise ChipcutError(f"bad --input {text!r}: unknown dtype {dtype_text!r}; known: "
-                           f"{', '.join(sorted(DTYPES))}")
-    return tuple(int(d) for d in shape_text.split("x")), DTYPES[dtype_text]
+                           f"{', '.join(sorted(INPUT_DTYPES))}")
+    return tuple(int(d) for d in shape_text.split("x")), INPUT_DTYPES[dtype_text]
 
 
 def make_input(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -58,10 +54,7 @@ def _import_object(spec: str) -> object:
         path = Path(target)
         if not path.is_file():
             raise ChipcutError(f"model file {target} does not exist; check the path")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
+        module = _exec_file(path)
     else:
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
@@ -73,6 +66,35 @@ def _import_object(spec: str) -> object:
     if not hasattr(module, attr):
         raise ChipcutError(f"model {spec!r}: {target} has no attribute {attr!r}")
     return getattr(module, attr)
+
+
+def user_module_name(path: Path) -> str:
+    """The ``sys.modules`` name a model file loads under: private and unique to its path.
+
+    Never the bare stem, so a user's ``passes.py`` or ``torch.py`` cannot stand in for a real
+    module, and two files with one stem in different folders stay apart.
+
+    >>> user_module_name(Path("/models/passes.py")).startswith("chipcut_user_model_passes_")
+    True
+    """
+    stem = re.sub(r"\W", "_", path.stem)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"chipcut_user_model_{stem}_{digest}"
+
+
+def _exec_file(path: Path) -> object:
+    # Registered before it runs: dataclasses look their module up in sys.modules while the
+    # class body executes, and pickle finds the file's classes through it afterwards.
+    name = user_module_name(path)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:

@@ -8,8 +8,11 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import NoReturn
 
+from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
+from chipcut.compiler.views.report import render
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Objective, Topology
 from rich.console import Console
@@ -37,19 +40,22 @@ def _passes(p: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_PIPELINE!r}, 'none' runs no passes")
 
 
-def _write_outputs(plan: object, args: argparse.Namespace) -> str:
-    notes = ""
-    if args.trace:
-        from chipcut.compiler.views.trace import write_trace
+def _paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The output paths of a command, checked before any work."""
+    return check_paths([("--out", getattr(args, "out", None)), ("--trace", getattr(args, "trace", None)),
+                        ("--plot", getattr(args, "plot", None))])
 
-        write_trace(plan, args.trace)
-        notes += f"trace written to {args.trace}\n"
-    if args.plot:
-        from chipcut.compiler.views.plots import plot_plan
 
-        plot_plan(plan, args.plot)
-        notes += f"plot written to {args.plot}\n"
-    return notes
+def _write_outputs(plan: object, paths: dict[str, Path]) -> str:
+    """Write the plan, trace and plot that were asked for: all of them, or none."""
+    from chipcut.compiler.views.plots import plot_plan
+    from chipcut.compiler.views.trace import write_trace
+
+    writers = {"--out": plan.to_json, "--trace": lambda p: write_trace(plan, p),
+               "--plot": lambda p: plot_plan(plan, p)}
+    what = {"--out": "plan", "--trace": "trace", "--plot": "plot"}
+    write_all([(flag, path, writers[flag]) for flag, path in paths.items()])
+    return "".join(f"{what[flag]} written to {path}\n" for flag, path in paths.items())
 
 
 def _network(p: argparse.ArgumentParser) -> None:
@@ -133,15 +139,23 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from chipcut.compiler.api import compile as compile_model
     from chipcut.compiler.cli.loading import load_model
 
+    paths = _paths(args)
     chips = _chips(args.chips)
     options = _options(args)
+    _check_before_capture(chips, args.backend, options)
     model, inputs, name = load_model(args.model, args.input)
     plan = compile_model(model, inputs, chips, args.backend, replace(options, name=name),
                          progress=status)
-    if args.out:
-        plan.to_json(args.out)
-    notes = _write_outputs(plan, args)
-    return plan.report() + (f"plan written to {args.out}\n" if args.out else "") + notes
+    return render(plan) + _write_outputs(plan, paths)
+
+
+def _check_before_capture(chips, backend: str, options) -> None:
+    """What can be checked without the model: the chips, their backends and the passes."""
+    from chipcut.compiler.api import resolve_chips
+    from chipcut.passes.manager import as_pipeline
+
+    resolve_chips(chips, backend)
+    as_pipeline(options.passes)
 
 
 def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
@@ -149,25 +163,28 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from chipcut.compiler.cli.loading import load_model
     from chipcut.compiler.sweep import parse_counts, plot, render, sweep
 
+    paths = _paths(args)
     counts = parse_counts(args.chips)
     options = _options(args)
+    _check_before_capture(max(counts), args.backend, options)
     model, inputs, name = load_model(args.model, args.input)
     lowered = lower(model, inputs, max(counts), args.backend, replace(options, name=name),
                     progress=status)
     points = sweep(lowered, counts, args.backend, options, progress=status)
-    if args.plot:
-        plot(points, args.plot)
-    return render(points) + (f"plot written to {args.plot}\n" if args.plot else "")
+    if paths:
+        write_all([("--plot", paths["--plot"], lambda p: plot(points, p))])
+    return render(points) + (f"plot written to {paths['--plot']}\n" if paths else "")
 
 
 def _show(args: argparse.Namespace) -> str:
     from chipcut.compiler.plan.model import Plan
     from chipcut.compiler.plan.revalidate import revalidate
 
+    paths = _paths(args)
     plan, edited = revalidate(Plan.from_json(args.plan))
     note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
             if edited else "")
-    return note + plan.report() + _write_outputs(plan, args)
+    return note + render(plan) + _write_outputs(plan, paths)
 
 
 def _backends() -> str:
@@ -177,11 +194,9 @@ def _backends() -> str:
 
 
 def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
-    from pathlib import Path
-
     from chipcut.backends.calibrate import cache_path, calibrate
 
-    path = Path(args.out) if args.out else cache_path()
+    path = check_path("--out", args.out) if args.out else cache_path()
     status("measuring GEMM, conv, element-wise and copy rates")
     spec = calibrate(path)
     return (f"wrote {path}: fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak x "

@@ -8,27 +8,20 @@ from typing import TYPE_CHECKING
 import torch
 import torch.fx
 from chipcut.backends.protocol import Backend, OpCost, Placement, Work
+from chipcut.core.dtypes import DType, from_torch
 from chipcut.core.ir import get_cost, get_precision, iter_tensors, node_value
 
 if TYPE_CHECKING:
     from chipcut.compiler.lowering.summary import GraphSummary
 
-TORCH_DTYPES = {
-    torch.float32: "fp32", torch.float64: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
-    torch.int8: "int8", torch.uint8: "int8",
-}
-for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
-    if hasattr(torch, _name):
-        TORCH_DTYPES[getattr(torch, _name)] = "fp8"
 
-
-def compute_dtype(node: torch.fx.Node) -> str:
+def compute_dtype(node: torch.fx.Node) -> DType:
     """The dtype the node computes in: its precision annotation, else its output dtype."""
     precision = get_precision(node)
     if precision is not None:
-        return precision.compute
+        return DType(precision.compute)
     tensor = next(iter_tensors(node_value(node)), None)
-    return TORCH_DTYPES.get(tensor.dtype, "fp32") if tensor is not None else "fp32"
+    return from_torch(tensor.dtype, f"node {node.name}") if tensor is not None else DType.FP32
 
 
 def node_work(node: torch.fx.Node) -> Work:

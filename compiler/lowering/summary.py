@@ -28,7 +28,7 @@ class NodeRecord:
     elem_ops: int
     weight_bytes: int
     out_bytes: int
-    gemms: tuple[tuple[int, ...], ...]
+    gemms: tuple[tuple[int, int, int, int], ...]  # (batch, M, K, N), see chipcut.core.ir.NodeCost
     inputs: tuple[str, ...]
     weights: tuple[str, ...]
     is_output: bool

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
 import torch.fx
 from chipcut.core.ir import get_cost, get_group, is_compute
 
@@ -28,28 +29,12 @@ def _free(node: torch.fx.Node) -> bool:
     return cost.macs == 0 and cost.elem_ops == 0
 
 
-class _Sets:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, keep: str, other: str) -> None:
-        self.parent[self.find(other)] = self.find(keep)
-
-
 def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
     """Group the compute nodes of ``gm`` into units, in a topological order of units."""
     compute = [n for n in gm.graph.nodes if is_compute(n)]
-    sets = _Sets()
-    for node in compute:
-        sets.parent[node.name] = node.name
+    # Only which names share a set matters, never which one is its root: units are numbered
+    # and listed by their members' graph order below.
+    sets = nx.utils.UnionFind(n.name for n in compute)
     group_root: dict[str, str] = {}
     for node in compute:
         group = get_group(node)
@@ -60,19 +45,19 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
                 group_root[group.name] = node.name
         if not _free(node) or group is not None:
             continue
-        producers = {sets.find(p.name) for p in node.all_input_nodes if is_compute(p)}
+        producers = {sets[p.name] for p in node.all_input_nodes if is_compute(p)}
         if len(producers) == 1:
             sets.union(producers.pop(), node.name)
     for node in reversed(compute):
         producers = [p for p in node.all_input_nodes if is_compute(p)]
-        users = {sets.find(u.name) for u in node.users if is_compute(u)}
+        users = {sets[u.name] for u in node.users if is_compute(u)}
         if _free(node) and not producers and len(users) == 1 and get_group(node) is None:
             sets.union(users.pop(), node.name)
     roots: dict[str, int] = {}
     members: list[list[str]] = []
     unit_of: dict[str, int] = {}
     for node in compute:
-        root = sets.find(node.name)
+        root = sets[node.name]
         if root not in roots:
             roots[root] = len(members)
             members.append([])
@@ -92,28 +77,15 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
 
 def _topological(members: list[list[str]], compute: list[torch.fx.Node],
                  unit_of: dict[str, int]) -> list[int]:
-    """Units in a topological order, ties broken by first appearance (stable, deterministic)."""
-    import heapq
-
-    succ: list[set[int]] = [set() for _ in members]
-    indeg = [0] * len(members)
-    for node in compute:
-        for user in node.users:
-            if is_compute(user):
-                a, b = unit_of[node.name], unit_of[user.name]
-                if a != b and b not in succ[a]:
-                    succ[a].add(b)
-                    indeg[b] += 1
-    ready = [u for u in range(len(members)) if indeg[u] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        u = heapq.heappop(ready)
-        order.append(u)
-        for v in succ[u]:
-            indeg[v] -= 1
-            if indeg[v] == 0:
-                heapq.heappush(ready, v)
-    if len(order) != len(members):
-        raise AssertionError("unit graph has a cycle: a fusion group spans a path through another unit")
-    return order
+    """Units in a topological order, ties broken by first appearance (smallest unit index first)."""
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(members)))
+    dag.add_edges_from((unit_of[node.name], unit_of[user.name]) for node in compute
+                       for user in node.users
+                       if is_compute(user) and unit_of[node.name] != unit_of[user.name])
+    try:
+        return list(nx.lexicographical_topological_sort(dag))
+    except nx.NetworkXUnfeasible:
+        cycle = " -> ".join(f"unit of {members[a][0]}" for a, _ in nx.find_cycle(dag))
+        raise AssertionError(f"unit graph has a cycle ({cycle}): a fusion group spans a path "
+                             "through another unit") from None

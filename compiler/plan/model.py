@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -12,8 +12,10 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from chipcut.compiler.lowering.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
+from chipcut.compiler.plan.split import split_plan
 from chipcut.compiler.solver.problem import CHAIN, Interconnect
 from chipcut.core.errors import ChipcutError
+from chipcut.core.files import write_atomic
 from chipcut.core.ir import LayerQuant, QuantReport  # noqa: F401 - field types
 from chipcut.core.vocab import parse
 
@@ -153,7 +155,7 @@ class Plan:
     """A partition plan. ``Plan.from_json(p.to_json(path)) == p`` exactly.
 
     >>> plan = chipcut.compile(model, (x,), chips=2)          # doctest: +SKIP
-    >>> plan.to_json("plan.json"); print(plan.report())         # doctest: +SKIP
+    >>> plan.to_json("plan.json"); print(chipcut.report(plan))  # doctest: +SKIP
     """
 
     schema_version: int
@@ -189,6 +191,9 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
+        if not isinstance(data, dict):
+            raise ChipcutError(f"a plan is a JSON object, not {type(data).__name__}; write it with "
+                               "chipcut compile --out")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ChipcutError(f"plan schema_version is {version!r}, this chipcut reads "
@@ -204,23 +209,21 @@ class Plan:
                 text = Path(source).read_text()
             except OSError as e:
                 raise ChipcutError(f"cannot read plan {source}: {e.strerror}; check the path") from None
+            except UnicodeDecodeError:
+                raise ChipcutError(f"plan {source} is not text (not UTF-8 JSON); write it with "
+                                   "chipcut compile --out") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ChipcutError(f"plan {source} is not valid JSON ({e.msg} at line {e.lineno}); "
                                "write it with chipcut compile --out") from None
+        except RecursionError:
+            raise ChipcutError(f"plan {source} nests too deeply to be a plan; write it with "
+                               "chipcut compile --out") from None
         return cls.from_dict(data)
 
-    def report(self) -> str:
-        """The per-chip table and solver line as text."""
-        from chipcut.compiler.views.report import render
-
-        return render(self)
-
     def split(self, graph_module: Any = None) -> Any:
-        """One GraphModule per chip; see :func:`compiler.split.split_plan`."""
-        from chipcut.compiler.plan.split import split_plan
-
+        """One GraphModule per chip; see :func:`chipcut.compiler.plan.split.split_plan`."""
         return split_plan(self, graph_module if graph_module is not None else self.graph_module)
 
 
@@ -274,30 +277,20 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         elif len(args) != len(value):
             raise ChipcutError(f"plan field {where} must have {len(args)} items, got {len(value)}")
         return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise ChipcutError(f"plan field {where} = {value!r} must be a finite number >= 0")
         return float(value)
     if hint is bool and not isinstance(value, bool):
         raise ChipcutError(f"plan field {where} = {value!r} must be true or false")
     if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool)):
         raise ChipcutError(f"plan field {where} = {value!r} must be {hint.__name__}")
+    if hint in (int, float) and value < 0 and where.rsplit(".", 1)[-1] not in SIGNED_FIELDS:
+        raise ChipcutError(f"plan field {where} = {value!r} must be >= 0")
     return value
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write through a temporary file in the same folder and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(text, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plan file is as readable as any
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+SIGNED_FIELDS = {"replica_of", "bottleneck_chip"}  # -1 means "none"
 
 
 __all__ = ["Plan", "Stage", "Transfer", "Metrics", "SolverInfo", "ModelInfo", "OpTiming",

@@ -16,6 +16,45 @@ from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Status
 
 
+def _check_fields(plan: Plan) -> None:
+    """The ranges ``compile`` guarantees and JSON cannot express, each with a one-line fix."""
+    if plan.graph is None:
+        raise ChipcutError("plan field graph is null: a plan needs its graph summary to be "
+                           "checked and costed; recompile it with chipcut compile --out")
+    if not plan.chips:
+        raise ChipcutError("plan field chips is empty; list one backend name per chip")
+    if plan.metrics.batch < 1:
+        raise ChipcutError(f"plan field metrics.batch = {plan.metrics.batch}: must be >= 1 frame")
+    units = sorted({r.unit for r in plan.graph.nodes})
+    if units != list(range(len(units))):
+        bad = next((u for i, u in enumerate(units) if u != i), units[-1] if units else -1)
+        raise ChipcutError(f"plan field graph.nodes has unit {bad}: units must be numbered "
+                           f"0..{len(units) - 1} without gaps; restore the numbers compile wrote")
+    n = len(plan.stages)
+    for k, s in enumerate(plan.stages):
+        if s.replicas < 0 or s.replicas > n - k:
+            raise ChipcutError(f"stages[{k}].replicas = {s.replicas}: must be 0 (a replica) or "
+                               f"1..{n - k} (this chip and the chips after it)")
+        if s.replicas == 0 and not 0 <= s.replica_of < k:
+            raise ChipcutError(f"stages[{k}] has replicas 0 but replica_of = {s.replica_of}: name "
+                               f"the earlier chip it copies (0..{k - 1}), or set replicas: 1")
+        if s.replicas > 0 and s.replica_of != -1:
+            raise ChipcutError(f"stages[{k}].replica_of = {s.replica_of} on a stage of its own "
+                               "(replicas >= 1): set replica_of: -1")
+        for j in range(k + 1, k + max(s.replicas, 1)):
+            other = plan.stages[j]
+            if other.replica_of != k or plan.chips[j] != plan.chips[k]:
+                raise ChipcutError(f"stages[{k}] has replicas {s.replicas} but chip {j} is not "
+                                   f"its replica (replica_of {other.replica_of}, backend "
+                                   f"{plan.chips[j]}); replicas are the next identical chips")
+    for k, s in enumerate(plan.stages):
+        if s.replicas == 0:
+            lead = plan.stages[s.replica_of]
+            if not s.replica_of < k < s.replica_of + lead.replicas:
+                raise ChipcutError(f"stages[{k}] says it is a replica of chip {s.replica_of}, "
+                                   f"whose stage has replicas {lead.replicas}; make them agree")
+
+
 def _assignment(plan: Plan) -> dict[str, int]:
     records = {r.name for r in plan.graph.nodes}
     if len(plan.stages) != len(plan.chips):
@@ -71,6 +110,9 @@ def plan_backends(plan: Plan) -> list[Backend]:
         if name in built:
             continue
         record = records.get(name)
+        if record is None and (name.endswith(".toml") or "/" in name or "\\" in name):
+            raise ChipcutError(f"plan chip {name!r} is a file path; a plan names installed "
+                               "backends and carries their specs in chip_specs; recompile it")
         if record is not None and record.spec is not None:
             built[name] = from_dict(record.spec, f"plan chip_specs entry {name!r}")
         else:
@@ -85,8 +127,7 @@ def plan_backends(plan: Plan) -> list[Backend]:
 
 def revalidate(plan: Plan) -> tuple[Plan, bool]:
     """(the plan re-costed on its backends, whether anything changed). Errors name the node."""
-    if plan.graph is None:
-        return plan, False
+    _check_fields(plan)
     chip_of_unit = _check_pipeline(plan, _assignment(plan))
     backends = plan_backends(plan)
     units = units_of(plan.graph)

@@ -21,11 +21,6 @@ def _why_not(work: Work, backend: Backend) -> str | None:
     return None
 
 
-def forbidden(units: UnitGraph, works: list[Work], backends: list[Backend]) -> set[tuple[int, int]]:
-    """(unit, chip) pairs that cannot run; an error naming the node when no chip can run it."""
-    return set(restrictions(units, works, backends))
-
-
 def restrictions(units: UnitGraph, works: list[Work], backends: list[Backend]) -> dict[tuple[int, int], str]:
     """(unit, chip) -> why the chip cannot run the unit; an error when no chip can run it."""
     out: dict[tuple[int, int], str] = {}

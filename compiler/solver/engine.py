@@ -268,7 +268,9 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
 def _solver(limit_s: float) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(limit_s, 0.01)
-    solver.parameters.num_workers = 2
-    solver.parameters.interleave_search = True
+    # One worker with a fixed seed is deterministic. Parallel workers are not, and their
+    # deterministic mode (interleave_search) aborted the process (SIGABRT in a CHECK) on
+    # encoder-decoder graphs at long limits.
+    solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     return solver

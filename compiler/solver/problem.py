@@ -8,10 +8,12 @@ host links.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chipcut.core.vocab import Objective, Topology
+from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import Objective, Topology, parse
 
 LinkTime = Callable[[int], float]  # bytes -> seconds on one link
 
@@ -119,6 +121,21 @@ class Interconnect:
     host_latency_s: float | None = None
     objective: Objective = Objective.THROUGHPUT
     replicate: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topology", parse(Topology, self.topology, "topology"))
+        object.__setattr__(self, "objective", parse(Objective, self.objective, "objective"))
+        for name in ("switch_bytes_per_s", "host_bytes_per_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ChipcutError(f"{name} = {value!r} bytes/s: must be a finite rate > 0, "
+                                   "e.g. 32e9 (32 GB/s)")
+        for name in ("switch_latency_s", "host_latency_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                raise ChipcutError(f"{name} = {value!r} s: must be a finite time >= 0, e.g. 2e-6")
+        if not isinstance(self.replicate, bool):
+            raise ChipcutError(f"replicate = {self.replicate!r}: must be true or false")
 
     def switch_link(self, chip) -> LinkTime:
         """The shared switch: the given bandwidth, else the chip's own link (a Backend)."""

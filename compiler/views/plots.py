@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
-import matplotlib.pyplot as plt  # noqa: E402
-from chipcut.compiler.plan.model import Plan, write_atomic  # noqa: E402
+from chipcut.compiler.plan.model import Plan
+from chipcut.core.files import write_atomic
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 BOUND_COLORS = {"compute": "#4C72B0", "memory": "#DD8452", "overhead": "#8C8C8C"}
 
 
-def _cut_panel(ax: plt.Axes, plan: Plan) -> None:
+def _cut_panel(ax: Axes, plan: Plan) -> None:
     """Activation bytes per layer (bars), cumulative MACs (line), chosen cuts (vertical lines)."""
     ops = [op for t in plan.timeline for op in t.ops]
     x = range(len(ops))
@@ -42,7 +41,7 @@ def _cut_panel(ax: plt.Axes, plan: Plan) -> None:
     ax.set_title(f"{plan.model.name}: activation bytes, cumulative MACs and cuts")
 
 
-def _gantt_panel(ax: plt.Axes, plan: Plan) -> None:
+def _gantt_panel(ax: Axes, plan: Plan) -> None:
     rows = []
     for t in plan.timeline:
         rows.append((f"chip {t.chip}", [(op.start_s, op.end_s - op.start_s, op.bound) for op in t.ops]))
@@ -58,7 +57,7 @@ def _gantt_panel(ax: plt.Axes, plan: Plan) -> None:
     ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.invert_yaxis()
     ax.set_xlabel("time in one pipelined period (ms)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in BOUND_COLORS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in BOUND_COLORS.values()]
     ax.legend(handles + ax.get_legend_handles_labels()[0],
               [f"{k}-bound" for k in BOUND_COLORS] + ax.get_legend_handles_labels()[1],
               loc="lower right", fontsize=8)
@@ -67,11 +66,13 @@ def _gantt_panel(ax: plt.Axes, plan: Plan) -> None:
 
 def plot_plan(plan: Plan, path: str | os.PathLike) -> None:
     """Write a PNG with (a) the cut picture and (b) the per-chip Gantt chart."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 9), height_ratios=[3, 2])
+    # A Figure, not pyplot: the user's backend is left alone, no window opens and no figure
+    # registry needs closing; savefig picks the PNG renderer by itself.
+    fig = Figure(figsize=(12, 9))
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
     _cut_panel(top, plan)
     _gantt_panel(bottom, plan)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(Path(path), buf.getvalue())
+    write_atomic(path, buf.getvalue())

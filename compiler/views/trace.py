@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-from chipcut.compiler.plan.model import Plan, write_atomic
+from chipcut.compiler.plan.model import Plan
+from chipcut.core.files import write_atomic
 
 US = 1e6  # trace timestamps are microseconds
 LINK_PID = 1000
@@ -44,4 +44,4 @@ def chrome_trace(plan: Plan) -> dict:
 
 
 def write_trace(plan: Plan, path: str | os.PathLike) -> None:
-    write_atomic(Path(path), json.dumps(chrome_trace(plan)))
+    write_atomic(path, json.dumps(chrome_trace(plan)))

@@ -18,7 +18,6 @@ from chipcut.backends.roofline import RooflineBackend
 from chipcut.compiler.plan.revalidate import revalidate
 from chipcut.compiler.solver.evaluate import measure
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
-
 from profile_backend import ProfileBackend
 
 

@@ -110,7 +110,7 @@ def test_replicated_stage_is_in_the_plan_and_survives_show(tmp_path: Path) -> No
     assert rep.metrics.bottleneck_s == pytest.approx(max(
         [s.time_s / s.replicas for s in rep.stages if s.replicas]
         + [t.time_s for t in rep.transfers] + [rep.metrics.host_in_s, rep.metrics.host_out_s]))
-    assert f"x{lead.replicas}" in rep.report()
+    assert f"x{lead.replicas}" in chipcut.report(rep)
     path = tmp_path / "plan.json"
     rep.to_json(path)
     again, edited = revalidate(Plan.from_json(path))

@@ -1,4 +1,4 @@
-"""Plan: JSON round-trip is exact, schema is checked, files are written atomically."""
+"""Plan: JSON round-trip is exact, schema is checked (atomic writes: tests/core/test_files.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import chipcut
 import pytest
-from chipcut.compiler.plan.model import SCHEMA_VERSION, Plan, write_atomic
+from chipcut.compiler.plan.model import SCHEMA_VERSION, Plan
 from chipcut.core.errors import ChipcutError
 
 
@@ -51,31 +51,3 @@ def test_missing_and_mistyped_fields_are_named(plan: Plan) -> None:
     data["metrics"]["latency_s"] = "fast"
     with pytest.raises(ChipcutError, match="plan.metrics.latency_s = 'fast' must be float"):
         Plan.from_dict(data)
-
-
-def test_atomic_write_leaves_old_file_on_failure(tmp_path) -> None:
-    path = tmp_path / "plan.json"
-    path.write_text("old")
-
-    class Boom:
-        def __str__(self) -> str:
-            raise RuntimeError("disk full")
-
-    with pytest.raises(TypeError):
-        write_atomic(path, Boom())  # type: ignore[arg-type]
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
-
-
-def test_written_files_follow_the_umask(tmp_path) -> None:
-    import os
-    import stat
-
-    from chipcut.compiler.plan.model import write_atomic
-
-    old = os.umask(0o022)
-    try:
-        write_atomic(tmp_path / "plan.json", "{}")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "plan.json").stat().st_mode) == 0o644

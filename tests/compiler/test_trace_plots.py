@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import chipcut
 import pytest
 from chipcut.compiler.cli.main import main
 from chipcut.compiler.views.trace import LINK_PID, chrome_trace
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
@@ -40,9 +45,36 @@ def test_one_cli_call_writes_plan_trace_and_plot(tmp_path, capsys) -> None:
     assert code == 0
     assert "energy" in printed and "DRAM MB" in printed
     assert json.loads(out["trace.json"].read_text())["traceEvents"]
-    assert out["plan.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["plan.png"].read_bytes()[:8] == PNG_SIGNATURE
     assert out["plan.png"].stat().st_size > 20_000
     # show re-draws from the saved plan alone
     again = tmp_path / "again.png"
     assert main(["show", str(out["plan.json"]), "--plot", str(again)]) == 0
     assert again.stat().st_size > 20_000
+
+
+# A fresh interpreter: the backend is fixed on first use, so only a new process shows whether
+# chipcut's plotting would switch the backend its user chose (MPLBACKEND here).
+LEAVE_BACKEND_ALONE = """
+import sys
+import matplotlib
+from chipcut import Plan
+from chipcut.compiler.sweep import SweepPoint, plot
+from chipcut.compiler.views.plots import plot_plan
+
+plot_plan(Plan.from_json("plan.json"), "plan.png")
+plot([SweepPoint(1, 100.0, 0.01, 1.0, 1.0, "chip 0", "OPTIMAL", 0.0, 0),
+      SweepPoint(2, 180.0, 0.012, 1.8, 0.9, "chip 1", "OPTIMAL", 0.0, 4096)], "sweep.png")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_plots_leave_the_users_matplotlib_backend_alone(plan, tmp_path) -> None:
+    plan.to_json(tmp_path / "plan.json")
+    env = {**os.environ, "MPLBACKEND": "pdf"}
+    done = subprocess.run([sys.executable, "-c", LEAVE_BACKEND_ALONE], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["pdf", "False"]  # still the user's backend; pyplot never loaded
+    for name in ("plan.png", "sweep.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE

@@ -6,7 +6,6 @@ import copy
 
 import chipcut
 import torch
-from chipcut.examples.models import resnet50
 from chipcut.passes.fold_bn import FoldBatchNorm
 
 
@@ -52,24 +51,25 @@ def test_linear_batchnorm_folds_and_matches() -> None:
     assert linear.args[2] is not None
 
 
-def test_resnet50_folds_every_batchnorm_and_matches() -> None:
-    model, (x,) = resnet50(size=64)
-    gm = chipcut.capture(model, (x,)).graph_module
+def test_resnet50_folds_every_batchnorm_and_matches(resnet50_captured) -> None:
+    gm, (x,) = resnet50_captured.graph_module, resnet50_captured.example_inputs
     assert ops(gm).count("aten.batch_norm.default") == 53
     folded = FoldBatchNorm()(copy.deepcopy(gm))
     assert ops(folded).count("aten.batch_norm.default") == 0
     assert ops(folded).count("aten.conv2d.default") == 53
     with torch.no_grad():
         ref, got = gm(x)[0], folded(x)[0]
-        # fp32: the fold is exact up to rounding at the outputs' scale (~1e2 here).
+        # fp32: the fold is exact up to rounding at the outputs' scale.
         assert (got - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
         # float64: the rewrite is exact.
         g64 = copy.deepcopy(gm).double()
         folded64 = FoldBatchNorm()(copy.deepcopy(g64))
         torch.testing.assert_close(folded64(x.double())[0], g64(x.double())[0], rtol=0, atol=1e-9)
-    # Fewer weight bytes: the 53 BN layers' four vectors become conv biases.
+    # Each BN layer's weight and bias (C values each) become one conv bias of C values.
+    channels = sum(n.meta["val"].shape[1] for n in gm.graph.nodes
+                   if str(n.target) == "aten.batch_norm.default")
     params = sum(p.numel() for p in folded.parameters())
-    assert params < sum(p.numel() for p in gm.parameters())
+    assert params == sum(p.numel() for p in gm.parameters()) - channels
 
 
 def test_batchnorm_without_a_foldable_producer_stays() -> None:

@@ -39,7 +39,7 @@ def test_int8_keeps_first_and_last_layers_wide_and_counts_bytes(residual_cnn) ->
     # Measured, not assumed: int8 costs some SQNR, but not 30 dB on this model.
     assert q.output_sqnr_db is not None and 30 < q.output_sqnr_db < 60
     assert all(la.sqnr_db is not None for la in q.layers if la.activations == "int8")
-    assert "quantize: quantize{dtype=int8}: MAC layers fp32 x2, int8 x5; output SQNR" in plan.report()
+    assert "quantize: quantize{dtype=int8}: MAC layers fp32 x2, int8 x5; output SQNR" in chipcut.report(plan)
 
 
 def test_overrides_by_module_name_and_type(residual_cnn) -> None:
