@@ -32,8 +32,10 @@ def fake_quant(x: torch.Tensor, dtype: str, amax: torch.Tensor | float | None = 
     >>> [round(v, 6) for v in fake_quant(torch.tensor([0.1, -1.0]), "int8").tolist()]
     [0.102362, -1.0]
     """
-    if not x.is_floating_point() or dtype == "fp32":
+    if not x.is_floating_point() or dtype == "fp64":
         return x
+    if dtype == "fp32":
+        return x.to(torch.float32).to(x.dtype)  # exact on fp32 tensors, rounds fp64 ones
     if dtype == "fp16":
         return x.clamp(-FP16_MAX, FP16_MAX).to(torch.float16).to(x.dtype)
     if dtype == "bf16":

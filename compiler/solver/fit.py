@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from chipcut.backends.protocol import Backend, Work
 from chipcut.compiler.lowering.units import UnitGraph
+from chipcut.core.dtypes import ORDER
 from chipcut.core.errors import DoesNotFit
 from chipcut.core.fmt import nbytes as fmt_b
 
@@ -75,12 +76,25 @@ def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -
         return DoesNotFit(
             f"node {units.units[biggest][0]} alone needs {fmt_b(alone)} ({fmt_b(weights[biggest])} "
             f"weights + {fmt_b(live[biggest])} activations) but a {name} chip has {fmt_b(capacity)} "
-            f"of {kind}; no chip count fits it: quantize to a narrower dtype (--passes "
-            "'fold-bn,quantize{dtype=int8},fuse') or use a chip with more memory")
+            f"of {kind}; no chip count fits it: {_advice(works[biggest], backends)}")
     need = need_per_chip(weights, live, n)
     fits = stages_needed(weights, live, capacity)
     return DoesNotFit(
         f"the model does not fit on {n} chips: {kind} is short by {fmt_b(need - capacity)} per chip "
         f"(a {name} chip has {fmt_b(capacity)}; the best cut along the unit order needs "
         f"{fmt_b(need)} of weights and live activations on one chip); it fits on {fits} chips "
-        f"(--chips {fits}), or quantize to a narrower dtype")
+        f"(--chips {fits}), or {_advice(max(works, key=lambda w: w.weight_bytes), backends)}")
+
+
+def _advice(work: Work, backends: list[Backend]) -> str:
+    """What would make a unit smaller: a narrower dtype some chip computes, else a chip with more
+    memory. (int4 is a storage dtype computed in int8, so an int8 unit may already hold int4
+    weights: it is not advised again.)"""
+    computes = [d for d in ORDER if d != "int4" and any(b.supports_dtype(d) for b in backends)]
+    narrower = [d for d in computes if work.dtype in ORDER and ORDER.index(d) < ORDER.index(work.dtype)]
+    if narrower:
+        d = narrower[-1]
+        return (f"quantize to {d} (--passes 'fold-bn,quantize{{dtype={d}}},fuse'), or use a chip "
+                "with more memory")
+    return (f"it is already at {work.dtype}, the narrowest dtype these chips compute: use a chip "
+            "with more memory")
