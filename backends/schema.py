@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +173,29 @@ TOP_LEVEL = {"name": Text(), "description": Text(), "source": Text()}
 FREE_FORM = "extra"  # a table of notes, never interpreted
 
 
+# What real chips span, per unit: a value outside is accepted but warned about (a unit slip,
+# "1 TB/s" for "1 GB/s", is the usual cause).
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "MAC/s": (1e6, 1e18), "ops/s": (1e6, 1e18), "bytes/s": (1e3, 1e14), "Hz": (1e3, 1e11),
+    "bytes": (1e3, 1e15), "pJ": (1e-4, 1e6), "W": (1e-4, 1e5), "s": (1e-10, 1.0),
+}
+
+
+class SpecWarning(UserWarning):
+    """A spec value outside the range real chips span."""
+
+
+def _plausible(origin: str, field: str, value: object, kind: q.Kind) -> None:
+    values = value.items() if isinstance(value, dict) else [("", value)]
+    lo, hi = PLAUSIBLE.get(kind.base, (0.0, math.inf))
+    for entry, number in values:
+        if isinstance(number, (int, float)) and number and not lo <= number <= hi:
+            where = f"{field}.{entry}" if entry else field
+            warnings.warn(SpecWarning(
+                f"{origin}: {where} = {number:g} {kind.base} is outside the range real chips span "
+                f"({lo:g} to {hi:g} {kind.base}); check the value and its unit"), stacklevel=3)
+
+
 def _fail(origin: str, message: str) -> ChipcutError:
     return ChipcutError(f"{origin}: {message}")
 
@@ -187,6 +211,9 @@ def _section_values(data: dict, origin: str, section: str) -> dict[str, object]:
             raise _fail(origin, f"unknown key [{section}] {key!r}; allowed: {', '.join(fields)}")
         try:
             values[key] = fields[key].check(raw)
+            kind = getattr(fields[key], "kind", None) or getattr(getattr(fields[key], "num", None), "kind", None)
+            if kind is not None:
+                _plausible(origin, f"[{section}] {key}", values[key], kind)
         except FieldError as e:
             field = f"{key}.{e.entry}" if e.entry else key
             shown = e.value if e.entry else raw
@@ -270,6 +297,9 @@ def load_spec(path: str | Path) -> ChipSpec:
         text = path.read_text()
     except OSError as e:
         raise ChipcutError(f"cannot read backend spec {path}: {e.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise ChipcutError(f"{path}: not a text file (a chip spec is UTF-8 TOML); see "
+                           "chipcut/backends/presets/*.toml for examples") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

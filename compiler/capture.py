@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import traceback
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
     try:
         # torch prints partial graphs when tracing fails; the error we raise says what matters.
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
+                contextlib.redirect_stderr(io.StringIO()), _quiet("torch"):
             exported = torch.export.export(model, example_inputs, strict=False)
         return Captured(label, _flatten(exported.module()), example_inputs, "export")
     except Exception as export_error:  # noqa: BLE001 - any export failure triggers the fallback
@@ -81,6 +82,19 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
         except Exception:  # noqa: BLE001 - report the export error, the more precise one
             raise ChipcutError(_describe_failure(label, export_error)) from None
         return Captured(label, _flatten(gm), example_inputs, "symbolic_trace")
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Silence a logger for the duration (torch logs tracing failures the fallback recovers
+    from); its level is restored after."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _has_values(gm: torch.fx.GraphModule) -> bool:

@@ -3,9 +3,13 @@ transfer sizes (1 GB/s = 1e9 bytes/s), binary ones for capacities that are whole
 
 from __future__ import annotations
 
+import math
+
 
 def rate(value: float, unit: str) -> str:
     """``value`` with a decimal prefix: rate(34e9, "B/s") == "34 GB/s"."""
+    if not math.isfinite(value):
+        return "n/a"
     for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale * (1 - 1e-9):  # 1 / 1e-9 is 999999999.9999999: still 1 G
             return f"{value / scale:.4g} {prefix}{unit}"
@@ -30,6 +34,8 @@ def seconds(value: float) -> str:
     >>> seconds(0.00123), seconds(4.56e-5)
     ('1.23 ms', '45.6 us')
     """
+    if not math.isfinite(value):
+        return "n/a"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"
@@ -37,6 +43,8 @@ def seconds(value: float) -> str:
 
 
 def joules(value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
     for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6)):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"
@@ -45,6 +53,8 @@ def joules(value: float) -> str:
 
 def nbytes(value: float) -> str:
     """Bytes with a readable decimal unit: 1.5 MB, 20.5 kB."""
+    if not math.isfinite(value):
+        return "n/a"
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"

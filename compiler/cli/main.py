@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -207,8 +206,6 @@ def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # torch logs tracing failures itself; the CLI reports them as one line instead.
-    logging.getLogger("torch").setLevel(logging.CRITICAL)
     err = Console(stderr=True, highlight=False)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -227,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 out = _backends()
         for w in caught:
-            if w.category.__module__.split(".")[0] in ("passes", "compiler", "backends"):
+            if w.category.__module__.split(".")[0] == "chipcut":
                 sys.stderr.write(f"chipcut: warning: {w.message}\n")
     except ChipcutError as e:
         sys.stderr.write(f"chipcut: error: {e}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 from chipcut.compiler.plan.model import Plan
 from chipcut.core.fmt import joules, nbytes, seconds
@@ -50,21 +51,21 @@ def summary_lines(plan: Plan) -> list[str]:
                      f"{plan.model.units} partition units)")
     lines += quant_lines(plan)
     lines.append(f"links: {links or 'none'}")
-    lines.append(f"throughput {m.throughput_per_s:.4g}/s (batch 1, pipelined), "
-                 f"{m.throughput_at_batch_per_s:.4g}/s at batch {m.batch}; latency "
+    lines.append(f"throughput {num(m.throughput_per_s, '.4g')}/s (batch 1, pipelined), "
+                 f"{num(m.throughput_at_batch_per_s, '.4g')}/s at batch {m.batch}; latency "
                  f"{fmt_s(m.latency_s)} (batch 1); bottleneck {m.bottleneck} {fmt_s(m.bottleneck_s)} (*); "
                  f"bytes moved {m.bytes_moved / MB:.3f} MB")
     if m.static_power_w or m.dynamic_energy_j:
         rate = m.throughput_per_s
         lines.append(f"energy {fmt_j(m.energy_per_inference_j)}/inference "
-                     f"({fmt_j(m.dynamic_energy_j)} dynamic + {m.static_power_w:.3g} W static); "
-                     f"{m.power_w(rate):.3g} W at {rate:.4g}/s")
+                     f"({fmt_j(m.dynamic_energy_j)} dynamic + {num(m.static_power_w, '.3g')} W static); "
+                     f"{num(m.power_w(rate), '.3g')} W at {num(rate, '.4g')}/s")
     what = "latency" if plan.interconnect.objective == "latency" else "bottleneck"
     how = f" by {sv.method}" if sv.method else ""
     net = "" if plan.interconnect.topology == "chain" else f", {plan.interconnect.topology.value} topology"
     lines.append(f"solver: {sv.status}{how}, {what} {fmt_s(sv.objective)}, bound {fmt_s(sv.bound)}, "
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s{net}; bottleneck / (total/N) = "
-                 f"{balance(plan):.4f}")
+                 f"{num(balance(plan), '.4f')}")
     return lines
 
 
@@ -89,6 +90,12 @@ def quant_lines(plan: Plan, worst: int = 3) -> list[str]:
         lines.append("quantize: lowest layer SQNR: " + ", ".join(
             f"{la.node} ({la.module or '-'}, {la.activations}) {la.sqnr_db:.1f} dB" for la in measured[:worst]))
     return lines
+
+
+def num(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec``; "n/a" when it is not a finite number (a figure from
+    absurd but valid spec values overflows rather than prints inf or nan)."""
+    return format(value, spec) if math.isfinite(value) else "n/a"
 
 
 def balance(plan: Plan) -> float:

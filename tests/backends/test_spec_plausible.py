@@ -1,0 +1,51 @@
+"""Specs with absurd but finite figures: accepted with a warning naming the range, and no report
+figure prints inf or nan; a binary file is one error line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import chipcut
+import pytest
+import torch
+from chipcut.backends.loader import from_toml
+from chipcut.backends.presets import PRESETS_DIR
+from chipcut.backends.schema import SpecWarning
+from chipcut.core.errors import ChipcutError
+
+
+def _spec(tmp_path: Path, old: str, new: str) -> Path:
+    text = (PRESETS_DIR / "generic.toml").read_text().replace('name = "generic"', 'name = "odd"')
+    assert old in text
+    path = tmp_path / "odd.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ('bytes_per_s = "31.5 GB/s"', 'bytes_per_s = "1e-300 B/s"', "[link] bytes_per_s"),
+    ('fp32 = 4e12', 'fp32 = 1e-300', "peak_macs_per_s.fp32"),
+])
+def test_absurd_values_warn_and_reports_stay_finite(tmp_path, old, new, field) -> None:
+    path = _spec(tmp_path, old, new)
+    with pytest.warns(SpecWarning, match=re.escape(field) + r".*outside the range real chips span"):
+        chip = from_toml(path)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    plan = chipcut.compile(net.eval(), (torch.randn(1, 8),), chips=2, backend=chip, passes="none",
+                           time_limit_s=2)
+    text = chipcut.report(plan)
+    assert not re.search(r"\b(inf|nan)\b", text, re.I)
+
+
+def test_the_presets_are_all_plausible(recwarn) -> None:
+    for path in PRESETS_DIR.glob("*.toml"):
+        from_toml(path)
+    assert not [w for w in recwarn if issubclass(w.category, SpecWarning)]
+
+
+def test_a_binary_spec_file_is_one_line(tmp_path) -> None:
+    path = tmp_path / "chip.toml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(ChipcutError, match="not a text file"):
+        from_toml(path)
