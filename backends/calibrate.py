@@ -1,4 +1,4 @@
-"""CPU calibration: fit the ``cpu`` backend to this machine with a few-second microbenchmark.
+"""CPU calibration: fit a ``cpu`` spec file to this machine with a few-second microbenchmark.
 
 Nominal peaks come from the CPU's features (cores x clock x SIMD lanes x FMA units);
 the benchmark then fits what the roofline cannot know: compute efficiency (GEMM and
@@ -6,8 +6,11 @@ conv against the nominal peak), the element-wise rate (an in-cache add), DRAM
 bandwidth (a large copy), memory efficiency (a large out-of-cache add against the
 copy) and the fixed per-op overhead (an add of one-element tensors).
 
-Run ``python -m chipcut.backends.calibrate`` to write ``~/.cache/chipcut/cpu.toml``
-(``$CHIPCUT_CACHE_DIR/cpu.toml`` when set), which the ``cpu`` backend then loads.
+``chipcut calibrate --out cpu-fitted.toml`` (or ``python -m chipcut.backends.calibrate``)
+writes the fitted spec to an explicit file, ``./cpu-calibrated.toml`` by default; its
+description and source say when and on which machine it was measured. Nothing reads it
+behind the user's back: the ``cpu`` preset stays the shipped default, and a compile uses
+the fit only when given ``--backend cpu-fitted.toml``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,7 @@ from pathlib import Path
 from chipcut.backends.spec import ChipSpec
 from chipcut.core.files import write_atomic
 
-CACHE_ENV = "CHIPCUT_CACHE_DIR"
-
-
-def cache_path() -> Path:
-    """Where the calibrated cpu spec lives: $CHIPCUT_CACHE_DIR/cpu.toml or ~/.cache/chipcut/cpu.toml."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chipcut"
-    return Path(root) / "cpu.toml"
+DEFAULT_FILE = "cpu-calibrated.toml"  # in the current folder
 
 
 @dataclass(frozen=True)
@@ -43,16 +40,19 @@ class Nominal:
     fma_units: int
     cache_bytes: int
     memory_bytes: int
+    cpu_model: str = ""
 
     @property
     def peak_macs_per_s(self) -> float:
         return self.threads * self.clock_hz * self.fp32_lanes * self.fma_units
 
 
-def _cpuinfo() -> tuple[set[str], float]:
-    """(feature flags, clock in Hz) from /proc/cpuinfo and cpufreq; empty/0 where unavailable."""
+def _cpuinfo() -> tuple[set[str], float, str]:
+    """(feature flags, clock in Hz, CPU model) from /proc/cpuinfo and cpufreq; empty/0 where
+    unavailable."""
     flags: set[str] = set()
     mhz = 0.0
+    model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -60,13 +60,15 @@ def _cpuinfo() -> tuple[set[str], float]:
                 flags = set(value.split())
             elif key.strip() == "cpu MHz" and not mhz:
                 mhz = float(value)
+            elif key.strip() in ("model name", "Model", "Hardware") and not model:
+                model = " ".join(value.split())
     except (OSError, ValueError):
         pass
     try:  # the rated maximum beats the momentary "cpu MHz"
         mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
     except (OSError, ValueError):
         pass
-    return flags, mhz * 1e6
+    return flags, mhz * 1e6, model
 
 
 def _largest_cache_bytes() -> int:
@@ -84,12 +86,23 @@ def nominal() -> Nominal:
     """Nominal figures of this machine for the threads torch uses."""
     import torch
 
-    flags, clock_hz = _cpuinfo()
+    flags, clock_hz, model = _cpuinfo()
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags or "avx" in flags else 4
     fma_units = 2 if {"fma", "avx512f", "asimd"} & flags else 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     return Nominal(torch.get_num_threads(), clock_hz or 2.5e9, lanes, fma_units,
-                   _largest_cache_bytes(), int(memory) or 16 * 2**30)
+                   _largest_cache_bytes(), int(memory) or 16 * 2**30,
+                   model or platform.processor())
+
+
+def machine(nom: Nominal) -> str:
+    """Which machine a fit describes: CPU model, OS and architecture, threads used.
+
+    >>> machine(Nominal(8, 3e9, 8, 2, 2**25, 2**34, "Example CPU"))  # doctest: +ELLIPSIS
+    'Example CPU, ... 8 threads'
+    """
+    system = " ".join(filter(None, (platform.system(), platform.release(), platform.machine())))
+    return f"{nom.cpu_model or 'unknown CPU model'}, {system or 'unknown platform'}, {nom.threads} threads"
 
 
 def _best_s(fn: Callable[[], object], repeats: int, inner: int = 1, budget_s: float = 0.15) -> float:
@@ -145,8 +158,9 @@ def measure() -> dict[str, Measured]:
         }
 
 
-def fit(nom: Nominal, m: dict[str, Measured]) -> dict:
-    """The spec table fitted to measurements ``m`` (see the module docstring for which fits what)."""
+def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated") -> dict:
+    """The spec table fitted to measurements ``m`` (see the module docstring for which fits what),
+    its description and source naming the date and the machine (:func:`machine`)."""
     overhead_s = m["overhead"].seconds
 
     def busy_s(name: str) -> float:  # time past the fixed overhead, never below 5% of the total
@@ -162,11 +176,11 @@ def fit(nom: Nominal, m: dict[str, Measured]) -> dict:
     dram_bytes_per_s = m["copy"].nbytes / busy_s("copy")
     eta_m = min(1.0, m["stream"].nbytes / dram_bytes_per_s / busy_s("stream"))
     ghz = nom.clock_hz / 1e9
+    when = time.strftime("%Y-%m-%d %H:%M %Z").strip()
     return {
-        "name": "cpu",
-        "description": f"this machine's CPU ({platform.machine()}, {nom.threads} threads at "
-                       f"{ghz:.3g} GHz), calibrated",
-        "source": f"calibrated by chipcut.backends.calibrate on {time.strftime('%Y-%m-%d')}; nominal peak = "
+        "name": name,
+        "description": f"CPU measured on {when}: {machine(nom)} at {ghz:.3g} GHz",
+        "source": f"calibrated by chipcut calibrate on {when} on {machine(nom)}; nominal peak = "
                   f"{nom.threads} threads x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
                   f"{nom.fma_units} FMA units; efficiencies, vector rate, DRAM bandwidth and "
                   "overhead measured",
@@ -192,15 +206,18 @@ def _value(v: object) -> str:
 
 def to_toml(table: dict) -> str:
     """TOML text of a spec table (top-level strings, then one [section] per sub-table)."""
-    lines = ["# Written by chipcut.backends.calibrate: measured on this machine; re-run to refresh."]
+    lines = [f"# Written by chipcut calibrate. {table['description']}.",
+             "# Figures hold for that machine only: use them with --backend path/to/this.toml,",
+             "# and run chipcut calibrate again to refresh them."]
     lines += [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
     for section, values in ((k, v) for k, v in table.items() if isinstance(v, dict)):
         lines += ["", f"[{section}]", *(f"{k} = {_value(v)}" for k, v in values.items())]
     return "\n".join(lines) + "\n"
 
 
-def calibrate(path: Path | None = None) -> ChipSpec:
-    """Measure this machine, write the fitted spec to ``path`` (default: cache_path()), return it.
+def calibrate(path: Path | str = DEFAULT_FILE) -> ChipSpec:
+    """Measure this machine, write the fitted spec to ``path``, return it. The spec is named
+    after the file (``cpu-calibrated.toml`` is backend ``cpu-calibrated``).
 
     >>> spec = calibrate()  # doctest: +SKIP
     >>> 0 < spec.compute_efficiency <= 1  # doctest: +SKIP
@@ -208,16 +225,22 @@ def calibrate(path: Path | None = None) -> ChipSpec:
     """
     from chipcut.backends.schema import load_spec, spec_from_dict
 
-    path = Path(path) if path is not None else cache_path()
-    table = fit(nominal(), measure())
+    path = Path(path)
+    table = fit(nominal(), measure(), path.stem)
     spec_from_dict(table, str(path))  # validate before anything touches the disk
     write_atomic(path, to_toml(table))
     return load_spec(path)
 
 
+def summary(path: Path | str, spec: ChipSpec) -> str:
+    """What a calibration wrote, where and when it was measured, and how to use it."""
+    return (f"wrote {path}: {spec.description}\n"
+            f"  fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak x compute efficiency "
+            f"{spec.compute_efficiency:.3f}; vector {spec.vector_ops_per_s / 1e9:.4g} Gop/s; DRAM "
+            f"{spec.dram_bytes_per_s / 1e9:.4g} GB/s x memory efficiency {spec.memory_efficiency:.3f}; "
+            f"per-op overhead {spec.op_overhead_s * 1e6:.3g} us\n"
+            f"use it with --backend {path} (backend 'cpu' stays the shipped default)\n")
+
+
 if __name__ == "__main__":
-    fitted = calibrate()
-    print(f"wrote {cache_path()}: fp32 peak {fitted.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s x "
-          f"eta_c {fitted.compute_efficiency:.3f}; vector {fitted.vector_ops_per_s / 1e9:.4g} Gop/s; "
-          f"DRAM {fitted.dram_bytes_per_s / 1e9:.4g} GB/s x eta_m {fitted.memory_efficiency:.3f}; "
-          f"overhead {fitted.op_overhead_s * 1e6:.3g} us")
+    print(summary(DEFAULT_FILE, calibrate(DEFAULT_FILE)), end="")

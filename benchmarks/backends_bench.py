@@ -7,13 +7,12 @@ import copy
 import sys
 
 import chipcut
+from benchmarks.results import machine, table, write_section
 from chipcut.backends.registry import available, get_backend
 from chipcut.compiler.capture import Captured
 from chipcut.compiler.views.report import fmt_j, fmt_s
 from chipcut.core.errors import ChipcutError
 from chipcut.examples.models import bert_base, llama_7b, resnet50
-
-from benchmarks.results import machine, table, write_section
 
 MODELS = {"ResNet-50": resnet50, "BERT-base": bert_base, "LLaMA-7B": llama_7b}
 

@@ -20,16 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import chipcut
 import torch
+
+import chipcut
+from benchmarks.results import machine, table, write_section
 from chipcut.backends.presets import PRESETS_DIR, preset_names
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.cli.loading import parse_input
 from chipcut.compiler.cli.main import main
 from chipcut.core.errors import ChipcutError
 from chipcut.passes.manager import Pipeline
-
-from benchmarks.results import machine, table, write_section
 
 TOML_VALUES = ["-1", "0", "1e-300", "1e300", "nan", "inf", '"x"', "[]", "{}", '"5 parsecs"', "true",
                '"1e-300 TMAC/s"', '"1e300 GB/s"', '{ fp64 = "1 TMAC/s" }', '{ int3 = 1 }']

@@ -18,15 +18,14 @@ import time
 from pathlib import Path
 
 import chipcut
+from benchmarks.baselines import all_baselines
+from benchmarks.results import machine, table, write_section
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.lowering.costing import chip_state
 from chipcut.compiler.solver.build import make_problem
 from chipcut.compiler.solver.engine import solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.examples import models
-
-from benchmarks.baselines import all_baselines
-from benchmarks.results import machine, table, write_section
 
 MODELS = {
     "ResNet-50": models.resnet50,

@@ -11,10 +11,9 @@ import sys
 import time
 
 import chipcut
+from benchmarks.results import machine, table, write_section
 from chipcut.compiler.views.report import fmt_j, fmt_s
 from chipcut.examples.models import bert_base, resnet50
-
-from benchmarks.results import machine, table, write_section
 
 MODELS = {"ResNet-50 (224)": resnet50, "BERT-base (seq 128)": bert_base}
 PIPELINES = {

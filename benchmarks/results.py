@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 import torch
+
 from chipcut.core.files import write_atomic
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -6,10 +6,9 @@ import sys
 import time
 
 import chipcut
+from benchmarks.results import machine, table, write_section
 from chipcut.compiler.views.report import balance
 from chipcut.examples.models import bert_base, llama_7b, resnet50
-
-from benchmarks.results import machine, table, write_section
 
 MODELS = {"ResNet-50 (224)": resnet50, "BERT-base (seq 128)": bert_base, "LLaMA-7B (meta, seq 128)": llama_7b}
 CHIPS = (2, 4, 8)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import torch
+
 from chipcut.backends.protocol import Backend, Work
 from chipcut.backends.registry import get_backend, validate
 from chipcut.compiler.capture import Captured, capture
@@ -29,7 +30,7 @@ from chipcut.compiler.solver.residency import Partitioned
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import QuantReport, get_cost, get_group, get_quant_report, is_compute
 from chipcut.core.vocab import Objective, Topology
-from chipcut.passes.accounting import accounting
+from chipcut.passes.accounting import accounting, unaccounted
 from chipcut.passes.manager import Pipeline, Target, as_pipeline
 
 Progress = Callable[[str], None]
@@ -200,7 +201,7 @@ def schedule(lowered: Lowered, solved: Solved, options: CompileOptions | None = 
     return Plan(
         schema_version=SCHEMA_VERSION,
         model=ModelInfo(lowered.name, sum(get_cost(n).macs for n in compute), len(compute),
-                        len(lowered.units.units)),
+                        len(lowered.units.units), unaccounted(lowered.graph_module)),
         backend=backends[0].name if len({b.name for b in backends}) == 1 else "mixed",
         chips=tuple(b.name for b in backends),
         stages=sched.stages,

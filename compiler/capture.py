@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 import torch.utils._pytree as pytree
+from torch.fx.graph import CodeGen
+
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import is_compute
-from torch.fx.graph import CodeGen
 
 # Nodes export leaves for runtime checks; they do no work on a chip.
 _DROPPED_TARGETS = {

@@ -77,9 +77,10 @@ def sweep(lowered: Lowered, counts: Sequence[int], backend: str | Backend = "gen
 
 
 def render(points: list[SweepPoint]) -> str:
-    from chipcut.compiler.views.report import fmt_s
     from rich.console import Console
     from rich.table import Table
+
+    from chipcut.compiler.views.report import fmt_s
 
     t = Table(title="chip-count sweep", title_justify="left")
     for col in ("chips", "throughput/s", "speedup", "efficiency %", "latency", "limited by",

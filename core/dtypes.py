@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import torch
+
 from chipcut.core.errors import ChipcutError
 
 

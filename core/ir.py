@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+
 from chipcut.core.dtypes import BYTES, ORDER
 
 COST_KEY = "chipcut.cost"

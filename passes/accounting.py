@@ -8,17 +8,19 @@ from collections.abc import Callable
 
 import torch
 import torch.fx
+
 from chipcut.core.dtypes import BYTES
 from chipcut.core.ir import (
     NodeCost,
     attr_value,
+    get_cost,
     get_precision,
     is_compute,
     iter_tensors,
     node_value,
     set_cost,
 )
-from chipcut.passes.rules import MAC_RULES, bound_args, numel, val
+from chipcut.passes.rules import MAC_RULES, Gemms, Rule, bound_args, numel, register_macs, val
 
 aten = torch.ops.aten
 nn = torch.nn
@@ -35,6 +37,7 @@ REDUCTION_OPS = {
     "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm", "batch_norm",
     "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
     "instance_norm", "cumsum", "cumprod", "topk", "sort", "diff", "_adaptive_avg_pool2d",
+    "histc", "bincount",  # MoE routing: tokens per expert
     "_adaptive_avg_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices",
     *(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max")
       for d in (1, 2, 3)),
@@ -143,6 +146,15 @@ def rule_key(node: torch.fx.Node) -> object:
     return node.target
 
 
+def find_rule(node: torch.fx.Node) -> Rule | None:
+    """The MAC rule for a node: by its target, else by its op's qualified name."""
+    key = rule_key(node)
+    rule = MAC_RULES.get(key)
+    if rule is None and isinstance(key, torch._ops.OpOverload):
+        rule = MAC_RULES.get(key._schema.name)
+    return rule
+
+
 def overload_family(op: torch._ops.OpOverload) -> str:
     """'pointwise', 'layout', 'reduction' or 'none' for one ATen overload, from its tags first."""
     name = op._schema.name.split("::")[-1]
@@ -208,7 +220,7 @@ def out_bytes(node: torch.fx.Node) -> int:
 
 def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
     """(macs, elem_ops, rule, gemms) for one compute node; rule 'none' when no table knows the op."""
-    rule = MAC_RULES.get(rule_key(node))
+    rule = find_rule(node)
     name = op_name(node)
     if rule is not None:
         macs, elem, gemms = rule(node)
@@ -225,28 +237,122 @@ def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
 
 def is_mac_op(node: torch.fx.Node) -> bool:
     """A compute node whose rule counts multiply-accumulates (conv, linear, matmul, attention)."""
-    return is_compute(node) and rule_key(node) in MAC_RULES and node_work(node)[0] > 0
+    return is_compute(node) and find_rule(node) is not None and node_work(node)[0] > 0
+
+
+# --- higher-order ops: control flow whose bodies are GraphModules on the owning module -------
+# Their rules sit here rather than in rules.py: a body's work is the accounting of its nodes.
+
+hop = torch.ops.higher_order
+
+
+def subgraphs(node: torch.fx.Node) -> list[torch.fx.GraphModule]:
+    """The bodies (branches, loop bodies) a higher-order op node such as ``cond`` runs."""
+    if not isinstance(node.target, torch._ops.HigherOrderOperator):
+        return []
+    found = (attr_value(n) for n in node.all_input_nodes if n.op == "get_attr")
+    return [m for m in found if isinstance(m, torch.fx.GraphModule)]
+
+
+def graph_work(gm: torch.fx.GraphModule, times: int = 1) -> tuple[int, int, Gemms]:
+    """(macs, elem_ops, gemms) of every compute node of ``gm``, run ``times`` times."""
+    macs = elem = 0
+    gemms: list[tuple[int, int, int, int]] = []
+    for node in gm.graph.nodes:
+        if is_compute(node):
+            m, e, _, g = node_work(node)
+            macs, elem, gemms = macs + m, elem + e, gemms + list(g)
+    return macs * times, elem * times, tuple((b * times, m, k, n) for b, m, k, n in gemms)
+
+
+@register_macs(hop.cond)
+def _cond(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """torch.cond costs its most expensive branch (most MACs, then most element ops): which
+    branch runs depends on the data, and a chip must be provisioned for the costlier one."""
+    return max((graph_work(branch) for branch in subgraphs(node)), key=lambda w: w[:2])
+
+
+@register_macs(hop.map_impl, hop.scan)
+def _map(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """map and scan: the body once per slice of the mapped inputs (their leading dimension)."""
+    xs = node.args[1] if node.target is hop.map_impl else node.args[2]
+    return graph_work(subgraphs(node)[0], int(val(xs[0]).shape[0]) if xs else 1)
+
+
+def _bodies_once(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    works = [graph_work(body) for body in subgraphs(node)]
+    return (sum(w[0] for w in works), sum(w[1] for w in works),
+            tuple(g for w in works for g in w[2]))
+
+
+@register_macs(hop.while_loop)
+def _while_loop(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """while_loop: one iteration (condition and body), a lower bound: the trip count depends on
+    the data and is not in the graph."""
+    return _bodies_once(node)
+
+
+@register_macs(*(getattr(hop, name) for name in (
+    "wrap_with_set_grad_enabled", "wrap_with_autocast", "invoke_subgraph") if hasattr(hop, name)))
+def _wrapped(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """A body run once (under a grad or autocast context, or a reused subgraph)."""
+    return _bodies_once(node)
+
+
+def _nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The compute nodes of ``gm`` and of the bodies of its higher-order ops, recursively."""
+    out = []
+    for node in gm.graph.nodes:
+        if is_compute(node):
+            out.append(node)
+            out += [n for body in subgraphs(node) for n in _nodes(body)]
+    return out
+
+
+def _tensor_work(node: torch.fx.Node) -> bool:
+    """Reads a tensor and writes one (not ``x.device``, not a size)."""
+    reads = any(isinstance(attr_value(n) if n.op == "get_attr" else val(n), torch.Tensor)
+                for n in node.all_input_nodes)
+    return reads and val(node) is not None
+
+
+def unaccounted(gm: torch.fx.GraphModule) -> tuple[tuple[str, int], ...]:
+    """(op name, node count) of the ops no rule covers that do work (read and write tensors;
+    views and layout ops excluded), most frequent first, bodies of higher-order ops included;
+    read from the costs :func:`accounting` wrote. Such ops count 0 MACs and element-wise work.
+
+    >>> gm = accounting(capture(model, (x,)).graph_module)  # doctest: +SKIP
+    >>> unaccounted(gm)  # doctest: +SKIP
+    (('histc', 4), ('my_op', 2))
+    """
+    counts: dict[str, int] = {}
+    for node in _nodes(gm):
+        if get_cost(node).rule == "none" and _tensor_work(node):
+            counts[op_name(node)] = counts.get(op_name(node), 0) + 1
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _annotate(node: torch.fx.Node) -> None:
+    macs, elem_ops, rule, gemms = node_work(node)
+    in_bytes = sum(out_bytes(n) for n in _activation_inputs(node))
+    weights, written = _weight_bytes(node), out_bytes(node)
+    # A lookup reads the rows it gathers, not its whole table.
+    read = min(weights, written) if op_name(node) in LOOKUPS and weights else None
+    set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read))
 
 
 def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """Annotate every compute node with a :class:`compiler.ir.NodeCost`.
+    """Annotate every compute node with a :class:`compiler.ir.NodeCost`, the nodes in the
+    bodies of higher-order ops (cond, map, while_loop) included.
 
-    Ops without a rule count 0 MACs and are listed once in a ``UnaccountedOpsWarning``.
+    Ops without a rule count 0 MACs and are listed once in a ``UnaccountedOpsWarning``
+    (and by :func:`unaccounted`).
     """
-    unknown: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if not is_compute(node):
-            continue
-        macs, elem_ops, rule, gemms = node_work(node)
-        if rule == "none":
-            unknown[op_name(node)] = unknown.get(op_name(node), 0) + 1
-        in_bytes = sum(out_bytes(n) for n in _activation_inputs(node))
-        weights, written = _weight_bytes(node), out_bytes(node)
-        # A lookup reads the rows it gathers, not its whole table.
-        read = min(weights, written) if op_name(node) in LOOKUPS and weights else None
-        set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read))
+    for node in _nodes(gm):
+        _annotate(node)
+    unknown = unaccounted(gm)
     if unknown:
-        listed = ", ".join(f"{name} (x{count})" for name, count in sorted(unknown.items()))
+        listed = ", ".join(f"{name} (x{count})" for name, count in unknown)
         warnings.warn(UnaccountedOpsWarning(
             f"no MAC rule for {listed}: counted as 0 MACs and element-wise work; "
             "register one with chipcut.passes.rules.register_macs"), stacklevel=2)
@@ -257,4 +363,5 @@ class UnaccountedOpsWarning(UserWarning):
     """Ops that no accounting rule covers (their MACs count as 0)."""
 
 
-__all__ = ["accounting", "node_work", "op_name", "family", "bound_args", "UnaccountedOpsWarning"]
+__all__ = ["accounting", "node_work", "op_name", "family", "bound_args", "unaccounted",
+           "graph_work", "UnaccountedOpsWarning"]

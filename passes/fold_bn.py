@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 import torch.fx
+
 from chipcut.core.ir import attr_value, node_value
 from chipcut.passes.manager import register_pass
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+
 from chipcut.core.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
 from chipcut.passes.accounting import is_mac_op, node_work, op_name
 from chipcut.passes.manager import register_pass

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import torch.fx
+
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import is_compute
 

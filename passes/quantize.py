@@ -4,7 +4,8 @@ Policy, most specific first: an override by module path (``modules=head:fp32;enc
 an override by module class (``types=LayerNorm:fp32``), the first and last MAC layers
 (``first_last``, by default the widest dtype the chips compute), then the global ``dtype``.
 MAC layers (conv, linear, matmul, attention) take the policy dtype; other float nodes take
-the precision of the value they consume, so element ops follow their producer. ``int4``
+the precision of the value they consume, so element ops follow their producer; float nodes
+that only compute integers (T5's position buckets) are not quantized. ``int4``
 means int4 weights with int8 activations. ``native`` is the model's own dtype when every
 chip computes it, else the widest dtype they all compute; ``auto`` picks per MAC layer the
 narrowest dtype that keeps the output SQNR above ``threshold_db`` (measured, not assumed).
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.fx
+
 from chipcut.core.dtypes import ORDER, DType, from_torch
 from chipcut.core.ir import (
     LayerQuant,
@@ -91,7 +93,8 @@ class Quantize:
             clear_precision(node)  # a graph quantized before is annotated afresh
         model_dtype = _model_dtype(gm)
         common = self._native(model_dtype)
-        anchors = [n for n in gm.graph.nodes if is_mac_op(n) and _is_float(n)]
+        index_only = _index_only(gm)
+        anchors = [n for n in gm.graph.nodes if is_mac_op(n) and _is_float(n) and n not in index_only]
         edge = _first_and_last(gm, set(anchors))
         first_last = common if self.first_last == "native" else self.first_last
         if self.dtype == "auto":
@@ -100,7 +103,7 @@ class Quantize:
             glob = common if self.dtype == "native" else self.dtype
             choice = {a.name: self._policy(a, first_last if a in edge else glob) for a in anchors}
         precisions = _propagate(gm, choice, self._override, self.weights,
-                                self.dtype if self.dtype in DTYPES else None)
+                                self.dtype if self.dtype in DTYPES else None, index_only)
         unchanged = all(p.weights == p.activations == model_dtype for p in precisions.values())
         if unchanged and self.dtype != "auto":
             set_quant_report(gm, None)
@@ -228,7 +231,8 @@ class Quantize:
         while sum(layer_noise(a) for a in free) > budget and raise_worst():
             pass
         while True:  # check the estimate with one full run; widen further while it falls short
-            precisions = _propagate(gm, current(), self._override, self.weights, None)
+            precisions = _propagate(gm, current(), self._override, self.weights, None,
+                                    _index_only(gm))
             _, out = sqnr.run(gm, batches, precisions, ref)
             if sqnr.output_sqnr_db(ref.outputs, out) >= self.threshold_db or not raise_worst():
                 break
@@ -243,11 +247,14 @@ def _precision(dtype: str, weights: str) -> Precision:
 
 def _propagate(gm: torch.fx.GraphModule, choice: dict[str, str],
                override: Callable[[torch.fx.Node], str | None], weights: str,
-               glob: str | None) -> dict[str, Precision]:
-    """Precision of every float compute node: MAC layers from ``choice``; others follow their input."""
+               glob: str | None, index_only: set[torch.fx.Node]) -> dict[str, Precision]:
+    """Precision of every float compute node: MAC layers from ``choice``; others follow their input.
+
+    Nodes in ``index_only`` get none: they keep the model's dtype and are never rounded.
+    """
     out: dict[str, Precision] = {}
     for node in gm.graph.nodes:
-        if not is_compute(node) or not _is_float(node):
+        if not is_compute(node) or not _is_float(node) or node in index_only:
             continue
         if node.name in choice:
             d = choice[node.name]
@@ -261,6 +268,21 @@ def _propagate(gm: torch.fx.GraphModule, choice: dict[str, str],
                 continue
             d = glob or _first_choice(choice) or _node_dtype(node)
         out[node.name] = _precision(d, "") if d != "int4" else Precision("int4", "int8")
+    return out
+
+
+def _index_only(gm: torch.fx.GraphModule) -> set[torch.fx.Node]:
+    """Float nodes used only to compute integers: every use is an integer or boolean result.
+
+    T5's relative-position bias takes the log of a distance in float and casts it to an
+    embedding index. Rounding such a value moves the index (out of the table, even), it
+    does not add noise to an activation, so these nodes are not quantized.
+    """
+    out: set[torch.fx.Node] = set()
+    for node in reversed(gm.graph.nodes):  # users before the nodes they use
+        if node.users and _is_float(node) and all(
+                u in out or (u.op != "output" and not _is_float(u)) for u in node.users):
+            out.add(node)
     return out
 
 

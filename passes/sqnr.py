@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+
 from chipcut.core.ir import DTYPE_ORDER, Precision
 
 INT_LEVELS = {"int8": 127, "int4": 7}

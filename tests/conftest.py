@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from chipcut.compiler.capture import Captured, capture
 from chipcut.examples.models import resnet50
 

@@ -13,8 +13,9 @@ import pkgutil
 import tomllib
 from pathlib import Path
 
-import chipcut
 import pytest
+
+import chipcut
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 # What setuptools installs; the root also holds folders that are not part of it (benchmarks/).

@@ -2,7 +2,8 @@
 
 The ``chipcut.backends`` entry points name factories in this module, e.g.
 ``"tpu-v1" = "chipcut.backends.presets:tpu_v1"``: attribute ``tpu_v1`` loads ``tpu-v1.toml``.
-``cpu`` prefers this machine's calibrated spec (chipcut.backends.calibrate) to the shipped default.
+``cpu`` is always the shipped ``cpu.toml``; a spec fitted by ``chipcut calibrate`` is a file of its
+own, used only where it is passed (``--backend cpu-calibrated.toml``).
 """
 
 from __future__ import annotations
@@ -24,16 +25,6 @@ def preset_names() -> list[str]:
 def load(name: str) -> RooflineBackend:
     """The backend of preset ``name`` ("tpu-v1"), validated."""
     return from_toml(PRESETS_DIR / f"{name}.toml")
-
-
-def cpu() -> RooflineBackend:
-    """This machine's CPU: the calibrated spec when one was written, else the shipped default."""
-    from chipcut.backends.calibrate import (
-        cache_path,  # calibrate imports torch only when it measures
-    )
-
-    calibrated = cache_path()
-    return from_toml(calibrated) if calibrated.is_file() else load("cpu")
 
 
 def __getattr__(attr: str) -> Callable[[], RooflineBackend]:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
+import math
 import re
 import sys
 from pathlib import Path
 
 import torch
+
 from chipcut.core.dtypes import INPUT_DTYPES
 from chipcut.core.errors import ChipcutError
+from chipcut.core.fmt import capacity, rate
 
 _SHAPE = re.compile(r"^\d+(x\d+)*$")
+# Example inputs are allocated whole before capture; past this, the shape is a typo.
+MAX_INPUT_BYTES = 4 * 2**30
 
 
 def parse_input(text: str) -> tuple[tuple[int, ...], torch.dtype]:
@@ -37,6 +43,57 @@ def make_input(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     if dtype.is_floating_point:
         return torch.randn(shape, generator=gen).to(dtype)
     return torch.zeros(shape, dtype=dtype)
+
+
+def check_input_size(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse an example input too large to allocate (meta tensors are free: any size passes).
+
+    >>> check_input_size((100_000_000_000, 4), torch.float32, torch.device("meta"))
+    """
+    if device.type == "meta":
+        return
+    size_bytes = math.prod(shape) * dtype.itemsize
+    if size_bytes > MAX_INPUT_BYTES:
+        text = "x".join(map(str, shape))
+        raise ChipcutError(
+            f"--input {text}:{str(dtype).removeprefix('torch.')} is {math.prod(shape):,} elements "
+            f"({rate(size_bytes, 'B')}), over the {capacity(MAX_INPUT_BYTES)} limit for example "
+            f"inputs on {device.type}; give a smaller shape, or build the model on the meta device")
+
+
+def check_arity(model: torch.nn.Module, count: int) -> None:
+    """Refuse ``count`` --input shapes that ``model.forward`` cannot take positionally."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return  # a forward inspect cannot read: capture reports a bad call itself
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    required = sum(p.default is p.empty for p in positional)
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if required <= count and (variadic or count <= len(positional)):
+        return
+    if variadic:
+        takes = f"at least {required}"
+    else:
+        takes = str(required) if required == len(positional) else f"{required} to {len(positional)}"
+    shown = ", ".join(str(p.replace(annotation=p.empty)) for p in params
+                      if p.kind in kinds or p.kind is inspect.Parameter.VAR_POSITIONAL)
+    raise ChipcutError(
+        f"--input given {count} time{'s' * (count != 1)}, but {type(model).__name__}.forward"
+        f"({shown}) takes {takes} positional input{'s' * (takes != '1')}; give one --input per "
+        "forward argument")
+
+
+def program_inputs(program: torch.export.ExportedProgram) -> list[str]:
+    """The user input shapes of an exported program, as --input writes them ('1x3x32x32:float32')."""
+    names = set(program.graph_signature.user_inputs)
+    out = []
+    for node in program.graph.nodes:
+        val = node.meta.get("val")
+        if node.op == "placeholder" and node.name in names and isinstance(val, torch.Tensor):
+            out.append("x".join(map(str, val.shape)) + ":" + str(val.dtype).removeprefix("torch."))
+    return out
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -108,6 +165,10 @@ def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
         except Exception as e:  # noqa: BLE001 - any unreadable archive is a user error
             raise ChipcutError(f"cannot load {spec} as an exported program ({type(e).__name__}); "
                                "write it with torch.export.save") from None
+        if parsed:
+            raise ChipcutError(f"--input does not apply to {spec}: an exported program runs at its "
+                               f"own input shapes ({', '.join(program_inputs(program)) or 'none'}); "
+                               "drop --input, or export the model again at the shapes you want")
         return program, (), Path(spec).stem
     obj = _import_object(spec)
     name = spec.rpartition(":")[2]
@@ -125,7 +186,10 @@ def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
         raise ChipcutError(f"model {spec!r} gave a {type(made).__name__}; the factory must return "
                            "an nn.Module or (module, example_inputs)")
     if parsed:
+        check_arity(made, len(parsed))
         device = model_device(made)
+        for shape, dtype in parsed:
+            check_input_size(shape, dtype, device)
         given = tuple(make_input(shape, dtype, device) for shape, dtype in parsed)
     if not given:
         raise ChipcutError(f"model {spec!r} needs example inputs: add --input per model input, "

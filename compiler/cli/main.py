@@ -10,11 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+from rich.console import Console
+
 from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
 from chipcut.compiler.views.report import render
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Objective, Topology
-from rich.console import Console
 
 
 def _chips(text: str) -> int | list[str]:
@@ -129,8 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
     sub.add_parser("backends", help="list the registered backends")
-    cal = sub.add_parser("calibrate", help="fit the 'cpu' backend to this machine (a few seconds)")
-    cal.add_argument("--out", help="where to write the fitted spec (default: the user cache)")
+    from chipcut.backends.calibrate import DEFAULT_FILE  # torch loads only when it measures
+
+    cal = sub.add_parser("calibrate", help="measure this machine's CPU (a few seconds) and write "
+                         "a spec file to pass as --backend")
+    cal.add_argument("--out", default=DEFAULT_FILE,
+                     help=f"where to write the fitted spec (default: ./{DEFAULT_FILE})")
     return p
 
 
@@ -193,15 +198,11 @@ def _backends() -> str:
 
 
 def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
-    from chipcut.backends.calibrate import cache_path, calibrate
+    from chipcut.backends.calibrate import calibrate, summary
 
-    path = check_path("--out", args.out) if args.out else cache_path()
+    path = check_path("--out", args.out)
     status("measuring GEMM, conv, element-wise and copy rates")
-    spec = calibrate(path)
-    return (f"wrote {path}: fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak x "
-            f"compute efficiency {spec.compute_efficiency:.3f}; DRAM {spec.dram_bytes_per_s / 1e9:.4g} "
-            f"GB/s x memory efficiency {spec.memory_efficiency:.3f}; per-op overhead "
-            f"{spec.op_overhead_s * 1e6:.3g} us\n")
+    return summary(args.out, calibrate(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

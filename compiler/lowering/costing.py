@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.fx
+
 from chipcut.backends.protocol import Backend, OpCost, Placement, Work
 from chipcut.core.dtypes import DType, from_torch
 from chipcut.core.ir import get_cost, get_precision, iter_tensors, node_value

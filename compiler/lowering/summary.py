@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.fx
+
 from chipcut.compiler.lowering.costing import compute_dtype
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.core.ir import attr_value, get_cost, is_compute, iter_tensors, node_value, tensor_bytes

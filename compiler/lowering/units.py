@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 import torch.fx
+
 from chipcut.core.ir import get_cost, get_group, is_compute
 
 

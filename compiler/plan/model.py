@@ -28,6 +28,8 @@ class ModelInfo:
     macs: int
     nodes: int  # compute nodes in the captured graph
     units: int  # partition units after grouping
+    # (op name, node count) of the ops no accounting rule covers: counted with 0 MACs
+    unaccounted: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import replace
 
 import torch.fx
+
 from chipcut.backends.protocol import Backend
 from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, summarize

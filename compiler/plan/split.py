@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx
+from torch.fx.passes.split_module import split_module
+
 from chipcut.compiler.lowering.summary import fingerprint
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import attr_value, is_compute
-from torch.fx.passes.split_module import split_module
 
 
 @dataclass

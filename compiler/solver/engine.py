@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from ortools.sat.python import cp_model
+
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.problem import PartitionProblem, Solution, as_affine
 from chipcut.core.vocab import Objective, Status, Topology
-from ortools.sat.python import cp_model
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
 MAX_IDEALS = 20_000

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from chipcut.core.vocab import Objective
 
 INF = np.inf

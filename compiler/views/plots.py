@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import os
 
-from chipcut.compiler.plan.model import Plan
-from chipcut.core.files import write_atomic
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from chipcut.compiler.plan.model import Plan
+from chipcut.core.files import write_atomic
 
 BOUND_COLORS = {"compute": "#4C72B0", "memory": "#DD8452", "overhead": "#8C8C8C"}
 

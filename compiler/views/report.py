@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import math
 
-from chipcut.compiler.plan.model import Plan
-from chipcut.core.fmt import joules, nbytes, seconds
 from rich.console import Console
 from rich.table import Table
+
+from chipcut.compiler.plan.model import Plan
+from chipcut.core.fmt import joules, nbytes, seconds
 
 MB = 1e6
 
@@ -45,7 +46,7 @@ def summary_lines(plan: Plan) -> list[str]:
     links = ", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
                       + (" *" if m.bottleneck == f"link {t.src}->{t.dst}" else "")
                       for t in plan.transfers)
-    lines = [f"note: {note}" for note in plan.notes]
+    lines = [f"note: {note}" for note in plan.notes] + unaccounted_lines(plan)
     if plan.passes:
         lines.append(f"passes: {plan.passes} ({plan.fused_groups} fused groups, "
                      f"{plan.model.units} partition units)")
@@ -67,6 +68,15 @@ def summary_lines(plan: Plan) -> list[str]:
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s{net}; bottleneck / (total/N) = "
                  f"{num(balance(plan), '.4f')}")
     return lines
+
+
+def unaccounted_lines(plan: Plan) -> list[str]:
+    """The ops no accounting rule covers, when there are any: their MACs are missing."""
+    ops, nodes = plan.model.unaccounted, max(plan.model.nodes, 1)
+    count = sum(n for _, n in ops)
+    return [f"unaccounted ops: {', '.join(f'{op} x{n}' for op, n in ops)} ({count} of {nodes} "
+            f"nodes, {100 * count / nodes:.1f}%): counted as element-wise work with 0 MACs; "
+            "register a rule with chipcut.passes.rules.register_macs"] if ops else []
 
 
 def quant_lines(plan: Plan, worst: int = 3) -> list[str]:

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from chipcut.backends.energy import (
     DEFAULT_PJ_PER_MAC,
     DRAM_PJ_PER_BYTE,

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 from chipcut.backends.presets import PRESETS_DIR, preset_names
 from chipcut.backends.registry import available, describe, get_backend
 from chipcut.backends.systolic import SystolicBackend
 
 EXPECTED = ["coral-edge-tpu", "cpu", "generic", "h100-sxm", "hailo-8", "inferx-x1", "t4", "tpu-v1"]
-
-
-@pytest.fixture(autouse=True)
-def no_calibrated_cpu(tmp_path, monkeypatch) -> None:
-    """Presets are checked as shipped, not as calibrated on this machine."""
-    monkeypatch.setenv("CHIPCUT_CACHE_DIR", str(tmp_path))
-    get_backend.cache_clear()
-    yield
-    get_backend.cache_clear()
 
 
 def test_every_preset_file_is_a_registered_backend() -> None:

@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
+
 from chipcut.backends import registry
 from chipcut.backends.registry import available, clear_cache, describe, get_backend
 from chipcut.core.errors import ChipcutError

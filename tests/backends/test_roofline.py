@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from chipcut.backends.protocol import Placement, Work
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend

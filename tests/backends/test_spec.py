@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from chipcut.backends.energy import DEFAULT_PJ_PER_MAC
 from chipcut.backends.schema import load_spec
 from chipcut.backends.spec import ChipSpec, LinkSpec, weights_fit

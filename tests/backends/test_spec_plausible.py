@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends.loader import from_toml
 from chipcut.backends.presets import PRESETS_DIR
 from chipcut.backends.schema import SpecWarning

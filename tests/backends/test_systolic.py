@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from chipcut.backends.protocol import Placement, Work
 from chipcut.backends.registry import get_backend
 from chipcut.backends.spec import ArraySpec

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.solver.engine import even_split
 from chipcut.compiler.solver.evaluate import evaluate

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.backends.spec import Capabilities

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from chipcut.compiler.capture import capture
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import attr_value, get_cost, is_compute, tensor_bytes

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from chipcut.compiler.cli.main import main
 
 FACTORY = textwrap.dedent("""

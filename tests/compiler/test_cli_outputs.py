@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from chipcut.compiler.cli.main import main
 
 MODEL = """

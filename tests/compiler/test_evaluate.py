@@ -9,16 +9,17 @@ import math
 import random
 from dataclasses import replace
 
-import chipcut
 import pytest
 import torch
+from profile_backend import ProfileBackend
+
+import chipcut
 from chipcut.backends.presets import preset_names
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.compiler.plan.revalidate import revalidate
 from chipcut.compiler.solver.evaluate import measure
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
-from profile_backend import ProfileBackend
 
 
 def reference_routes(topology: str, n: int, src: int, readers: list[int]) -> list[tuple[int, int]]:

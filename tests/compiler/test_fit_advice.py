@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.cli.main import main
 from chipcut.compiler.plan.model import Plan

@@ -6,6 +6,7 @@ import itertools
 import random
 
 import pytest
+
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.engine import NoFit, chain_dp, predecessors, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s, measure

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import chipcut
 import pytest
+
+import chipcut
 from chipcut.compiler.plan.model import SCHEMA_VERSION, Plan
 from chipcut.core.errors import ChipcutError
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import chipcut
 import pytest
+
+import chipcut
 from chipcut.compiler.cli.main import main
 from chipcut.compiler.plan.model import Plan
 from chipcut.compiler.plan.revalidate import revalidate

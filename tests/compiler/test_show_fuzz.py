@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import json
 
-import chipcut
 import pytest
 import torch
-from chipcut.compiler.cli.main import main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import chipcut
+from chipcut.compiler.cli.main import main
 
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),

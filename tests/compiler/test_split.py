@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import chipcut
 import pytest
 import torch
 import torch.utils._pytree as pytree
+
+import chipcut
 from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.backends.spec import LinkSpec

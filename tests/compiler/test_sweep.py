@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import chipcut
 import pytest
+
+import chipcut
 from chipcut.compiler.cli.main import main
 from chipcut.compiler.sweep import parse_counts, sweep
 from chipcut.core.errors import ChipcutError

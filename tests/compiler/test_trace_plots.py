@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
-import chipcut
 import pytest
+
+import chipcut
 from chipcut.compiler.cli.main import main
 from chipcut.compiler.views.trace import LINK_PID, chrome_trace
 

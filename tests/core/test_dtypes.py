@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import chipcut
 import pytest
 import torch
+
+import chipcut
 from chipcut.backends import spec
 from chipcut.backends.energy import DEFAULT_PJ_PER_MAC
 from chipcut.compiler.cli import loading

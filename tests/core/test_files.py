@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from chipcut.core.files import write_atomic
 
 

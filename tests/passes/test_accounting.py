@@ -7,11 +7,12 @@ import warnings
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from chipcut.compiler.capture import capture
 from chipcut.core.ir import get_cost, is_compute, node_value
 from chipcut.passes import accounting as accounting_module
 from chipcut.passes.accounting import UnaccountedOpsWarning, accounting, node_work, op_name
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def total_macs(model: torch.nn.Module, inputs: tuple) -> int:
@@ -300,3 +301,215 @@ def test_explicit_op_tables_hold_only_aten_ops_the_tags_miss(family: str, table:
         overloads = [getattr(packet, o) for o in packet.overloads()]
         assert any(_tag_family(op) != family for op in overloads), f"tags already cover {name}"
         assert {accounting_module.overload_family(op) for op in overloads} == {family}, name
+
+
+# --- causal attention: the same count however the mask is spelled ---------------------------
+
+BATCH, HEADS, SEQ, DIM = 2, 4, 16, 8
+FULL = BATCH * HEADS * SEQ * SEQ * 2 * DIM  # B H Sq Sk (Dqk + Dv)
+
+
+class MaskedAttention(nn.Module):
+    """One attention call whose mask is spelled as ``spelling`` says."""
+
+    def __init__(self, spelling: str) -> None:
+        super().__init__()
+        self.spelling = spelling
+        self.register_buffer("causal", torch.ones(SEQ, SEQ, dtype=torch.bool).tril())
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                padding: torch.Tensor | None = None) -> torch.Tensor:
+        s, n = self.spelling, SEQ
+        if s == "is_causal":
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        masks = {
+            "none": lambda: None,
+            "ones-tril": lambda: torch.ones(n, n, dtype=torch.bool, device=q.device).tril(),
+            "arange": lambda: torch.arange(n)[:, None] >= torch.arange(n)[None, :],
+            "buffer": lambda: self.causal[:n, :n],
+            "additive-triu": lambda: torch.full((n, n), float("-inf")).triu(1),
+            "padding-and-tril": lambda: padding & torch.ones(n, n, dtype=torch.bool).tril(),
+            "upper": lambda: torch.ones(n, n, dtype=torch.bool).triu(),
+            "input": lambda: padding,
+        }
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=masks[s]())
+
+
+def attention_macs(spelling: str) -> int:
+    q = torch.randn(BATCH, HEADS, SEQ, DIM)
+    given = spelling in ("input", "padding-and-tril")
+    padding = (torch.ones(BATCH, 1, 1, SEQ, dtype=torch.bool),) if given else ()
+    gm = accounting(capture(MaskedAttention(spelling), (q, q, q, *padding)).graph_module)
+    assert accounting_module.unaccounted(gm) == ()
+    return sum(get_cost(n).macs for n in gm.graph.nodes if is_compute(n))
+
+
+CAUSAL_SPELLINGS = ["is_causal", "ones-tril", "arange", "buffer", "additive-triu",
+                    "padding-and-tril"]
+
+
+@pytest.mark.parametrize("method", ["export", "symbolic_trace"])
+@pytest.mark.parametrize("spelling", CAUSAL_SPELLINGS)
+def test_causal_mask_counts_as_is_causal(spelling: str, method: str, monkeypatch) -> None:
+    """is_causal=True and a lower-triangular mask (built from constants, or such a mask ANDed
+    with a padding mask from the inputs) are one computation: half the score matrix."""
+    if method == "symbolic_trace":
+        monkeypatch.setattr(torch.export, "export", refuse_export)
+    assert attention_macs(spelling) == FULL // 2
+
+
+@pytest.mark.parametrize("spelling", ["none", "upper", "input"])
+def test_other_masks_count_in_full(spelling: str) -> None:
+    """No mask, a mask above the diagonal, or one only the inputs decide: the full matrix."""
+    assert attention_macs(spelling) == FULL
+
+
+@pytest.mark.parametrize("padding", [False, True])
+def test_gpt2_attention_is_causal_by_formula(padding: bool) -> None:
+    """HF GPT-2 passes an explicit causal mask (ANDed with attention_mask when one is given):
+    attention counts B H Sq Sk (Dqk + Dv) / 2, the rest of a block 12 T E^2."""
+    from transformers import GPT2Config, GPT2Model
+
+    layers, embed, heads, batch, seq = 2, 64, 4, 2, 16
+    config = GPT2Config(n_embd=embed, n_layer=layers, n_head=heads, vocab_size=100,
+                        n_positions=64, use_cache=False, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 100, (batch, seq))
+    inputs = (ids, None, torch.ones(batch, seq, dtype=torch.long)) if padding else (ids,)
+    gm = accounting(capture(GPT2Model(config).eval(), inputs).graph_module)
+    costs = [(str(n.target), get_cost(n).macs) for n in gm.graph.nodes if is_compute(n)]
+    attention = sum(m for target, m in costs if "scaled_dot_product" in target)
+    per_layer = batch * heads * seq * seq * (2 * embed // heads) // 2
+    assert attention == layers * per_layer
+    assert sum(m for _, m in costs) == layers * (12 * batch * seq * embed * embed + per_layer)
+
+
+# --- higher-order ops: the bodies of cond, map, scan and while_loop are counted ---------------
+
+class Branches(nn.Module):
+    """torch.cond between a two-layer branch (4 x 16 -> 32 -> 16: 4,096 MACs) and a one-layer
+    branch (4 x 16 -> 16: 1,024 MACs); ``big_first`` says which is the true branch."""
+
+    def __init__(self, big_first: bool) -> None:
+        super().__init__()
+        self.big_first = big_first
+        self.up, self.down, self.one = nn.Linear(16, 32), nn.Linear(32, 16), nn.Linear(16, 16)
+
+    def big(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(torch.relu(self.up(x)))
+
+    def small(self, x: torch.Tensor) -> torch.Tensor:
+        return self.one(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = (self.big, self.small) if self.big_first else (self.small, self.big)
+        return torch.cond(x.sum() > 0, *branches, (x,))
+
+
+class Method(nn.Module):
+    """One method of a module as a module, to run a branch alone under FlopCounterMode."""
+
+    def __init__(self, method) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.method(x)
+
+
+@pytest.mark.parametrize("big_first", [True, False])
+def test_cond_costs_its_costlier_branch(big_first: bool) -> None:
+    """Whichever branch is the true one, cond counts the costlier. The reference runs each
+    branch alone under FlopCounterMode (not the cond eagerly: that leaves torch's compiler
+    state such that later exports of a cond fail)."""
+    model, x = Branches(big_first).eval(), torch.ones(4, 16)
+    gm = accounting(capture(model, (x,)).graph_module)
+    cond = next(n for n in gm.graph.nodes if op_name(n) == "cond")
+    big, small = (flop_counter_macs(Method(f), (x,)) for f in (model.big, model.small))
+    assert get_cost(cond).macs == big == 4 * 16 * 32 + 4 * 32 * 16 > small
+    assert sum(b * m * k * n for b, m, k, n in get_cost(cond).gemms) == big
+    # The branches' own nodes are annotated too.
+    branches = [sum(get_cost(n).macs for n in body.graph.nodes if is_compute(n))
+                for body in accounting_module.subgraphs(cond)]
+    assert sorted(branches) == [small, big]
+
+
+class Mapped(nn.Module):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind, self.layer = kind, nn.Linear(16, 16)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor):
+        from torch._higher_order_ops.map import map as hop_map
+        from torch._higher_order_ops.scan import scan
+        from torch._higher_order_ops.while_loop import while_loop
+
+        if self.kind == "map":  # a: 3 slices of 4 x 16
+            return hop_map(lambda x, y: self.layer(x) + y, a, b)
+        if self.kind == "scan":  # b: 3 steps of 4 x 16, a the carry
+            return scan(lambda c, x: (self.layer(c) + x, c.clone()), a, b)
+        # while_loop: a counts to 3; one iteration is one layer
+        return while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, self.layer(x)), (a, b))
+
+
+@pytest.mark.parametrize("kind", ["map", "scan", "while_loop"])
+def test_loops_count_their_body(kind: str) -> None:
+    """map and scan: the body times the length, 3; while_loop: one iteration, a lower bound
+    (it runs 3). FlopCounterMode counts nothing inside these ops eagerly, so the reference is
+    the body's layer under FlopCounterMode, times the length."""
+    torch.manual_seed(0)
+    model = Mapped(kind).eval()
+    steps, row = torch.randn(3, 4, 16), torch.randn(4, 16)
+    inputs = {"map": (steps, row), "scan": (row, steps), "while_loop": (torch.tensor(0), row)}[kind]
+    gm = accounting(capture(model, inputs).graph_module)
+    loop = next(n for n in gm.graph.nodes if accounting_module.subgraphs(n))
+    body = flop_counter_macs(model.layer, (torch.randn(4, 16),))
+    assert get_cost(loop).macs == body * (1 if kind == "while_loop" else 3) > 0
+    assert sum(b * m * k * n for b, m, k, n in get_cost(loop).gemms) == get_cost(loop).macs
+
+
+# --- unaccounted ops: listed in the plan and its report -------------------------------------
+
+@torch.library.custom_op("chipcut_tests::smear", mutates_args=())
+def smear(x: torch.Tensor) -> torch.Tensor:
+    """An op no rule knows."""
+    return x.cumsum(-1) / x.shape[-1]
+
+
+@smear.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Smeared(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(smear(smear(self.a(x)).relu()))
+
+
+def test_plan_lists_unaccounted_ops() -> None:
+    import chipcut
+    from chipcut.compiler.plan.model import Plan
+
+    with pytest.warns(UnaccountedOpsWarning, match=r"smear \(x2\)"):
+        plan = chipcut.compile(Smeared().eval(), (torch.randn(2, 8),), chips=2, time_limit_s=5)
+    assert plan.model.unaccounted == (("smear", 2),)
+    assert Plan.from_json(plan.to_json()).model.unaccounted == (("smear", 2),)
+    line = next(li for li in chipcut.report(plan).splitlines() if li.startswith("unaccounted"))
+    nodes = plan.model.nodes
+    assert line.startswith(f"unaccounted ops: smear x2 (2 of {nodes} nodes, {200 / nodes:.1f}%)")
+    assert "register_macs" in line
+
+
+def test_known_model_lists_nothing(residual_cnn) -> None:
+    import chipcut
+
+    model, inputs = residual_cnn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnaccountedOpsWarning)
+        plan = chipcut.compile(model, inputs, chips=2, time_limit_s=5)
+    assert plan.model.unaccounted == ()
+    assert "unaccounted" not in chipcut.report(plan)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import chipcut
 import torch
+
+import chipcut
 from chipcut.passes.fold_bn import FoldBatchNorm
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import chipcut
 import torch
+
+import chipcut
 from chipcut.core.ir import get_group, is_compute
 from chipcut.passes.fuse import _Groups, fusion_groups, kind
 from chipcut.passes.manager import Pipeline

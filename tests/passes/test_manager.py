@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import chipcut
 import pytest
+
+import chipcut
 from chipcut.core.errors import ChipcutError
 from chipcut.passes.fold_bn import FoldBatchNorm
 from chipcut.passes.fuse import Fuse

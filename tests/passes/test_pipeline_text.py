@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from chipcut.core.errors import ChipcutError
-from chipcut.passes.manager import Pipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from chipcut.core.errors import ChipcutError
+from chipcut.passes.manager import Pipeline
 
 
 @pytest.mark.parametrize(("text", "message"), [

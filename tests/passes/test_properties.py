@@ -7,13 +7,14 @@ earlier chip (no cycle between chips).
 
 from __future__ import annotations
 
-import chipcut
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import chipcut
 from chipcut.compiler.lowering.units import build_units
 from chipcut.core.ir import get_group, is_compute
 from chipcut.passes.manager import Pipeline
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 C = 4
 OPS = ("conv", "conv_bn", "linear", "relu", "add", "cat")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import chipcut
+import math
+
 import pytest
 import torch
+
+import chipcut
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import get_cost, get_precision
 from chipcut.passes.manager import Pipeline, Target
@@ -128,3 +131,60 @@ def test_savings_leave_the_quantized_graph_untouched(residual_cnn) -> None:
     # fp32 weights are 4 bytes, int8 ones 1 (first and last layers stay fp32): a 1-4x saving.
     assert q.weight_bytes_after < q.weight_bytes_before <= 4 * q.weight_bytes_after
     assert q.energy_j_after < q.energy_j_before
+
+
+class RelativeBuckets(torch.nn.Module):
+    """T5-style relative-position bias: a float log of each distance, cast to an embedding index."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Embedding(8, 16)
+        self.fc1, self.fc2, self.fc3 = (torch.nn.Linear(16, 16) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(x.shape[0])
+        dist = (pos[None, :] - pos[:, None]).abs()
+        large = (torch.log(dist.float() / 4) * 3).to(torch.long) + 4  # log(0) is -inf, never picked
+        bucket = torch.where(dist < 4, dist, torch.clamp(large, max=7))
+        return self.fc3(self.fc2(self.fc1(x)) + self.bias(bucket).mean(dim=1))
+
+
+@pytest.mark.parametrize("passes", ["quantize{dtype=int8}", "quantize{dtype=auto}"])
+def test_floats_that_only_compute_indices_are_not_quantized(passes: str) -> None:
+    torch.manual_seed(0)
+    model, x = RelativeBuckets().eval(), torch.randn(12, 16)
+    plan = chipcut.compile(model, (x,), chips=1, passes=passes)
+    nodes = {n.name: n for n in plan.graph_module.graph.nodes}
+    log = next(n for n in nodes.values() if n.target == torch.ops.aten.log.default)
+    assert get_precision(log) is None and get_precision(log.args[0]) is None
+    assert get_precision(nodes["embedding"]) is not None  # the table's values are data: quantized
+    assert math.isfinite(plan.quantization.output_sqnr_db) and plan.quantization.output_sqnr_db > 20
+    if passes == "quantize{dtype=int8}":
+        assert layers(plan)["fc2"] == ("int8", "int8")
+
+
+def _t5() -> torch.nn.Module:
+    from transformers import T5Config, T5Model
+
+    config = T5Config(d_model=64, d_ff=128, num_layers=2, num_heads=4, vocab_size=100, use_cache=False)
+
+    class EncoderDecoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.t5 = T5Model(config)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.t5(input_ids=a, decoder_input_ids=b).last_hidden_state
+
+    return EncoderDecoder().eval()
+
+
+@pytest.mark.parametrize("options", [{"passes": "fold-bn,quantize{dtype=int8},fuse"},
+                                     {"backend": "hailo-8"}], ids=["int8", "hailo-8-default"])
+def test_t5_relative_position_bias_quantizes_with_a_measured_sqnr(options: dict) -> None:
+    torch.manual_seed(0)
+    model, ids = _t5(), torch.randint(0, 100, (1, 32))  # distances past 8 take T5's log buckets
+    plan = chipcut.compile(model, (ids, ids), chips=2, **options)
+    q = plan.quantization
+    assert q.output_sqnr_db is not None and math.isfinite(q.output_sqnr_db) and q.output_sqnr_db > 10
+    assert {la.activations for la in q.layers} >= {"int8"}

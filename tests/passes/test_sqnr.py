@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from chipcut.passes.sqnr import combine_db, fake_quant, sqnr_db
 
 
