@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -129,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
     _outputs(s)
-    sub.add_parser("backends", help="list the registered backends")
+    b = sub.add_parser("backends", help="list the registered backends, and spec files: the "
+                       "ones named, and ./cpu-calibrated.toml when it exists")
+    b.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (.toml) to describe too")
     from chipcut.backends.calibrate import DEFAULT_FILE  # torch loads only when it measures
 
     cal = sub.add_parser("calibrate", help="measure this machine's CPU (a few seconds) and write "
@@ -191,10 +194,19 @@ def _show(args: argparse.Namespace) -> str:
     return note + render(plan) + _write_outputs(plan, paths)
 
 
-def _backends() -> str:
-    from chipcut.backends.registry import available, describe
+def _backends(args: argparse.Namespace) -> str:
+    from chipcut.backends.calibrate import DEFAULT_FILE
+    from chipcut.backends.registry import available, describe, get_backend
 
-    return "".join(describe(name) + "\n" for name in available())
+    lines = [describe(name) for name in available()]
+    files = list(args.specs) + ([DEFAULT_FILE] if Path(DEFAULT_FILE).is_file() else [])
+    for path in dict.fromkeys(files):
+        backend = get_backend(path)  # validates the file: a bad one is one line
+        with open(path, "rb") as f:  # the file's own words: what, where and when it was measured
+            table = tomllib.load(f)
+        said = "; ".join(str(table[k]) for k in ("description", "source") if table.get(k))
+        lines.append(f"{backend.describe()} [file {path}]" + (f"\n  {said}" if said else ""))
+    return "".join(line + "\n" for line in lines)
 
 
 def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
@@ -223,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with err.status("calibrating", spinner="dots") as spinner:
                     out = _calibrate(args, lambda msg: spinner.update(msg))
             else:
-                out = _backends()
+                out = _backends(args)
         for w in caught:
             if w.category.__module__.split(".")[0] == "chipcut":
                 sys.stderr.write(f"chipcut: warning: {w.message}\n")
