@@ -23,11 +23,13 @@ from ortools.sat.python import cp_model
 
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.packing import overfull_chip, packed_split
 from chipcut.compiler.solver.problem import PartitionProblem, Solution, as_affine
 from chipcut.core.vocab import Objective, Status, Topology
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
 MAX_IDEALS = 20_000
+FALLBACK = "time limit: packed split"
 
 
 class NoFit(Exception):
@@ -64,16 +66,6 @@ def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
     chain = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)), model)
     return lattice.solve_chain(chain, model, problem.objective, np.inf, deadline,
                                max(problem.host_in_s, problem.host_out_s))
-
-
-def even_split(problem: PartitionProblem) -> tuple[int, ...]:
-    """Contiguous stages along the unit order with about equal work: a plan in no time."""
-    fastest = np.cumsum([min(t) for t in problem.unit_time_s])
-    total = fastest[-1] if len(fastest) else 0.0
-    if total <= 0:
-        return (0,) * len(problem.unit_time_s)
-    before = np.r_[0.0, fastest[:-1]]
-    return tuple(int(min(problem.n_chips - 1, b * problem.n_chips // total)) for b in before)
 
 
 class _Progress(cp_model.CpSolverSolutionCallback):
@@ -168,12 +160,12 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     try:
         base = chain_dp(problem, deadline, replicate=False)
     except lattice.OutOfTime:
-        base, method = None, "time limit: even split"
-        say("chain DP: out of time, falling back to an even split of the unit order")
+        base, method = None, FALLBACK
+        say("chain DP: out of time, falling back to the packed split of the unit order")
     best = (base.chip_of_unit, base.replicas) if base else None
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
-        best = (even_split(problem), None)
+        best = (_fallback(problem), None)
     bound = lower_bound_s(problem)
     exact = False
     ideals = None if timed_out else lattice.enumerate_ideals(predecessors(problem), max_ideals)
@@ -187,7 +179,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         except lattice.OutOfTime:
             say("lattice: out of time, keeping the chain DP plan")
             if best is None:
-                best, method = (even_split(problem), None), "time limit: even split"
+                best, method = (_fallback(problem), None), FALLBACK
     elif best is None:
         raise NoFit
     elif (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN and chips > 1
@@ -195,6 +187,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         method = f"CP-SAT (more than {max_ideals} ideals)"
         best, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
         best = (tuple(best), None)
+    if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
+        raise NoFit
     value, moved = evaluate(problem, *best)
     if exact:
         bound = value
@@ -206,6 +200,14 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     replicas = tuple(best[1]) if best[1] else (1,) * chips
     return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
                     replicas, method)
+
+
+def _fallback(problem: PartitionProblem) -> tuple[int, ...]:
+    """The packed split (balanced, every chip within its memory), or NoFit."""
+    found = packed_split(problem)
+    if found is None:
+        raise NoFit
+    return found
 
 
 def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float,

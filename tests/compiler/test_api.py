@@ -9,8 +9,8 @@ import torch
 
 import chipcut
 from chipcut.backends.registry import get_backend
-from chipcut.compiler.solver.engine import even_split
 from chipcut.compiler.solver.evaluate import evaluate
+from chipcut.compiler.solver.packing import packed_split
 from chipcut.compiler.views.report import balance
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import is_compute
@@ -88,10 +88,10 @@ def test_resnet50_four_chips_is_proven_optimal(resnet50_captured) -> None:
         assert plan.solver.status == "OPTIMAL"
         assert plan.solver.bound == plan.solver.objective == plan.metrics.bottleneck_s
         # Optimality checked apart from the solver, not a balance threshold read off one run:
-        # the cost function prices the even split and every pipeline with one unit moved, and
+        # the cost function prices the packed split and every pipeline with one unit moved, and
         # none is faster (ties up to float summation order); no split beats total / 4.
         problem, chosen = solved.partitioned.problem, solved.partitioned.solution.chip_of_unit
-        rivals = [even_split(problem), *one_move_away(chosen, problem.tensors, 4)]
+        rivals = [packed_split(problem), *one_move_away(chosen, problem.tensors, 4)]
         assert len(rivals) > 4
         assert min(evaluate(problem, a)[0] for a in rivals) >= plan.metrics.bottleneck_s * (1 - 1e-12)
         assert plan.metrics.lower_bound_s <= plan.metrics.bottleneck_s
