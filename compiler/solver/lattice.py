@@ -201,7 +201,9 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
 
     def stage_cost(k: int, r: int) -> np.ndarray:
         cost = (lattice.time_s[pj, k] - lattice.time_s[pi, k]) / r
-        if not model.overlap[k]:
+        # A chip that does not overlap its transfers is busy for them too: that slows the
+        # pipeline (throughput), but a frame's latency already counts each transfer once.
+        if not model.overlap[k] and objective != Objective.LATENCY:
             cost = cost + (links[k - 1][pi] if k else 0.0) + links[k + r - 1][pj]
         return np.where(fits[k], cost, INF)
 
@@ -242,7 +244,9 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
         return None
     chain = _trace(how, chips, lattice)
     if objective == Objective.THROUGHPUT:
-        limit = value * (1 + 1e-9) + 1e-15
+        # Every plan whose stages and links stay within the bottleneck ties; when a host
+        # link is the bottleneck (floor_s), that is every plan within the floor.
+        limit = max(value, floor_s) * (1 + 1e-9) + 1e-15
 
         def bytes_pass(reach, link_in, stage, k, _pi, _limit):
             ok = (link_in <= limit) & (stage <= limit)

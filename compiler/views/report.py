@@ -46,7 +46,7 @@ def summary_lines(plan: Plan) -> list[str]:
     links = ", ".join(f"{t.src}->{t.dst} {t.bytes / MB:.3f} MB {fmt_s(t.time_s)}"
                       + (" *" if m.bottleneck == f"link {t.src}->{t.dst}" else "")
                       for t in plan.transfers)
-    lines = [f"note: {note}" for note in plan.notes] + unaccounted_lines(plan)
+    lines = [f"note: {note}" for note in plan.notes] + empty_lines(plan) + unaccounted_lines(plan)
     if plan.passes:
         lines.append(f"passes: {plan.passes} ({plan.fused_groups} fused groups, "
                      f"{plan.model.units} partition units)")
@@ -68,6 +68,17 @@ def summary_lines(plan: Plan) -> list[str]:
                  f"gap {100 * sv.gap:.2f}%, {sv.wall_s:.2f} s{net}; bottleneck / (total/N) = "
                  f"{num(balance(plan), '.4f')}")
     return lines
+
+
+def empty_lines(plan: Plan) -> list[str]:
+    """Chips the plan leaves without work (neither a stage nor a replica of one)."""
+    empty = [s.chip for s in plan.stages if not s.nodes and s.replica_of < 0]
+    if not empty:
+        return []
+    used = len(plan.stages) - len(empty)
+    return [f"note: chip{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} hold{'' if len(empty) > 1 else 's'} "
+            f"no work: the plan uses {used} of {len(plan.stages)} chips, since spreading further "
+            f"does not make it faster (the {plan.metrics.bottleneck} bounds it)"]
 
 
 def unaccounted_lines(plan: Plan) -> list[str]:

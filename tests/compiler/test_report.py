@@ -1,0 +1,29 @@
+"""The report says what a plan does not show at a glance: chips it leaves without work."""
+
+from __future__ import annotations
+
+import torch
+
+import chipcut
+
+
+def test_a_plan_that_leaves_chips_empty_says_so_and_why() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4096),
+                                torch.nn.Linear(4096, 8))
+    plan = chipcut.compile(model, (torch.randn(1, 64),), chips=3,
+                           options=chipcut.CompileOptions(passes="none"))
+    empty = [s.chip for s in plan.stages if not s.nodes]
+    assert plan.metrics.bottleneck == "host in" and len(empty) == 2
+    lines = [line for line in chipcut.report(plan).splitlines() if "hold no work" in line]
+    assert lines == [f"note: chips {empty[0]}, {empty[1]} hold no work: the plan uses 1 of 3 chips, "
+                     "since spreading further does not make it faster (the host in bounds it)"]
+
+
+def test_a_plan_using_every_chip_has_no_such_note() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(6)])
+    plan = chipcut.compile(model, (torch.randn(64, 256),), chips=2,
+                           options=chipcut.CompileOptions(passes="none"))
+    assert all(s.nodes for s in plan.stages)
+    assert "hold no work" not in chipcut.report(plan)
