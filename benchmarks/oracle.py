@@ -2,7 +2,8 @@
 every valid pipeline enumerated and scored.
 
 Features drawn per case: mixed chips (per-chip speeds), capacity (weights + live activations
-against each chip's memory), replication of a stage over identical chips, links that overlap
+against each chip's memory), residency (a stage's unit times depend on its own weights: kept
+in SRAM when they fit, activations in the SRAM left), replication of a stage over identical chips, links that overlap
 compute or not, host links, chain / ring / switch topologies, and both objectives. A case
 checks the solver's plan against the best of every pipeline: a plan marked OPTIMAL must
 equal the optimum (then the fewest bytes), every plan must fit, and every bound must be a
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from chipcut.compiler.solver.evaluate import evaluate
 from chipcut.compiler.solver.packing import overfull_chip
-from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
 from chipcut.core.vocab import Objective, Status, Topology
 
 REL = 1e-9  # ties and float summation order
@@ -39,7 +40,9 @@ def random_case(seed: int) -> Case:
     speeds = [rng.choice([1.0, 2.0, 0.5]) if mixed else 1.0 for _ in range(chips)]
     if mixed:
         features.append("mixed")
-    times = tuple(tuple(w / s for s in speeds) for w in (rng.uniform(0.1, 1.0) for _ in range(n)))
+    # Mixed chips differ per unit too (one is better at convolutions, another at GEMMs).
+    times = tuple(tuple(w / s * (rng.uniform(0.6, 1.4) if mixed else 1.0) for s in speeds)
+                  for w in (rng.uniform(0.1, 1.0) for _ in range(n)))
     tensors = []
     for p in range(n - 1):
         consumers = {c for c in range(p + 1, n) if rng.random() < 0.3}
@@ -74,7 +77,26 @@ def random_case(seed: int) -> Case:
     if not mixed and objective == Objective.THROUGHPUT and chips > 1 and rng.random() < 0.3:
         features.append("replicate")
         extra["max_replicas"] = tuple(chips - k for k in range(chips))
+    if rng.random() < 0.35:
+        features.append("residency")
+        extra.setdefault("weight_bytes", tuple(rng.randint(0, 50) for _ in range(n)))
+        tables = [_residency(rng, [row[k] for row in times]) for k in range(chips)]
+        if not mixed:  # identical chips share one table, as the compiler builds them
+            tables = [tables[0]] * chips
+        extra["residency"] = tuple(tables)
+        times = tuple(tuple(min(r.streamed_s[u], *(row[u] for row in r.resident_s))
+                            for r in tables) for u in range(n))
     return Case(seed, PartitionProblem(times, tuple(tensors), chips, links, **extra), tuple(features))
+
+
+def _residency(rng: random.Random, streamed: list[float]) -> Residency:
+    """Random residency for one chip: resident weights speed units up, more free SRAM more so."""
+    levels = sorted({0, *(rng.randint(1, 60) for _ in range(rng.randint(0, 3)))})
+    rows, current = [], [t * rng.uniform(0.3, 1.0) for t in streamed]
+    for _ in levels:  # non-increasing in free SRAM
+        rows.append(tuple(current))
+        current = [t * rng.uniform(0.6, 1.0) for t in current]
+    return Residency(tuple(streamed), rng.choice([-1, 20, 60, 100]), 80, tuple(levels), tuple(rows))
 
 
 def _replica_layouts(problem: PartitionProblem):

@@ -48,6 +48,7 @@ def stage_model(problem: PartitionProblem, replicate: bool = True) -> lattice.St
         links=tuple(problem.link(k) for k in range(chips)),
         overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
         max_replicas=np.asarray(reps, dtype=np.int64),
+        residency=problem.residency,
     )
 
 
@@ -130,7 +131,8 @@ def _build(problem: PartitionProblem, tick_s: float):
                   + live <= capacity)
     bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
                      for k in range(1, chips))
-    exact = len(link_ticks) == chips - 1
+    # With residency per stage the model holds each unit's fastest time: a relaxation too.
+    exact = len(link_ticks) == chips - 1 and not problem.residency
     return m, y, bottleneck, bytes_expr, exact
 
 
@@ -172,7 +174,9 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
-            upper = evaluate(problem, *best)[0] if best else np.inf
+            # The programs cost along the chain: another topology's value bounds nothing there.
+            chain = problem.topology == Topology.CHAIN
+            upper = evaluate(problem, *best)[0] if best and chain else np.inf
             found = _lattice_best(problem, ideals, upper, deadline)
             best, exact = (found.chip_of_unit, found.replicas), problem.topology == Topology.CHAIN
             method = f"lattice DP ({len(ideals)} ideals)"

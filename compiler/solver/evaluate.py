@@ -109,9 +109,10 @@ def measure(problem: PartitionProblem, chip_of_unit, replicas=None) -> Breakdown
     replicas = tuple(replicas) if replicas else (1,) * chips
     leads = tuple(k for k in range(chips) if replicas[k] > 0)
     stage_of = {k: s for s, k in enumerate(leads)}
-    compute = [0.0] * len(leads)
+    members: list[list[int]] = [[] for _ in leads]
     for u, k in enumerate(chip_of_unit):
-        compute[stage_of[k]] += problem.unit_time_s[u][k]
+        members[stage_of[k]].append(u)
+    compute = [problem.stage_s(k, units) for k, units in zip(leads, members, strict=True)]
     routes = route(problem, [stage_of[k] for k in chip_of_unit], len(leads))
     switched = problem.topology == Topology.SWITCH
     loads, switch_bytes = [], 0

@@ -95,6 +95,7 @@ class StageModel:
     links: tuple
     overlap: np.ndarray
     max_replicas: np.ndarray
+    residency: tuple = ()  # per chip, chipcut.compiler.solver.problem.Residency (or none)
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,39 @@ class Lattice:
         self.members = members
         self.size = members.sum(axis=1)
         self.time_s = members.astype(np.float64) @ model.time_s.T  # (M, N)
+        self.fastest_s = members.astype(np.float64) @ model.time_s.min(axis=0)  # (M,)
         self.weight_bytes = members.astype(np.float64) @ model.weight_bytes
         self.cut_bytes = _cut_bytes(members, model.tensors)
+        # Per distinct residency table: per-ideal sums streamed (M,) and per free level (M, L).
+        self.resident_sums = {}
+        for r in model.residency:
+            if id(r) not in self.resident_sums:
+                self.resident_sums[id(r)] = (
+                    members.astype(np.float64) @ np.asarray(r.streamed_s),
+                    members.astype(np.float64) @ np.asarray(r.resident_s).T)
         self.full = int(np.argmax(self.size))
         self.empty = int(np.argmin(self.size))
+
+    def stage_s(self, model: StageModel, k: int, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
+        """Seconds of the stage J - I on chip k for each pair, under the stage's own residency
+        when the model has it (weights resident when they fit, activations in what is left)."""
+        if not model.residency:
+            return self.time_s[pj, k] - self.time_s[pi, k]
+        r = model.residency[k]
+        streamed, resident = self.resident_sums[id(r)]
+        weights = self.weight_bytes[pj] - self.weight_bytes[pi]
+        levels = np.asarray(r.free_levels, dtype=np.float64)
+        level = np.searchsorted(levels, r.sram_bytes - weights, side="right") - 1
+        level = np.clip(level, 0, len(levels) - 1)
+        kept = resident[pj, level] - resident[pi, level]
+        return np.where(weights <= r.resident_bytes, kept, streamed[pj] - streamed[pi])
 
     def pairs(self, window_s: float, deadline: float) -> tuple[np.ndarray, np.ndarray]:
         """All (I, J) with I a subset of J and the work of J - I (fastest chip) within ``window_s``,
         grouped by J; every J has at least (J, J)."""
-        work = self.time_s.min(axis=1)
+        # Each unit at its fastest chip: work[J] - work[I] bounds J - I's time on every chip
+        # (the fastest chip of a whole ideal would not: chips can be fast on different units).
+        work = self.fastest_s
         order = np.lexsort((self.size, work))
         sorted_work = work[order]
         pi, pj, count = [], [], 0
@@ -200,12 +225,13 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
     links = [_link_s(model, k, cuts) for k in range(chips)]
 
     def stage_cost(k: int, r: int) -> np.ndarray:
-        cost = (lattice.time_s[pj, k] - lattice.time_s[pi, k]) / r
+        cost = lattice.stage_s(model, k, pi, pj)
         # A chip that does not overlap its transfers is busy for them too: that slows the
         # pipeline (throughput), but a frame's latency already counts each transfer once.
         if not model.overlap[k] and objective != Objective.LATENCY:
             cost = cost + (links[k - 1][pi] if k else 0.0) + links[k + r - 1][pj]
-        return np.where(fits[k], cost, INF)
+        # r replicas take alternate frames, each busy for its frame's compute and transfers.
+        return np.where(fits[k], cost / r, INF)
 
     def run(combine, limit: float | None):
         best = np.full((chips + 1, len(lattice.ideals)), INF)

@@ -8,6 +8,7 @@ host links.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,33 @@ def as_affine(link: LinkTime) -> AffineLink | None:
 
 
 @dataclass(frozen=True)
+class Residency:
+    """How one chip's unit times depend on the stage it holds (per pair of cuts, not per plan).
+
+    A stage whose weights total W bytes keeps them in SRAM when W <= resident_bytes (-1:
+    never); its activations then see sram_bytes - W of SRAM free, else all of it.
+    streamed_s[u]: unit u's seconds with weights streamed (all SRAM free); resident_s[i][u]:
+    with weights resident and free SRAM in [free_levels[i], free_levels[i + 1]) bytes
+    (free_levels[0] == 0; a unit's time changes only where an operand starts to fit, so
+    the levels are those operand sizes and the table is exact).
+    """
+
+    streamed_s: tuple[float, ...]
+    resident_bytes: int
+    sram_bytes: int
+    free_levels: tuple[int, ...]
+    resident_s: tuple[tuple[float, ...], ...]
+
+    def stage_s(self, units: list[int], weight_bytes: int) -> float:
+        """Seconds of a stage of ``units`` holding ``weight_bytes`` of weights."""
+        if weight_bytes > self.resident_bytes:
+            return sum((self.streamed_s[u] for u in units), 0.0)
+        free = max(self.sram_bytes - weight_bytes, 0)  # as chip_state leaves it
+        level = bisect.bisect_right(self.free_levels, free) - 1
+        return sum((self.resident_s[level][u] for u in units), 0.0)
+
+
+@dataclass(frozen=True)
 class PartitionProblem:
     """Pure solver input. Units are in a topological order.
 
@@ -65,7 +93,8 @@ class PartitionProblem:
     memory_bytes[k] (0: unchecked). overlap[k]: chip k's transfers overlap its compute.
     max_replicas[k]: how many identical chips from k on may share one stage. switch: seconds
     for b bytes through the shared switch; host_in_s / host_out_s: the model's inputs in and
-    outputs out.
+    outputs out. residency[k] (when given) makes chip k's unit times depend on its stage's
+    weights (see Residency); unit_time_s then holds each unit's fastest time, a bound.
     """
 
     unit_time_s: tuple[tuple[float, ...], ...]
@@ -82,6 +111,14 @@ class PartitionProblem:
     host_in_s: float = 0.0
     host_out_s: float = 0.0
     objective: Objective = Objective.THROUGHPUT
+    residency: tuple[Residency, ...] = ()
+
+    def stage_s(self, k: int, units: list[int]) -> float:
+        """Seconds of one frame of ``units`` on chip k (under the stage's own residency)."""
+        if self.residency:
+            weights = sum(self.weight_bytes[u] for u in units) if self.weight_bytes else 0
+            return self.residency[k].stage_s(units, weights)
+        return sum((self.unit_time_s[u][k] for u in units), 0.0)
 
     def link(self, k: int) -> LinkTime:
         """The link out of chip k (the last one listed serves the chips after it)."""

@@ -1,11 +1,12 @@
-"""Residency-aware partitioning: solve, derive each chip's SRAM residency, re-solve to a fixed point.
+"""Residency-aware partitioning: weights stay in a chip's SRAM when its stage's weights fit.
 
-A chip keeps its weights in SRAM only when all of them fit, which depends on
-the cut; the cut depends on the times, which depend on residency. Starting
-from an even split, each round costs units under the previous round's
-residency and re-solves; it stops when residency no longer changes (then the
-solver's bound holds for the plan) or after a few rounds, keeping the best plan
-as costed under its own residency.
+Unit times depend on the stage: a chip keeps its weights in SRAM only when all of them fit,
+and its activations get the SRAM left. The exact programs decide this per stage, for every
+pair of cuts (chipcut.compiler.solver.problem.Residency), so their optimum holds for the plan
+as costed under its own residency. Only when those tables would be too large does this fall
+back to rounds: start from an even share, cost units under the previous round's residency,
+re-solve, and stop when residency no longer changes or after a few rounds, keeping the best
+plan as costed under its own residency.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from chipcut.backends.protocol import Backend, Work
 from chipcut.compiler.lowering.costing import ChipState, chip_state
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.solver import capabilities
-from chipcut.compiler.solver.build import make_problem, optimistic_states, states_of
+from chipcut.compiler.solver.build import (
+    make_problem,
+    optimistic_states,
+    residency_problem,
+    states_of,
+)
 from chipcut.compiler.solver.engine import NoFit, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.fit import no_fit_error
@@ -47,6 +53,16 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
     start = time.perf_counter()
     restricted = capabilities.restrictions(units, works, backends)
     banned = set(restricted)
+    exact = residency_problem(units, works, backends, net, io_bytes, banned)
+    if exact is not None:
+        try:
+            solution = solve(exact, time_limit_s=time_limit_s, progress=progress)
+        except NoFit:
+            raise no_fit_error(units, works, backends) from None
+        own = states_of(works, solution.chip_of_unit, backends)
+        found = Partitioned(solution, make_problem(units, works, backends, own, net, io_bytes,
+                                                   banned), own, lower_bound_s(exact))
+        return _checked(found, units, works, backends, banned, restricted, start)
     even = sum(w.weight_bytes for w in works) // len(backends)
     states = tuple(chip_state(b, even) for b in backends)
     best: Partitioned | None = None
@@ -74,6 +90,12 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
         if best is None or found.solution.bottleneck_s < best.solution.bottleneck_s:
             best = found
         states = own
+    return _checked(best, units, works, backends, banned, restricted, start)
+
+
+def _checked(best: Partitioned, units: UnitGraph, works: list[Work], backends: list[Backend],
+             banned: set, restricted: dict, start: float) -> Partitioned:
+    """The plan with its wall time and notes, unless it had to use a chip that cannot run a unit."""
     wall = time.perf_counter() - start
     for u, k in capabilities.violations(best.solution.chip_of_unit, banned):
         raise ChipcutError(f"node {units.units[u][0]} ({works[u].op}, {works[u].dtype}) was placed on "

@@ -25,4 +25,4 @@ def test_solver_agrees_with_brute_force(seed: int) -> None:
 def test_the_cases_cover_every_feature() -> None:
     seen = {f for seed in range(200) for f in random_case(seed).features}
     assert seen == {"mixed", "capacity", "no-overlap", "host", "ring", "switch", "throughput",
-                    "latency", "replicate"}
+                    "latency", "replicate", "residency"}
