@@ -1,7 +1,8 @@
 """chipcut: cut one PyTorch model across several inference chips and plan the per-chip schedule.
 
 The stages are public: ``lower`` (capture, passes, accounting) -> ``solve`` (the
-pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three.
+pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three. ``run`` executes a
+plan as a real pipeline of processes and measures it beside the prediction.
 
 >>> import torch, chipcut
 >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
@@ -12,9 +13,12 @@ pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three.
 
 from chipcut.compiler.api import CompileOptions, Lowered, Solved, compile, lower, schedule, solve
 from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.runtime import RunOptions, run
 from chipcut.compiler.views.report import render as report
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
-           "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit"]
+           "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
+           "RunOptions", "Measured"]

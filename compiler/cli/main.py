@@ -1,4 +1,4 @@
-"""The ``chipcut`` command line: compile, show, backends."""
+"""The ``chipcut`` command line: compile, show, run, backends."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from typing import NoReturn
 from rich.console import Console
 
 from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
+from chipcut.compiler.cli.run import add_parser as add_run_parser
+from chipcut.compiler.cli.run import command as run_command
+from chipcut.compiler.cli.run import measured_text
 from chipcut.compiler.views.report import render
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Objective, Topology
@@ -129,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     _network(w)
     s = sub.add_parser("show", help="print a saved plan")
     s.add_argument("plan", help="plan.json written by chipcut compile --out")
+    s.add_argument("--measured", metavar="PATH",
+                   help="measured.json written by chipcut run --out: measured beside predicted")
     _outputs(s)
     b = sub.add_parser("backends", help="list the registered backends, and spec files: the "
                        "ones named, and ./cpu-calibrated.toml when it exists")
@@ -139,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                          "a spec file to pass as --backend")
     cal.add_argument("--out", default=DEFAULT_FILE,
                      help=f"where to write the fitted spec (default: ./{DEFAULT_FILE})")
+    add_run_parser(sub)
     return p
 
 
@@ -188,10 +194,12 @@ def _show(args: argparse.Namespace) -> str:
     from chipcut.compiler.plan.revalidate import revalidate
 
     paths = _paths(args)
-    plan, edited = revalidate(Plan.from_json(args.plan))
+    loaded = Plan.from_json(args.plan)
+    measured = measured_text(args.measured, loaded)  # measured on this plan as saved
+    plan, edited = revalidate(loaded)
     note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
             if edited else "")
-    return note + render(plan) + _write_outputs(plan, paths)
+    return note + render(plan) + measured + _write_outputs(plan, paths)
 
 
 def _backends(args: argparse.Namespace) -> str:
@@ -228,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     out = _compile(args, lambda msg: spinner.update(msg))
             elif args.command == "show":
                 out = _show(args)
+            elif args.command == "run":
+                with err.status("running", spinner="dots") as spinner:
+                    out = run_command(args, lambda msg: spinner.update(msg))
             elif args.command == "sweep":
                 with err.status("sweeping", spinner="dots") as spinner:
                     out = _sweep(args, lambda msg: spinner.update(msg))

@@ -1,10 +1,12 @@
-"""Chrome trace export (opens in Perfetto or chrome://tracing): one pipelined period of a plan."""
+"""Chrome trace export (opens in Perfetto or chrome://tracing): one pipelined period of a plan,
+or the measured timeline of a run (``chipcut run --trace``) in the same layout."""
 
 from __future__ import annotations
 
 import json
 import os
 
+from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import Plan
 from chipcut.core.files import write_atomic
 
@@ -45,3 +47,28 @@ def chrome_trace(plan: Plan) -> dict:
 
 def write_trace(plan: Plan, path: str | os.PathLike) -> None:
     write_atomic(path, json.dumps(chrome_trace(plan)))
+
+
+def measured_trace(m: Measured) -> dict:
+    """Trace events of a measured run, from the stage processes' own clocks: a process per stage
+    (one event per forward, named step.microbatch) and per link (one per transfer)."""
+    events: list[dict] = []
+    names = {s.stage: f"stage {s.stage}: chip {s.chip}, rank {s.rank}" for s in m.stages}
+    names.update({LINK_PID + k: f"link {x.src}->{x.dst}" for k, x in enumerate(m.links)})
+    for pid, name in names.items():
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}})
+        events.append({"ph": "M", "name": "process_sort_index", "pid": pid,
+                       "args": {"sort_index": pid}})
+    for span in m.spans:
+        pid = span.stage if span.kind == "forward" else LINK_PID + span.stage - 1
+        events.append({"ph": "X", "pid": pid, "tid": 0, "name": f"{span.step}.{span.microbatch}",
+                       "cat": span.kind, "ts": span.start_s * US,
+                       "dur": (span.end_s - span.start_s) * US,
+                       "args": {"step": span.step, "microbatch": span.microbatch}})
+    return {"traceEvents": events, "displayTimeUnit": "ns",
+            "otherData": {"model": m.model, "schedule": m.schedule, "measured": True,
+                          "throughput_per_s": m.throughput_per_s, "bottleneck": m.bottleneck}}
+
+
+def write_measured_trace(m: Measured, path: str | os.PathLike) -> None:
+    write_atomic(path, json.dumps(measured_trace(m)))

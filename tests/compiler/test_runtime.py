@@ -1,0 +1,205 @@
+"""Runtime: a plan run as real processes (torch.distributed.pipelining, gloo) gives the unsplit
+model's outputs, is measured beside its prediction, and every bad input is one line."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import chipcut
+from chipcut.backends.registry import get_backend
+from chipcut.backends.roofline import RooflineBackend
+from chipcut.backends.spec import LinkSpec
+from chipcut.compiler.runtime.launch import local_cores
+from chipcut.compiler.runtime.stages import stage_modules, wiring
+
+# A free link, so that the solver spreads even tiny models over every chip.
+FREE_LINK = RooflineBackend(replace(get_backend("generic").spec, name="free-link",
+                                    link=LinkSpec(1e18, 0.0)))
+
+
+class SkipAcross(torch.nn.Module):
+    """Three equal layers and a skip from the first to the last: cut in three, the first
+    layer's output crosses the middle stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(64, 64) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        return self.c(torch.relu(self.b(h))) + h
+
+
+@pytest.fixture(scope="module")
+def skip_across() -> tuple[torch.nn.Module, tuple, chipcut.Plan]:
+    torch.manual_seed(0)
+    model, inputs = SkipAcross().eval(), (torch.randn(2, 64),)
+    return model, inputs, chipcut.compile(model, inputs, chips=3, time_limit_s=5, backend=FREE_LINK)
+
+
+def close_to_unsplit(m: chipcut.Measured) -> bool:
+    """fp32: within 1e-5, relative to the output's scale when it exceeds 1 (fold-bn rounds)."""
+    return m.max_abs_diff <= 1e-5 * max(1.0, m.output_scale)
+
+
+def test_stage_modules_carry_values_across_a_cut(skip_across) -> None:
+    _, inputs, plan = skip_across
+    split = plan.split()
+    wired = wiring(split)
+    skip = set(split.stage_outputs[0]) & set(split.stage_inputs[2])  # made by 0, read by 2
+    assert skip and skip <= set(wired.gives[1]) and not skip & set(split.stage_outputs[1])
+    values = inputs
+    with torch.no_grad():
+        for module in stage_modules(split):
+            values = module(*values)
+    torch.testing.assert_close(values, split.run_stages(*inputs), rtol=0, atol=0)
+
+
+def test_two_stages_match_the_unsplit_model_and_are_measured(two_in_two_out, tmp_path) -> None:
+    model, inputs = two_in_two_out
+    plan = chipcut.compile(model, inputs, chips=2, time_limit_s=5, backend=FREE_LINK)
+    m = chipcut.run(plan, model, inputs, frames=8, microbatches=4, timeout_s=120)
+    assert close_to_unsplit(m) and m.output_scale > 0
+    assert [s.chip for s in m.stages] == [0, 1] and [s.microbatches for s in m.stages] == [8, 8]
+    assert all(s.busy_s > 0 and s.predicted_s > 0 for s in m.stages)
+    (link,) = m.links
+    assert (link.src, link.dst) == (0, 1) and link.bytes == link.predicted_bytes > 0
+    assert m.throughput_per_s > 0 and m.latency_s > 0
+    assert m.bottleneck in {"chip 0", "chip 1", "link 0->1"}
+    assert m.predicted_throughput_per_s == plan.metrics.throughput_per_s
+    assert sum(s.kind == "forward" for s in m.spans) == 16
+    assert sum(s.kind == "transfer" for s in m.spans) == 8
+    loaded = chipcut.Measured.from_json(m.to_json(tmp_path / "m.json") and tmp_path / "m.json",
+                                        chipcut.Plan.from_json(plan.to_json()))
+    assert loaded == m
+
+
+def test_three_stages_1f1b_with_a_skip_across_a_cut(skip_across) -> None:
+    model, inputs, plan = skip_across
+    m = chipcut.run(plan, model, inputs, frames=6, microbatches=3, schedule="1f1b",
+                    oversubscribe=True, timeout_s=120)
+    assert close_to_unsplit(m)
+    assert len(m.stages) == 3 and [(x.src, x.dst) for x in m.links] == [(0, 1), (1, 2)]
+    # the skip crosses stage 1: link 1->2 carries it beside stage 1's own output
+    assert m.links[1].bytes == m.links[1].predicted_bytes == 2 * 2 * 64 * 4
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"frames": 10, "microbatches": 4}, "frames = 10 is not a multiple of microbatches = 4"),
+    ({"frames": 0}, "frames = 0: must be a whole number >= 1"),
+    ({"microbatches": -1}, "microbatches = -1: must be a whole number >= 1"),
+    ({"schedule": "1f1b", "frames": 4, "microbatches": 2}, "1f1b needs at least as many"),
+    ({"schedule": "zb"}, "known schedules are gpipe, 1f1b"),
+    ({"threads": 0}, "threads = 0"),
+    ({"timeout_s": 0}, "timeout = 0"),
+    ({"speed": 2}, "unknown run option 'speed'"),
+])
+def test_bad_options_are_one_line(skip_across, options, message) -> None:
+    model, inputs, plan = skip_across
+    with pytest.raises(chipcut.ChipcutError, match=message) as info:
+        chipcut.run(plan, model, inputs, oversubscribe=True, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_more_stages_than_cores_needs_oversubscribe(skip_across) -> None:
+    model, inputs, plan = skip_across
+    threads = len(local_cores())  # 3 stages x every core: more than there are
+    with pytest.raises(chipcut.ChipcutError, match="need .* cores, this machine gives .*--oversubscribe"):
+        chipcut.run(plan, model, inputs, threads=threads)
+
+
+def test_a_port_in_use_is_refused(skip_across) -> None:
+    model, inputs, plan = skip_across
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(chipcut.ChipcutError, match=f"--port {port} is already in use"):
+            chipcut.run(plan, model, inputs, oversubscribe=True, port=port)
+
+
+def test_a_plan_for_another_model_is_refused(skip_across) -> None:
+    model, _, plan = skip_across
+    loaded = chipcut.Plan.from_json(plan.to_json())
+    with pytest.raises(chipcut.ChipcutError, match="differs from the plan's"):
+        chipcut.run(loaded, model, (torch.randn(3, 64),), oversubscribe=True)
+
+
+def test_a_measurement_of_another_plan_is_refused(two_in_two_out, skip_across) -> None:
+    model, inputs = two_in_two_out
+    other = chipcut.compile(model, inputs, chips=2, time_limit_s=5, backend=FREE_LINK)
+    measured = fake_measurement(other)
+    with pytest.raises(chipcut.ChipcutError, match="was measured on another plan"):
+        chipcut.Measured.from_json(measured.to_json(), skip_across[2])
+    assert chipcut.Measured.from_json(measured.to_json(), other) == measured
+
+
+def fake_measurement(plan: chipcut.Plan) -> chipcut.Measured:
+    from chipcut.compiler.plan.measured import MEASURED_SCHEMA_VERSION, plan_hash
+
+    return chipcut.Measured(MEASURED_SCHEMA_VERSION, plan.fingerprint, plan_hash(plan), "m",
+                            "gpipe", 4, 4, 1, "cpu", "gloo", False, (), (), 1.0, 2.0, 0.5, 0.25,
+                            "chip 0", "chip 1", 0.0, 1.0, 1.0, "here")
+
+
+def stage_pids(names: set[str], timeout_s: float = 60.0) -> dict[str, int]:
+    """The pids of this process's stage children with these names, once they are all running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = {p.name: p.pid for p in multiprocessing.active_children() if p.name in names}
+        if len(found) == len(names) and all(found.values()):
+            return found
+        time.sleep(0.05)
+    return {}
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def run_and_signal(skip_across, sig: signal.Signals, **options) -> tuple[str, list[int]]:
+    """Run the 3-stage plan, send ``sig`` to stage 1 once it runs; the error and every pid."""
+    model, inputs, plan = skip_across
+    names = {f"chipcut stage {r}" for r in range(3)}
+    pids: dict[str, int] = {}
+
+    def hit() -> None:
+        pids.update(stage_pids(names))
+        time.sleep(0.5)
+        if pids:
+            os.kill(pids["chipcut stage 1"], sig)
+
+    watcher = threading.Thread(target=hit)
+    watcher.start()
+    try:
+        with pytest.raises(chipcut.ChipcutError) as info:
+            chipcut.run(plan, model, inputs, frames=400_000, microbatches=4, oversubscribe=True,
+                        **options)
+    finally:
+        watcher.join()
+    return str(info.value), list(pids.values())
+
+
+def test_a_stage_that_dies_is_named_and_every_process_ends(skip_across) -> None:
+    message, pids = run_and_signal(skip_across, signal.SIGKILL, timeout_s=120)
+    assert message.startswith("stage 1 (rank 1) was killed by SIGKILL") and "\n" not in message
+    assert len(pids) == 3 and all(gone(pid) for pid in pids)
+
+
+def test_a_stage_that_hangs_is_named_at_the_timeout(skip_across) -> None:
+    message, pids = run_and_signal(skip_across, signal.SIGSTOP, timeout_s=8)
+    assert message.startswith("stage 1 (rank 1) stopped responding") and "--timeout 8 s" in message
+    assert len(pids) == 3 and all(gone(pid) for pid in pids)
