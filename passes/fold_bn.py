@@ -94,7 +94,9 @@ def fold_one(gm: torch.fx.GraphModule, layer: torch.fx.Node, bn: torch.fx.Node) 
             scale = scale * gamma.double()
         shape = [1] * w.dim()
         shape[axis] = -1
-        new_w = (w.double() * scale.reshape(shape)).to(w.dtype)
+        # The per-channel scale in float64, the weights in their own dtype: one rounding of
+        # the scale and one of the product, without a float64 copy of every weight.
+        new_w = w * scale.to(w.dtype).reshape(shape)
         base = b.double() if b is not None else torch.zeros_like(mean, dtype=torch.float64)
         new_b = (base - mean.double()) * scale + (beta.double() if beta is not None else 0.0)
         new_b = new_b.to(w.dtype)
