@@ -61,12 +61,22 @@ def predecessors(problem: PartitionProblem) -> list[int]:
 
 
 def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
-             replicate: bool = True) -> lattice.Chain | None:
-    """The exact program over the prefixes of the unit order (one topological order)."""
+             replicate: bool = True, upper_s: float = np.inf) -> lattice.Chain | None:
+    """The exact program over the prefixes of the unit order (one topological order).
+    ``upper_s``: a known plan's value; only stages within it are considered."""
     model = stage_model(problem, replicate)
-    chain = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)), model)
-    return lattice.solve_chain(chain, model, problem.objective, np.inf, deadline,
+    chain = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)), model, prefix=True)
+    return lattice.solve_chain(chain, model, problem.objective, upper_s, deadline,
                                max(problem.host_in_s, problem.host_out_s))
+
+
+def _packed_upper(problem: PartitionProblem) -> tuple[tuple[int, ...] | None, float]:
+    """The packed split and its value where that bounds the chain DP's stages (a chain,
+    the throughput objective), else inf: the DP then holds only pairs within it."""
+    packed = packed_split(problem)
+    if packed is None or problem.topology != Topology.CHAIN or problem.objective != Objective.THROUGHPUT:
+        return packed, np.inf
+    return packed, evaluate(problem, packed)[0] * (1 + 1e-9)
 
 
 class _Progress(cp_model.CpSolverSolutionCallback):
@@ -159,15 +169,18 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     say = progress or (lambda _msg: None)
     chips = problem.n_chips
     method = "chain DP"
+    packed, upper = _packed_upper(problem)
     try:
-        base = chain_dp(problem, deadline, replicate=False)
+        base = chain_dp(problem, deadline, replicate=False, upper_s=upper)
     except lattice.OutOfTime:
         base, method = None, FALLBACK
         say("chain DP: out of time, falling back to the packed split of the unit order")
     best = (base.chip_of_unit, base.replicas) if base else None
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
-        best = (_fallback(problem), None)
+        if packed is None:
+            raise NoFit
+        best = (packed, None)
     bound = lower_bound_s(problem)
     exact = False
     ideals = None if timed_out else lattice.enumerate_ideals(predecessors(problem), max_ideals)
@@ -177,13 +190,19 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             # The programs cost along the chain: another topology's value bounds nothing there.
             chain = problem.topology == Topology.CHAIN
             upper = evaluate(problem, *best)[0] if best and chain else np.inf
-            found = _lattice_best(problem, ideals, upper, deadline)
+            # When the ideals are the prefixes (the unit graph is a chain), the chain DP already
+            # ran over every pipeline; only replication is left to try.
+            prefixes = len(ideals) == len(problem.unit_time_s) + 1
+            found = _lattice_best(problem, ideals, upper, deadline, prefixes,
+                                  base if prefixes else None)
             best, exact = (found.chip_of_unit, found.replicas), problem.topology == Topology.CHAIN
             method = f"lattice DP ({len(ideals)} ideals)"
         except lattice.OutOfTime:
             say("lattice: out of time, keeping the chain DP plan")
             if best is None:
-                best, method = (_fallback(problem), None), FALLBACK
+                if packed is None:
+                    raise NoFit from None
+                best, method = (packed, None), FALLBACK
     elif best is None:
         raise NoFit
     elif (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN and chips > 1
@@ -209,25 +228,23 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                     replicas, method)
 
 
-def _fallback(problem: PartitionProblem) -> tuple[int, ...]:
-    """The packed split (balanced, every chip within its memory), or NoFit."""
-    found = packed_split(problem)
-    if found is None:
-        raise NoFit
-    return found
-
-
-def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float,
-                  deadline: float) -> lattice.Chain:
-    """The exact plan without replication, or with it when that is strictly better."""
+def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, deadline: float,
+                  prefixes: bool = False, plain_found: lattice.Chain | None = None) -> lattice.Chain:
+    """The exact plan without replication (``plain_found`` when already known), or with it
+    when that is strictly better."""
     plain = stage_model(problem, replicate=False)
-    ideal_sets = lattice.Lattice(ideals, plain)
+    model = stage_model(problem)
+    replicable = problem.objective == Objective.THROUGHPUT and model.max_replicas.max(initial=1) > 1
+    if plain_found is not None and not replicable:
+        return plain_found
+    ideal_sets = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)) if prefixes
+                                 else ideals, plain, prefix=prefixes)
     floor = max(problem.host_in_s, problem.host_out_s)
-    found = lattice.solve_chain(ideal_sets, plain, problem.objective, upper, deadline, floor)
+    found = plain_found or lattice.solve_chain(ideal_sets, plain, problem.objective, upper,
+                                               deadline, floor)
     if found is None:
         raise NoFit
-    model = stage_model(problem)
-    if problem.objective == Objective.THROUGHPUT and model.max_replicas.max(initial=1) > 1:
+    if replicable:
         replicated = lattice.solve_chain(ideal_sets, model, problem.objective, found.value, deadline,
                                          floor)
         if replicated is not None and max(replicated.value, floor) < max(found.value, floor) * (1 - 1e-9):

@@ -109,31 +109,60 @@ class Chain:
 
 
 class Lattice:
-    """Per-ideal sums of an ideal family, and the (I, J) pairs with I <= J the program may use."""
+    """Per-ideal sums of an ideal family, and the (I, J) pairs with I <= J the program may use.
 
-    def __init__(self, ideals: list[int], model: StageModel) -> None:
+    The prefixes of the unit order (``prefix=True``, ideals ``prefix_ideals(n)``) need no
+    membership matrix: ideal i holds units 0..i-1, sums are cumulative sums and I <= J is
+    i <= j, so the chain DP runs in memory linear in the pairs it keeps.
+    """
+
+    def __init__(self, ideals: list[int], model: StageModel, prefix: bool = False) -> None:
         n = model.time_s.shape[1]
-        words = max((n + 63) // 64, 1)
-        raw = b"".join(i.to_bytes(words * 8, "little") for i in ideals)
-        self.packed = np.frombuffer(raw, dtype=np.uint64).reshape(len(ideals), words)
-        members = np.unpackbits(self.packed.view(np.uint8), axis=1, bitorder="little")[:, :n]
-        members = members.astype(bool)
         self.ideals = ideals
-        self.members = members
-        self.size = members.sum(axis=1)
-        self.time_s = members.astype(np.float64) @ model.time_s.T  # (M, N)
-        self.fastest_s = members.astype(np.float64) @ model.time_s.min(axis=0)  # (M,)
-        self.weight_bytes = members.astype(np.float64) @ model.weight_bytes
-        self.cut_bytes = _cut_bytes(members, model.tensors)
+        self.prefix = prefix
+        if prefix:
+            self.packed = self.members = self._weights = None
+            self.size = np.arange(len(ideals))
+        else:
+            words = max((n + 63) // 64, 1)
+            raw = b"".join(i.to_bytes(words * 8, "little") for i in ideals)
+            self.packed = np.frombuffer(raw, dtype=np.uint64).reshape(len(ideals), words)
+            members = np.unpackbits(self.packed.view(np.uint8), axis=1, bitorder="little")[:, :n]
+            self.members = members.astype(bool)
+            self._weights = self.members.astype(np.float64)
+            self.size = self.members.sum(axis=1)
+        self.time_s = self.sums(model.time_s.T)  # (M, N)
+        self.fastest_s = self.sums(model.time_s.min(axis=0))  # (M,)
+        self.weight_bytes = self.sums(model.weight_bytes)
+        self.cut_bytes = _prefix_cut_bytes(n, model.tensors) if prefix else _cut_bytes(
+            self.members, model.tensors)
         # Per distinct residency table: per-ideal sums streamed (M,) and per free level (M, L).
         self.resident_sums = {}
         for r in model.residency:
             if id(r) not in self.resident_sums:
-                self.resident_sums[id(r)] = (
-                    members.astype(np.float64) @ np.asarray(r.streamed_s),
-                    members.astype(np.float64) @ np.asarray(r.resident_s).T)
+                self.resident_sums[id(r)] = (self.sums(np.asarray(r.streamed_s)),
+                                             self.sums(np.asarray(r.resident_s).T))
         self.full = int(np.argmax(self.size))
         self.empty = int(np.argmin(self.size))
+
+    def sums(self, per_unit: np.ndarray) -> np.ndarray:
+        """Per-ideal sums of ``per_unit`` ((n,) or (n, K) values)."""
+        values = np.asarray(per_unit, dtype=np.float64)
+        if self.prefix:
+            return np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
+        return self._weights @ values
+
+    def in_stage(self, u: int, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
+        """Whether unit u is in J - I, per pair."""
+        if self.prefix:
+            return (self.size[pi] <= u) & (u < self.size[pj])
+        return self.members[pj, u] & ~self.members[pi, u]
+
+    def units_between(self, i: int, j: int) -> np.ndarray:
+        """The units of J - I."""
+        if self.prefix:
+            return np.arange(self.size[i], self.size[j])
+        return np.flatnonzero(self.members[j] & ~self.members[i])
 
     def stage_s(self, model: StageModel, k: int, pi: np.ndarray, pj: np.ndarray) -> np.ndarray:
         """Seconds of the stage J - I on chip k for each pair, under the stage's own residency
@@ -165,12 +194,23 @@ class Lattice:
             hi = np.searchsorted(sorted_work, work[j] * (1 + 1e-12) + 1e-300, "right")
             cand = order[lo:hi]
             cand = cand[self.size[cand] <= self.size[j]]
-            inside = ~np.any(self.packed[cand] & ~self.packed[j], axis=1)
-            chosen = cand[inside]
+            if self.prefix:  # a shorter prefix is a subset
+                chosen = cand
+            else:
+                chosen = cand[~np.any(self.packed[cand] & ~self.packed[j], axis=1)]
             pi.append(chosen)
             pj.append(np.full(len(chosen), j))
             count += len(chosen)
         return np.concatenate(pi), np.concatenate(pj)
+
+
+def _prefix_cut_bytes(n: int, tensors) -> np.ndarray:
+    """Bytes crossing the cut after each prefix: a tensor crosses cuts p+1 .. its last reader."""
+    diff = np.zeros(n + 2)
+    for producer, consumers, nbytes in tensors:
+        diff[producer + 1] += nbytes
+        diff[max(consumers) + 1] -= nbytes
+    return np.cumsum(diff)[: n + 1]
 
 
 def _cut_bytes(members: np.ndarray, tensors) -> np.ndarray:
@@ -191,7 +231,7 @@ def _live_max(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarra
     for u in ranked:
         if not remaining.any() or model.live_bytes[u] <= 0:
             break
-        hit = remaining & lattice.members[pj, u] & ~lattice.members[pi, u]
+        hit = remaining & lattice.in_stage(u, pi, pj)
         out[hit] = model.live_bytes[u]
         remaining &= ~hit
     return out
@@ -318,13 +358,13 @@ def _trace(how: dict[tuple[int, int], tuple[int, int]], chips: int,
 
 
 def _as_chain(stages: list[tuple[int, int, int]], lattice: Lattice, chips: int, value: float) -> Chain:
-    n = lattice.members.shape[1]
+    n = len(lattice.ideals) - 1 if lattice.prefix else lattice.members.shape[1]
     chip_of = [0] * n
     replicas = [0] * chips
     before = lattice.empty
     moved = 0
     for lead, r, j in stages:
-        for u in np.flatnonzero(lattice.members[j] & ~lattice.members[before]):
+        for u in lattice.units_between(before, j):
             chip_of[u] = lead
         replicas[lead] = r
         if lead > 0:
