@@ -198,18 +198,21 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             best, exact = (found.chip_of_unit, found.replicas), problem.topology == Topology.CHAIN
             method = f"lattice DP ({len(ideals)} ideals)"
         except lattice.OutOfTime:
-            say("lattice: out of time, keeping the chain DP plan")
+            say("lattice: out of time or too many pairs, keeping the chain DP plan")
             if best is None:
                 if packed is None:
                     raise NoFit from None
                 best, method = (packed, None), FALLBACK
+            elif _cp_sat_applies(problem, deadline):
+                method = f"CP-SAT (lattice of {len(ideals)} ideals too large)"
+                found, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
+                best = (tuple(found), None)
     elif best is None:
         raise NoFit
-    elif (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN and chips > 1
-          and deadline - time.perf_counter() > 0.1):
+    elif _cp_sat_applies(problem, deadline):
         method = f"CP-SAT (more than {max_ideals} ideals)"
-        best, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
-        best = (tuple(best), None)
+        found, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
+        best = (tuple(found), None)
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
@@ -226,6 +229,12 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     replicas = tuple(best[1]) if best[1] else (1,) * chips
     return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
                     replicas, method)
+
+
+def _cp_sat_applies(problem: PartitionProblem, deadline: float) -> bool:
+    """CP-SAT models the chain and the throughput objective, given time to search."""
+    return (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN
+            and problem.n_chips > 1 and deadline - time.perf_counter() > 0.1)
 
 
 def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, deadline: float,
