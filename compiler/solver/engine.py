@@ -49,6 +49,7 @@ def stage_model(problem: PartitionProblem, replicate: bool = True) -> lattice.St
         overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
         max_replicas=np.asarray(reps, dtype=np.int64),
         residency=problem.residency,
+        switch=problem.switch if problem.topology == Topology.SWITCH else None,
     )
 
 
@@ -195,7 +196,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             prefixes = len(ideals) == len(problem.unit_time_s) + 1
             found = _lattice_best(problem, ideals, upper, deadline, prefixes,
                                   base if prefixes else None)
-            best, exact = (found.chip_of_unit, found.replicas), problem.topology == Topology.CHAIN
+            best, exact = (found.chip_of_unit, found.replicas), _lattice_exact(problem)
             method = f"lattice DP ({len(ideals)} ideals)"
         except lattice.OutOfTime:
             say("lattice: out of time or too many pairs, keeping the chain DP plan")
@@ -221,7 +222,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     bound = min(bound, value)
     gap = (value - bound) / value if value > 0 else 0.0
     status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
-    if problem.topology != Topology.CHAIN:
+    if not _lattice_exact(problem):
         # The programs count bytes along the chain; this topology routes them otherwise.
         method += f"; fewest bytes not proven on a {problem.topology}"
     say(f"{method}: {status}, objective {value * 1e3:.4g} ms, bound {bound * 1e3:.4g} ms, "
@@ -229,6 +230,13 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     replicas = tuple(best[1]) if best[1] else (1,) * chips
     return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
                     replicas, method)
+
+
+def _lattice_exact(problem: PartitionProblem) -> bool:
+    """Whether the lattice program's optimum is the problem's: on a chain, and on a switch
+    for throughput (the switch's bytes per stage are additive); a ring routes otherwise."""
+    return problem.topology == Topology.CHAIN or (problem.topology == Topology.SWITCH and
+                                                  problem.objective == Objective.THROUGHPUT)
 
 
 def _cp_sat_applies(problem: PartitionProblem, deadline: float) -> bool:

@@ -96,6 +96,7 @@ class StageModel:
     overlap: np.ndarray
     max_replicas: np.ndarray
     residency: tuple = ()  # per chip, chipcut.compiler.solver.problem.Residency (or none)
+    switch: object = None  # seconds for b bytes through a shared switch (switch topology)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,10 @@ class Lattice:
         if self.prefix:
             return (self.size[pi] <= u) & (u < self.size[pj])
         return self.members[pj, u] & ~self.members[pi, u]
+
+    def contains(self, u: int, ideals: np.ndarray) -> np.ndarray:
+        """Whether unit u is in each of ``ideals``."""
+        return u < self.size[ideals] if self.prefix else self.members[ideals, u]
 
     def units_between(self, i: int, j: int) -> np.ndarray:
         """The units of J - I."""
@@ -262,7 +267,9 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
     group_j = pj[starts]
     fits = _fits(lattice, model, pi, pj)
     cuts = lattice.cut_bytes
-    links = [_link_s(model, k, cuts) for k in range(chips)]
+    switched = model.switch is not None
+    # Through a switch no chip link is a resource of its own: the shared switch is.
+    links = [np.zeros(len(cuts)) if switched else _link_s(model, k, cuts) for k in range(chips)]
 
     def stage_cost(k: int, r: int) -> np.ndarray:
         cost = lattice.stage_s(model, k, pi, pj)
@@ -309,6 +316,20 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
     if not np.isfinite(value):
         return None
     chain = _trace(how, chips, lattice)
+    if switched and objective == Objective.THROUGHPUT:
+        into = _switch_in_bytes(lattice, model, pi, pj)
+
+        def fewest_bytes(limit: float):
+            def bytes_pass(reach, _link_in, stage, _k, _pi, _limit):
+                return np.where(stage <= limit, reach + into, INF)
+            best2, how2 = run(bytes_pass, limit)
+            return best2[chips, lattice.full], how2
+        stages = np.unique(np.concatenate([c[np.isfinite(c)] for c in (
+            stage_cost(k, r) for k in range(chips)
+            for r in range(1, min(int(model.max_replicas[k]), chips - k) + 1))]))
+        value = _switch_optimum(stages[stages >= value * (1 - 1e-12)], fewest_bytes, model.switch)
+        _, how2 = fewest_bytes(max(value, floor_s) * (1 + 1e-9) + 1e-15)
+        return _as_chain(_trace(how2, chips, lattice), lattice, chips, float(value))
     if objective == Objective.THROUGHPUT:
         # Every plan whose stages and links stay within the bottleneck ties; when a host
         # link is the bottleneck (floor_s), that is every plan within the floor.
@@ -321,6 +342,43 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
         if np.isfinite(best2[chips, lattice.full]):
             chain = _trace(how2, chips, lattice)
     return _as_chain(chain, lattice, chips, float(value))
+
+
+def _switch_in_bytes(lattice: Lattice, model: StageModel, pi: np.ndarray,
+                     pj: np.ndarray) -> np.ndarray:
+    """Bytes the switch carries into each pair's stage: every tensor made before it and read
+    in it, once (the switch carries a tensor once per stage that reads it)."""
+    out = np.zeros(len(pi))
+    for producer, consumers, nbytes in model.tensors:
+        before = lattice.contains(producer, pi)
+        if not before.any():
+            continue
+        read = np.zeros(len(pi), dtype=bool)
+        for c in consumers:
+            read |= lattice.in_stage(c, pi, pj)
+        out += nbytes * (before & read)
+    return out
+
+
+def _switch_optimum(stages: np.ndarray, fewest_bytes, switch) -> float:
+    """min over stage caps T of max(T, switch(fewest bytes with every stage within T)).
+
+    Both terms are monotone in T (the bytes only fall as T grows), so the optimum sits where
+    they cross: bisection over the distinct stage times finds it with O(log) byte programs.
+    """
+    def switch_s(cap: float) -> float:
+        total, _ = fewest_bytes(cap * (1 + 1e-12))
+        return float(switch(int(round(total)))) if np.isfinite(total) else INF
+    lo, hi = 0, len(stages) - 1
+    if switch_s(stages[hi]) > stages[hi]:
+        return switch_s(stages[hi])
+    while lo < hi:  # the first cap whose switch time is within it
+        mid = (lo + hi) // 2
+        if switch_s(stages[mid]) <= stages[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(min(stages[lo], switch_s(stages[lo - 1]) if lo > 0 else INF))
 
 
 def _fits(lattice: Lattice, model: StageModel, pi: np.ndarray, pj: np.ndarray) -> list[np.ndarray]:
