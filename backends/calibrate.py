@@ -1,16 +1,23 @@
 """CPU calibration: fit a ``cpu`` spec file to this machine with a few-second microbenchmark.
 
-Nominal peaks come from the CPU's features (cores x clock x SIMD lanes x FMA units);
-the benchmark then fits what the roofline cannot know: compute efficiency (GEMM and
-conv against the nominal peak), the element-wise rate (an in-cache add), DRAM
-bandwidth (a large copy), memory efficiency (a large out-of-cache add against the
-copy) and the fixed per-op overhead (an add of one-element tensors).
+Nominal peaks come from the CPU's features (cores x clock x SIMD lanes x FMA units); the
+benchmarks (chipcut.backends.microbench) then fit what the roofline cannot know: a compute
+efficiency per op class (representative kernels of each: a GEMM and a 56x56 conv for dense,
+depthwise convs, a 7x7-map conv, attention, a max pool, a pad and add and a layer norm for
+element-wise), the element-wise rate
+(an in-cache add), DRAM bandwidth (a large copy), memory efficiency (a large out-of-cache add
+against the copy) and the fixed per-op overhead (an add of one-element tensors). Each is the
+fastest of several timings; the spread (slowest / fastest) says how steady the machine was.
+
+The fit runs with the threads the costed work will run with (``--threads``, default 1: each
+pipeline stage is one single-threaded process), and inverts the roofline itself, so the fitted
+spec predicts every benchmark it was fitted to.
 
 ``chipcut calibrate --out cpu-fitted.toml`` (or ``python -m chipcut.backends.calibrate``)
 writes the fitted spec to an explicit file, ``./cpu-calibrated.toml`` by default; its
-description and source say when and on which machine it was measured. Nothing reads it
-behind the user's back: the ``cpu`` preset stays the shipped default, and a compile uses
-the fit only when given ``--backend cpu-fitted.toml``.
+description and source say when, on which machine and with how many threads it was measured.
+Nothing reads it behind the user's back: the ``cpu`` preset stays the shipped default, and a
+compile uses the fit only when given ``--backend cpu-fitted.toml``.
 """
 
 from __future__ import annotations
@@ -24,8 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chipcut.backends.loader import from_dict
+from chipcut.backends.microbench import REPEATS, Measured, measure
+from chipcut.backends.protocol import Work
+from chipcut.backends.schema import load_spec, spec_from_dict
 from chipcut.backends.spec import ChipSpec
+from chipcut.core.errors import ChipcutError
 from chipcut.core.files import write_atomic
+from chipcut.core.vocab import OpClass
 
 DEFAULT_FILE = "cpu-calibrated.toml"  # in the current folder
 
@@ -102,98 +115,87 @@ def machine(nom: Nominal) -> str:
     'Example CPU, ... 8 threads'
     """
     system = " ".join(filter(None, (platform.system(), platform.release(), platform.machine())))
-    return f"{nom.cpu_model or 'unknown CPU model'}, {system or 'unknown platform'}, {nom.threads} threads"
+    return f"{nom.cpu_model or 'unknown CPU model'}, {system or 'unknown platform'}, {_threads(nom.threads)}"
 
 
-def _best_s(fn: Callable[[], object], repeats: int, inner: int = 1, budget_s: float = 0.15) -> float:
-    """Fastest per-call time over at least ``repeats`` timings of ``inner`` calls, repeating
-    until ``budget_s`` has passed (at most 10x ``repeats``): on a shared machine the
-    fastest run is the least disturbed one, and more runs give more chances of one."""
-    fn()
-    best, spent, runs = math.inf, 0.0, 0
-    while runs < repeats or (spent < budget_s and runs < 10 * repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        elapsed = time.perf_counter() - start
-        best, spent, runs = min(best, elapsed / inner), spent + elapsed, runs + 1
-    return best
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
 
 
-@dataclass(frozen=True)
-class Measured:
-    """One microbenchmark: its work and best time."""
-
-    name: str
-    seconds: float
-    macs: int = 0
-    elem_ops: int = 0
-    nbytes: int = 0
+def busy_s(m: Measured, overhead_s: float) -> float:
+    """A benchmark's time past the fixed per-op overhead (which the roofline adds back), never
+    below 5% of its measured time."""
+    return max(m.seconds - overhead_s, 0.05 * m.seconds)
 
 
-def measure() -> dict[str, Measured]:
-    """Run the microbenchmarks (a few seconds) and return their best times."""
-    import torch
+def _class_efficiency(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
+                      overhead_s: float) -> dict[str, float]:
+    """Per op class: the geometric mean over its benchmarks of (roofline time at efficiency 1)
+    / (measured time past the overhead), at most 1."""
+    logs: dict[str, list[float]] = {}
+    for b in m.values():
+        if b.op_class:
+            logs.setdefault(b.op_class, []).append(math.log(at_peak_s(b) / busy_s(b, overhead_s)))
+    return {c: min(1.0, math.exp(sum(v) / len(v))) for c, v in logs.items()}
 
-    with torch.inference_mode():
-        n = 512
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        x, w = torch.randn(1, 64, 56, 56), torch.randn(64, 64, 3, 3)
-        small_a, small_b, small_c = (torch.randn(2**16) for _ in range(3))  # 256 KiB each: in cache
-        big_a, big_b, big_c = (torch.randn(2**24) for _ in range(3))  # 64 MiB each: out of cache
-        src, dst = torch.randn(2**24), torch.empty(2**24)
-        # Outputs are preallocated: a fresh 64 MiB result would time page faults, not memory.
-        one_a, one_b = torch.ones(1), torch.ones(1)
-        conv_macs = 64 * 56 * 56 * 64 * 9
-        return {
-            "overhead": Measured("overhead", _best_s(lambda: one_a + one_b, 5, 200)),
-            "gemm": Measured("gemm", _best_s(lambda: a @ b, 5, budget_s=0.4), n**3, 0, 3 * n * n * 4),
-            "conv": Measured("conv", _best_s(lambda: torch.conv2d(x, w, padding=1), 5, budget_s=0.4), conv_macs,
-                             0, (2 * x.numel() + w.numel()) * 4),
-            "elementwise": Measured("elementwise", _best_s(lambda: torch.add(small_a, small_b, out=small_c), 5, 100), 0,
-                                    small_a.numel(), 3 * small_a.numel() * 4),
-            "stream": Measured("stream", _best_s(lambda: torch.add(big_a, big_b, out=big_c), 3), 0, big_a.numel(),
-                               3 * big_a.numel() * 4),
-            "copy": Measured("copy", _best_s(lambda: dst.copy_(src), 3), 0, 0, 2 * src.numel() * 4),
-        }
+
+def class_spread(m: dict[str, Measured]) -> dict[str, float]:
+    """Per op class: the largest spread (slowest / fastest timing) among its benchmarks."""
+    out: dict[str, float] = {}
+    for b in m.values():
+        if b.op_class:
+            out[b.op_class] = max(out.get(b.op_class, 1.0), b.spread)
+    return out
 
 
 def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated") -> dict:
     """The spec table fitted to measurements ``m`` (see the module docstring for which fits what),
-    its description and source naming the date and the machine (:func:`machine`)."""
+    its description and source naming the date, the machine and the threads (:func:`machine`)."""
     overhead_s = m["overhead"].seconds
-
-    def busy_s(name: str) -> float:  # time past the fixed overhead, never below 5% of the total
-        return max(m[name].seconds - overhead_s, 0.05 * m[name].seconds)
-
-    rates = [m[k].macs / busy_s(k) for k in ("gemm", "conv")]
-    # A nominal peak below a measured rate (turbo clocks, a clock sysfs under-reports) is
-    # raised to that rate so that efficiency stays a fraction.
-    peak = max(nom.peak_macs_per_s, *rates)
-    # Geometric mean over the two compute-bound kernels: neither dominates the fit.
-    eta_c = math.sqrt(rates[0] * rates[1]) / peak
-    vector_ops_per_s = m["elementwise"].elem_ops / (busy_s("elementwise") * eta_c)
-    dram_bytes_per_s = m["copy"].nbytes / busy_s("copy")
-    eta_m = min(1.0, m["stream"].nbytes / dram_bytes_per_s / busy_s("stream"))
+    # The fastest element-wise kernel sets the vector rate and the fastest dense one the MAC
+    # peak (when it beats the nominal one: turbo clocks, a clock sysfs under-reports), so that
+    # every class's efficiency is a fraction of them.
+    vector_ops_per_s = max(b.elem_ops / busy_s(b, overhead_s) for b in m.values()
+                           if b.elem_ops and not b.macs)
+    peak = max(nom.peak_macs_per_s, *(b.macs / busy_s(b, overhead_s) for b in m.values()
+                                      if b.op_class == OpClass.DENSE))
+    dram_bytes_per_s = m["copy"].nbytes / busy_s(m["copy"], overhead_s)
+    eta_m = min(1.0, m["stream"].nbytes / dram_bytes_per_s / busy_s(m["stream"], overhead_s))
     ghz = nom.clock_hz / 1e9
     when = time.strftime("%Y-%m-%d %H:%M %Z").strip()
-    return {
+    table = {
         "name": name,
         "description": f"CPU measured on {when}: {machine(nom)} at {ghz:.3g} GHz",
-        "source": f"calibrated by chipcut calibrate on {when} on {machine(nom)}; nominal peak = "
-                  f"{nom.threads} threads x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
-                  f"{nom.fma_units} FMA units; efficiencies, vector rate, DRAM bandwidth and "
-                  "overhead measured",
-        "compute": {"peak_macs_per_s": {"fp32": peak},
-                    "vector_ops_per_s": vector_ops_per_s, "compute_efficiency": eta_c,
-                    "op_overhead_s": overhead_s},
+        "source": "",
+        "compute": {"peak_macs_per_s": {"fp32": peak}, "vector_ops_per_s": vector_ops_per_s,
+                    "compute_efficiency": 1.0, "op_overhead_s": overhead_s},
         "memory": {"sram_bytes": nom.cache_bytes, "dram_bytes": nom.memory_bytes,
                    "dram_bytes_per_s": dram_bytes_per_s, "memory_efficiency": eta_m},
         # Chips on one host hand activations over through memory: a copy, plus dispatch.
         "link": {"interface": "shared memory", "bytes_per_s": dram_bytes_per_s,
                  "latency_s": overhead_s},
-        "extra": {f"measured_{k}_s": v.seconds for k, v in m.items()},
     }
+    # Invert the cost model itself: at efficiency 1 it gives each benchmark's time at peak.
+    at_peak = from_dict(table, name)
+
+    def at_peak_s(b: Measured) -> float:
+        return at_peak.compute_time_s(Work(b.macs, b.elem_ops, 0, 0, 0))
+
+    efficiency = _class_efficiency(m, at_peak_s, overhead_s)
+    spread = class_spread(m)
+    table["compute"]["compute_efficiency"] = efficiency.get(OpClass.DENSE, 1.0)
+    table["compute"]["efficiency"] = {str(c): efficiency[c] for c in OpClass if c in efficiency}
+    spreads = ", ".join(f"{c} {spread[c]:.2f}" for c in OpClass if c in spread)
+    table["source"] = (
+        f"calibrated by chipcut calibrate on {when} on {machine(nom)}; nominal peak = "
+        f"{_threads(nom.threads)} x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
+        f"{nom.fma_units} FMA units; fitted for {_threads(nom.threads)} per process; "
+        f"efficiency per op class, vector rate, DRAM bandwidth and overhead measured, each the "
+        f"fastest of {REPEATS} timings; spread (slowest / fastest) {spreads}")
+    table["extra"] = ({f"measured_{k}_s": v.seconds for k, v in m.items()}
+                      | {f"spread_{k}": v.spread for k, v in m.items()}
+                      | {f"spread_{c}": v for c, v in spread.items()})
+    return table
 
 
 def _value(v: object) -> str:
@@ -215,30 +217,44 @@ def to_toml(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibrate(path: Path | str = DEFAULT_FILE) -> ChipSpec:
-    """Measure this machine, write the fitted spec to ``path``, return it. The spec is named
-    after the file (``cpu-calibrated.toml`` is backend ``cpu-calibrated``).
+def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1) -> ChipSpec:
+    """Measure this machine with ``threads`` torch threads, write the fitted spec to ``path``,
+    return it. The spec is named after the file (``cpu-calibrated.toml`` is backend
+    ``cpu-calibrated``).
 
-    >>> spec = calibrate()  # doctest: +SKIP
-    >>> 0 < spec.compute_efficiency <= 1  # doctest: +SKIP
+    >>> spec = calibrate(threads=1)  # doctest: +SKIP
+    >>> 0 < spec.efficiency("depthwise") <= 1  # doctest: +SKIP
     True
     """
-    from chipcut.backends.schema import load_spec, spec_from_dict
+    import torch
 
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ChipcutError(f"calibrate threads = {threads!r}: use a whole number, 1 or more "
+                           "(--threads T: the threads each costed process runs with; default 1)")
     path = Path(path)
-    table = fit(nominal(), measure(), path.stem)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        table = fit(nominal(), measure(), path.stem)
+    finally:
+        torch.set_num_threads(before)
     spec_from_dict(table, str(path))  # validate before anything touches the disk
     write_atomic(path, to_toml(table))
     return load_spec(path)
 
 
 def summary(path: Path | str, spec: ChipSpec) -> str:
-    """What a calibration wrote, where and when it was measured, and how to use it."""
+    """What a calibration wrote, where and when it was measured, the efficiency and spread of
+    each op class, and how to use it."""
+    spread = {k.removeprefix("spread_"): v for k, v in spec.extra.items() if k.startswith("spread_")}
+    classes = "; ".join(f"{c} {e:.3f}" + (f" (spread {spread[c]:.2f})" if c in spread else "")
+                        for c, e in spec.class_efficiency.items())
     return (f"wrote {path}: {spec.description}\n"
-            f"  fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak x compute efficiency "
-            f"{spec.compute_efficiency:.3f}; vector {spec.vector_ops_per_s / 1e9:.4g} Gop/s; DRAM "
-            f"{spec.dram_bytes_per_s / 1e9:.4g} GB/s x memory efficiency {spec.memory_efficiency:.3f}; "
-            f"per-op overhead {spec.op_overhead_s * 1e6:.3g} us\n"
+            f"  fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak; vector "
+            f"{spec.vector_ops_per_s / 1e9:.4g} Gop/s; DRAM {spec.dram_bytes_per_s / 1e9:.4g} GB/s "
+            f"x memory efficiency {spec.memory_efficiency:.3f}; per-op overhead "
+            f"{spec.op_overhead_s * 1e6:.3g} us\n"
+            f"  compute efficiency by op class: {classes}\n"
             f"use it with --backend {path} (backend 'cpu' stays the shipped default)\n")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from chipcut.backends.spec import LinkSpec
+from chipcut.core.vocab import OpClass
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,10 @@ class Work:
     macs: multiply-accumulates; elem_ops: other arithmetic (element-wise, reductions);
     weight_bytes / in_bytes / out_bytes: bytes of parameters, activation inputs, outputs;
     dtype: compute dtype name ("fp32", "bf16", "int8", ...); op: the anchor op's name;
-    gemms: the MACs as matrix products (batch, M, K, N) when known (see compiler.ir.NodeCost).
+    gemms: the MACs as matrix products (batch, M, K, N) when known (see compiler.ir.NodeCost);
+    op_class: the anchor's op class (chipcut.core.vocab.OpClass), which picks the efficiency;
+    key: the unit's stable name in a graph (its member node names, see
+    chipcut.compiler.lowering.costing.unit_key), by which a profile of measured times finds it.
     """
 
     macs: int
@@ -27,6 +31,9 @@ class Work:
     op: str = ""
     gemms: tuple[tuple[int, int, int, int], ...] = ()
     weight_read_bytes: int | None = None  # weights read per inference when less than stored
+    op_class: OpClass | None = None  # the anchor's kind of kernel; None: unclassified (rated
+    # at the spec's compute_efficiency)
+    key: str = ""  # the unit's stable name ("" for work that is not a unit of a graph)
 
     @property
     def weight_traffic_bytes(self) -> int:

@@ -8,6 +8,7 @@ from chipcut.backends.energy import dynamic_energy_j
 from chipcut.backends.protocol import ALL_DRAM, Memory, OpCost, Placement, Work
 from chipcut.backends.spec import ChipSpec, LinkSpec
 from chipcut.core.fmt import capacity, rate, seconds
+from chipcut.core.vocab import OpClass
 
 
 def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, int]:
@@ -29,7 +30,8 @@ def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, 
 class RooflineBackend:
     """t = max(F / (P eta_c) + E / (V eta_c), B_dram / (BW eta_m)) + t_fixed.
 
-    F = MACs at the dtype's peak P (MAC/s), E = element ops at vector rate V,
+    F = MACs at the dtype's peak P (MAC/s), E = element ops at vector rate V, eta_c the
+    compute efficiency of the work's op class (dense, depthwise, small-map, ...),
     B_dram = bytes read and written in DRAM (per the Placement) at DRAM bandwidth BW.
     SRAM traffic is counted for energy but assumed never to bound time.
     """
@@ -71,9 +73,10 @@ class RooflineBackend:
         return rates.get(dtype, min(rates.values()))
 
     def compute_time_s(self, work: Work) -> float:
-        """Roofline compute time: MACs at peak and element ops at the vector rate, over eta_c."""
+        """Roofline compute time: MACs at peak and element ops at the vector rate, over the
+        efficiency of the work's op class (``compute_efficiency`` when the spec has none for it)."""
         return (work.macs / self.mac_rate(work.dtype)
-                + work.elem_ops / self.spec.vector_ops_per_s) / self.spec.compute_efficiency
+                + work.elem_ops / self.spec.vector_ops_per_s) / self.spec.efficiency(work.op_class)
 
     def memory_time_s(self, dram_bytes: int) -> float:
         if dram_bytes == 0:
@@ -115,6 +118,10 @@ class RooflineBackend:
         if spec.array is not None:
             a = spec.array
             parts.append(f"array {a.rows}x{a.cols} {a.dataflow} @ {rate(a.clock_hz, 'Hz')}")
+        if spec.class_efficiency:
+            per = ", ".join(f"{c} {e:.2f}" for c, e in spec.class_efficiency.items())
+            rest = set(OpClass) - set(spec.class_efficiency)
+            parts.append(f"efficiency {per}" + (f", others {spec.compute_efficiency:.2f}" if rest else ""))
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
@@ -139,6 +146,8 @@ class RooflineBackend:
                        "pj_per_byte_dram": s.energy.pj_per_byte_dram,
                        "static_power_w": s.energy.static_power_w},
         }
+        if s.class_efficiency:
+            out["compute"]["efficiency"] = dict(s.class_efficiency)
         if s.array is not None:
             out["array"] = {"rows": s.array.rows, "cols": s.array.cols,
                             "clock_hz": s.array.clock_hz, "dataflow": s.array.dataflow}

@@ -23,6 +23,7 @@ from chipcut.backends.spec import (
 )
 from chipcut.core.dtypes import ORDER
 from chipcut.core.errors import ChipcutError
+from chipcut.core.vocab import OpClass
 
 
 class FieldError(ValueError):
@@ -90,6 +91,33 @@ class PerDtype:
 
 
 @dataclass(frozen=True)
+class PerClass:
+    """A table ``{ op class = fraction }``, e.g. ``{ dense = 0.8, depthwise = 0.2 }``; the classes
+    are chipcut.core.vocab.OpClass."""
+
+    num: Num
+
+    @property
+    def example(self) -> str:
+        return self.num.example
+
+    def check(self, value: object) -> dict[str, float]:
+        known = ", ".join(OpClass)
+        if not isinstance(value, dict) or not value:
+            raise FieldError(f"must be a table of op class = fraction, e.g. {self.example} "
+                             f"(classes: {known})")
+        out = {}
+        for name, number in value.items():
+            if name not in set(OpClass):
+                raise FieldError(f"has unknown op class {name!r}; use one of {known}")
+            try:
+                out[name] = float(self.num.check(number))
+            except FieldError as e:
+                raise FieldError(str(e), entry=name, value=number) from None
+        return out
+
+
+@dataclass(frozen=True)
 class Text:
     """A string; ``choices`` restricts it."""
 
@@ -129,11 +157,13 @@ class Names:
 
 
 _TOPS = '{ int8 = "92 TOPS" }'
-SCHEMA: dict[str, dict[str, Num | PerDtype | Text | Names]] = {
+SCHEMA: dict[str, dict[str, Num | PerDtype | PerClass | Text | Names]] = {
     "compute": {
         "peak_macs_per_s": PerDtype(Num(q.MACS_PER_S, example=_TOPS)),
         "vector_ops_per_s": Num(q.OPS_PER_S, example='"1 TOPS"'),
         "compute_efficiency": Num(q.FRACTION, 0, 1, example="0.8"),
+        # per op class; a class not listed runs at compute_efficiency
+        "efficiency": PerClass(Num(q.FRACTION, 0, 1, example="{ dense = 0.8, depthwise = 0.2 }")),
         "op_overhead_s": Num(q.SECONDS, 0, 1, zero_ok=True, example='"5 us"'),
     },
     "memory": {
@@ -263,6 +293,7 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
         link=LinkSpec(link["bytes_per_s"], link["latency_s"], link.get("interface", ""),
                       link.get("overlap", True)),
         compute_efficiency=s["compute"].get("compute_efficiency", 1.0),
+        class_efficiency=s["compute"].get("efficiency", {}),
         memory_efficiency=memory.get("memory_efficiency", 1.0),
         op_overhead_s=s["compute"].get("op_overhead_s", 0.0),
         description=top.get("description", ""),

@@ -78,6 +78,8 @@ class ChipSpec:
     ``dram_bytes == 0`` keeps everything on chip (SRAM only; ``dram_bytes_per_s`` is 0).
     ``array`` is set for systolic-array chips; ``energy`` defaults to the 45 nm
     figures for the chip's SRAM size (chipcut.backends.energy.default_energy).
+    ``class_efficiency`` maps an op class (chipcut.core.vocab.OpClass) to its own compute
+    efficiency; a class it does not list runs at ``compute_efficiency``.
     """
 
     name: str
@@ -88,6 +90,7 @@ class ChipSpec:
     dram_bytes_per_s: float
     link: LinkSpec
     compute_efficiency: float = 1.0
+    class_efficiency: dict[str, float] = field(default_factory=dict)  # op class -> fraction
     memory_efficiency: float = 1.0
     op_overhead_s: float = 0.0
     description: str = ""
@@ -102,6 +105,17 @@ class ChipSpec:
             from chipcut.backends.energy import default_energy  # energy imports this module
 
             object.__setattr__(self, "energy", default_energy(self.sram_bytes))
+
+    def efficiency(self, op_class: str | None) -> float:
+        """Compute efficiency of work of ``op_class`` (None: unclassified): its own, else
+        ``compute_efficiency``.
+
+        >>> from chipcut.backends.registry import get_backend
+        >>> spec = get_backend("generic").spec
+        >>> spec.efficiency("depthwise") == spec.compute_efficiency
+        True
+        """
+        return self.class_efficiency.get(op_class, self.compute_efficiency)
 
     @property
     def sram_only(self) -> bool:

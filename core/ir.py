@@ -21,6 +21,7 @@ import torch
 import torch.fx
 
 from chipcut.core.dtypes import BYTES, ORDER
+from chipcut.core.vocab import OpClass
 
 COST_KEY = "chipcut.cost"
 PRECISION_KEY = "chipcut.precision"
@@ -51,6 +52,7 @@ class NodeCost:
     gemms: tuple[tuple[int, int, int, int], ...] = ()
     weight_read_bytes: int | None = None  # bytes of weights read per inference, when not all
     # (a lookup such as embedding reads only the rows it gathers)
+    op_class: OpClass | None = None  # the kind of kernel (chipcut.passes.op_classes); None: unclassified
 
 
 ZERO_COST = NodeCost(0, 0, 0, 0, 0, "none")

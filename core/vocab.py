@@ -1,4 +1,5 @@
-"""The closed vocabularies of a plan: topology, objective, what bounds a unit, solver status.
+"""The closed vocabularies of a plan: topology, objective, what bounds a unit, solver status,
+and the op classes a cost model rates separately.
 
 Each is a ``str`` enum, so a plan's JSON holds the plain words and a member compares equal to
 its word (``Topology.RING == "ring"``).
@@ -32,6 +33,18 @@ class Bound(StrEnum):
     COMPUTE = "compute"
     MEMORY = "memory"
     OVERHEAD = "overhead"
+
+
+class OpClass(StrEnum):
+    """The kind of kernel a node's work runs as; a spec may give each its own compute efficiency
+    (``[compute] efficiency``). Classified by ``chipcut.passes.op_classes``."""
+
+    DENSE = "dense"  # GEMM, linear, matmul; convolution with groups = 1 on a large map
+    DEPTHWISE = "depthwise"  # depthwise and grouped convolution
+    SMALL_MAP = "small-map"  # convolution with groups = 1 and few output positions
+    ATTENTION = "attention"  # scaled dot-product attention
+    POOL = "pool"  # windowed max and average pooling (adaptive pooling is a reduction)
+    ELEMENTWISE = "elementwise"  # pointwise, norms, softmax, reductions, pad, copies, the rest
 
 
 class Status(StrEnum):

@@ -20,6 +20,7 @@ from chipcut.core.ir import (
     node_value,
     set_cost,
 )
+from chipcut.passes.op_classes import classify
 from chipcut.passes.rules import MAC_RULES, Gemms, Rule, bound_args, numel, register_macs, val
 
 aten = torch.ops.aten
@@ -56,6 +57,10 @@ LAYOUT_OPS = {
     "flip", "pad", "constant_pad_nd", "tril", "triu", "pixel_shuffle", "pixel_unshuffle", "type_as",
     "size", "sym_size", "dim", "numel", "_assert_tensor_metadata", "getitem",
 }
+# Layout ops that write a fresh tensor (not a view): one element op per output element, so a
+# pad or a concatenation costs time and never counts as free.
+COPY_OPS = {"pad", "constant_pad_nd", "cat", "stack", "repeat", "roll", "flip", "tril", "triu",
+            "pixel_shuffle", "pixel_unshuffle"}
 # Ops that read only the weight rows they gather.
 LOOKUPS = {"embedding", "index_select", "gather", "index", "embedding_bag"}
 
@@ -228,7 +233,7 @@ def node_work(node: torch.fx.Node) -> tuple[int, int, str, tuple]:
     out = numel(val(node))
     kind = family(node)
     if kind == "layout":
-        return 0, 0, kind, ()
+        return 0, out if name in COPY_OPS else 0, kind, ()
     if kind == "reduction":
         inputs = [val(a) for a in _activation_inputs(node)]
         return 0, max([numel(t) for t in inputs] + [out]), kind, ()
@@ -338,7 +343,8 @@ def _annotate(node: torch.fx.Node) -> None:
     weights, written = _weight_bytes(node), out_bytes(node)
     # A lookup reads the rows it gathers, not its whole table.
     read = min(weights, written) if op_name(node) in LOOKUPS and weights else None
-    set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read))
+    set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read,
+                            classify(op_name(node), macs, gemms)))
 
 
 def accounting(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:

@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
                          "a spec file to pass as --backend")
     cal.add_argument("--out", default=DEFAULT_FILE,
                      help=f"where to write the fitted spec (default: ./{DEFAULT_FILE})")
+    cal.add_argument("--threads", type=int, default=1, metavar="T",
+                     help="torch threads to measure with: those each costed process runs with "
+                          "(default 1: a pipeline stage runs single-threaded)")
     add_run_parser(sub)
     return p
 
@@ -221,8 +224,8 @@ def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from chipcut.backends.calibrate import calibrate, summary
 
     path = check_path("--out", args.out)
-    status("measuring GEMM, conv, element-wise and copy rates")
-    return summary(args.out, calibrate(path))
+    status(f"measuring each op class and the memory rates with {args.threads} thread(s)")
+    return summary(args.out, calibrate(path, threads=args.threads))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ def compute_dtype(node: torch.fx.Node) -> DType:
 def node_work(node: torch.fx.Node) -> Work:
     c = get_cost(node)
     return Work(c.macs, c.elem_ops, c.weight_bytes, c.in_bytes, c.out_bytes,
-                compute_dtype(node), c.rule, c.gemms, c.weight_read_bytes)
+                compute_dtype(node), c.rule, c.gemms, c.weight_read_bytes, op_class=c.op_class)
 
 
 def unit_works(summary: GraphSummary, n_units: int) -> list[Work]:
@@ -64,8 +64,25 @@ def unit_works(summary: GraphSummary, n_units: int) -> list[Work]:
             weight_read_bytes=(None if all(r.weight_read_bytes is None for r in recs) else
                                sum(r.weight_bytes if r.weight_read_bytes is None else r.weight_read_bytes
                                    for r in recs)),
+            op_class=anchor.op_class,
+            key=unit_key([r.name for r in recs]),
         ))
     return works
+
+
+def unit_key(names: list[str]) -> str:
+    """A unit's stable name: its member node names in graph order, joined by "+".
+
+    Node names are what capture and the passes give a graph deterministically, so the same
+    model lowered again with the same passes names its units alike; they are unique in a
+    graph, and a unit grouped otherwise (other fusion) gets another key. Precision and batch
+    are left out on purpose: a unit is the same unit quantized or not (the graph's fingerprint
+    guards shapes and dtypes as a whole).
+
+    >>> unit_key(["conv2d", "relu", "pad_1"])
+    'conv2d+relu+pad_1'
+    """
+    return "+".join(names)
 
 
 def is_free(work: Work) -> bool:

@@ -14,6 +14,7 @@ import torch.fx
 from chipcut.compiler.lowering.costing import compute_dtype
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.core.ir import attr_value, get_cost, is_compute, iter_tensors, node_value, tensor_bytes
+from chipcut.core.vocab import OpClass
 from chipcut.passes.accounting import op_name
 
 
@@ -34,6 +35,7 @@ class NodeRecord:
     weights: tuple[str, ...]
     is_output: bool
     weight_read_bytes: int | None = None  # see compiler.ir.NodeCost
+    op_class: OpClass | None = None  # see chipcut.passes.op_classes; None in plans from before it
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
             weights=tuple(str(p.target) for p in attrs) + ((str(node.target),) if node.op == "call_module" else ()),
             is_output=node.name in outputs,
             weight_read_bytes=cost.weight_read_bytes,
+            op_class=cost.op_class,
         ))
     inputs = tuple((n.name, tensor_bytes(node_value(n))) for n in gm.graph.nodes if n.op == "placeholder")
     return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())))

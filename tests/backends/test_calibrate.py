@@ -19,15 +19,18 @@ from chipcut.backends.calibrate import (
     DEFAULT_FILE,
     Measured,
     Nominal,
+    busy_s,
     calibrate,
     fit,
     to_toml,
 )
 from chipcut.backends.loader import from_spec
+from chipcut.backends.microbench import KERNELS, REPEATS
 from chipcut.backends.presets import PRESETS_DIR
 from chipcut.backends.protocol import Work
 from chipcut.backends.registry import get_backend
 from chipcut.backends.schema import load_spec, spec_from_dict
+from chipcut.core.vocab import OpClass
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,9 @@ def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, fl
     assert spec.name == "fitted" and "calibrated by chipcut calibrate on " in spec.source
     assert set(spec.peak_macs_per_s) == {"fp32"}
     assert 0 < spec.compute_efficiency <= 1 and 0 < spec.memory_efficiency <= 1
+    assert set(spec.class_efficiency) == set(OpClass)
+    assert all(0 < eta <= 1 for eta in spec.class_efficiency.values())
+    assert all(spec.extra[f"spread_{c}"] >= 1 for c in OpClass)
     assert 0 < spec.op_overhead_s < 1e-3
     assert spec.dram_bytes_per_s > 1e8 and spec.vector_ops_per_s > 1e7
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
@@ -57,22 +63,24 @@ def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, fl
 def test_fitted_model_reproduces_the_benchmarks_it_was_fitted_to(calibrated: tuple[Path, float]) -> None:
     spec = load_spec(calibrated[0])
     backend = from_spec(spec)
-    measured = {k.removeprefix("measured_").removesuffix("_s"): v for k, v in spec.extra.items()}
-    n = 512
-    gemm = backend.cost(Work(n**3, 0, n * n * 4, n * n * 4, n * n * 4))
-    conv_macs = 64 * 56 * 56 * 64 * 9
-    conv = backend.cost(Work(conv_macs, 0, 64 * 64 * 9 * 4, 64 * 56 * 56 * 4, 64 * 56 * 56 * 4))
-    spread = max(measured["gemm"] / gemm.time_s, gemm.time_s / measured["gemm"])
-    assert spread < 3
+    measured = {k.name: spec.extra[f"measured_{k.name}_s"] for k in KERNELS}
 
-    def busy_s(name: str) -> float:  # as fit() takes it: past the overhead, at least 5% of all
-        return max(measured[name] - measured["overhead"], 0.05 * measured[name])
+    def ratio(k) -> float:  # predicted / measured, past the per-op overhead both share
+        work = Work(k.macs, k.elem_ops, 0, 0, 0, op_class=k.op_class)
+        return (backend.cost(work).time_s - spec.op_overhead_s) / busy_s(
+            Measured(k.name, measured[k.name]), spec.op_overhead_s)
 
-    # eta_c is the geometric mean of the two rates, so past the overhead the model is off by
-    # sqrt(gemm rate / conv rate) for both, one too slow and one too fast: a closed form.
-    factor = math.sqrt((n**3 / busy_s("gemm")) / (conv_macs / busy_s("conv")))
-    assert gemm.compute_s / busy_s("gemm") == pytest.approx(factor, rel=1e-9)
-    assert busy_s("conv") / conv.compute_s == pytest.approx(factor, rel=1e-9)
+    by_class: dict[str, list[float]] = {}
+    for k in KERNELS:
+        if k.op_class:
+            by_class.setdefault(k.op_class, []).append(ratio(k))
+    for op_class, ratios in by_class.items():
+        if spec.efficiency(op_class) < 1:  # an efficiency of 1 is a clamp: faster than the peaks
+            # Exact for a class's lone benchmark; over several, their geometric mean is exact.
+            assert math.prod(ratios) == pytest.approx(1.0, rel=1e-9), op_class
+    assert spec.compute_efficiency == spec.efficiency("dense")
+    assert "fitted for 1 thread per process" in spec.source
+    assert f"fastest of {REPEATS} timings; spread (slowest / fastest) dense " in spec.source
 
 
 def test_fitted_model_predicts_a_fresh_gemm_within_a_small_factor(calibrated: tuple[Path, float]) -> None:
@@ -93,11 +101,28 @@ def _timed(fn) -> float:
 
 
 OVERHEAD_S = 2e-6
+PEAK, VECTOR = 128e9, 8e9  # MAC/s (the nominal peak below), element ops/s
+ETA = {"dense": 0.5, "depthwise": 0.1, "small-map": 0.4, "attention": 0.6, "pool": 0.02,
+       "elementwise": 0.25}
+
+
+def _class(name: str, op_class: str, macs: int, elem_ops: int, spread: float = 1.0) -> Measured:
+    """A benchmark that took exactly its roofline time at efficiency ``ETA[op_class]``."""
+    seconds = OVERHEAD_S + (macs / PEAK + elem_ops / VECTOR) / ETA[op_class]
+    return Measured(name, seconds, macs, elem_ops, 0, spread, op_class)
+
+
 SYNTHETIC = {
     "overhead": Measured("overhead", OVERHEAD_S),
-    "gemm": Measured("gemm", OVERHEAD_S + 2**27 / 64e9, 2**27),   # 64 GMAC/s: eta 0.5
-    "conv": Measured("conv", OVERHEAD_S + 2**27 / 64e9, 2**27),
-    "elementwise": Measured("elementwise", OVERHEAD_S + 2**16 / 8e9, 0, 2**16),
+    "vector": Measured("vector", OVERHEAD_S + 2**16 / VECTOR, 0, 2**16),
+    "max-pool": _class("max-pool", "pool", 0, 2**20, 1.5),
+    "pad-add": _class("pad-add", "elementwise", 0, 2**20),
+    "layer-norm": _class("layer-norm", "elementwise", 0, 2**18, 1.25),
+    "dw-56": _class("dw-56", "depthwise", 2**24, 2**20),
+    "sdpa": _class("sdpa", "attention", 2**26, 2**20),
+    "conv-56": _class("conv-56", "dense", 2**27, 2**18, 1.1),
+    "conv-7": _class("conv-7", "small-map", 2**27, 2**15),
+    "gemm": _class("gemm", "dense", 2**27, 2**18),
     "stream": Measured("stream", OVERHEAD_S + 3 * 2**26 / 10e9, 0, 2**24, 3 * 2**26),
     "copy": Measured("copy", OVERHEAD_S + 2**27 / 20e9, 0, 0, 2**27),
 }
@@ -109,25 +134,42 @@ def synthetic_nominal() -> Nominal:  # nominal peak 128 GMAC/s
 
 
 def test_fit_is_exact_on_synthetic_measurements() -> None:
-    overhead = OVERHEAD_S
     table = fit(synthetic_nominal(), SYNTHETIC)
     spec = spec_from_dict(tomllib.loads(to_toml(table)), "synthetic.toml")  # the TOML round-trips
-    assert spec.peak_macs_per_s == {"fp32": 128e9}
-    assert spec.compute_efficiency == pytest.approx(0.5)
-    assert spec.vector_ops_per_s == pytest.approx(8e9 / 0.5)
+    assert spec.peak_macs_per_s == {"fp32": PEAK}
+    assert spec.vector_ops_per_s == pytest.approx(VECTOR)
+    assert spec.class_efficiency == pytest.approx(ETA)
+    assert list(spec.class_efficiency) == list(ETA)  # in OpClass order
+    assert spec.compute_efficiency == pytest.approx(0.5)  # unclassified work runs as dense
     assert spec.dram_bytes_per_s == pytest.approx(20e9)
     assert spec.memory_efficiency == pytest.approx(0.5)
-    assert spec.op_overhead_s == pytest.approx(overhead)
+    assert spec.op_overhead_s == pytest.approx(OVERHEAD_S)
+    backend = from_spec(spec)
+    for m in SYNTHETIC.values():  # the fitted model predicts each benchmark it was fitted to
+        if m.op_class:
+            work = Work(m.macs, m.elem_ops, 0, 0, 0, op_class=m.op_class)
+            assert backend.cost(work).time_s == pytest.approx(m.seconds, rel=1e-9), m.name
 
 
-def test_measured_rate_above_nominal_raises_the_peak() -> None:
+def test_fit_reports_the_spread_of_each_class() -> None:
+    table = fit(synthetic_nominal(), SYNTHETIC)
+    assert table["source"].endswith(
+        "fastest of 7 timings; spread (slowest / fastest) dense 1.10, depthwise 1.00, small-map "
+        "1.00, attention 1.00, pool 1.50, elementwise 1.25")
+    assert table["extra"]["spread_dense"] == 1.1 and table["extra"]["spread_gemm"] == 1.0
+    assert table["extra"]["measured_gemm_s"] == SYNTHETIC["gemm"].seconds
+
+
+def test_measured_rate_above_nominal_raises_the_peak_and_efficiency_stays_a_fraction() -> None:
     nominal = Nominal(1, 1e9, 4, 1, 2**20, 2**30)  # nominal 4 GMAC/s
-    measured = {k: Measured(k, 1e-3, 10**7, 10**5, 10**6) for k in
-                ("overhead", "gemm", "conv", "elementwise", "stream", "copy")}
-    measured["overhead"] = Measured("overhead", 1e-6)
+    measured = dict(SYNTHETIC)
+    measured["gemm"] = Measured("gemm", 1e-3, 10**7, 0, 0, 1.0, "dense")  # 10 GMAC/s
+    measured["conv-56"] = Measured("conv-56", 2e-3, 10**7, 0, 0, 1.0, "dense")
     table = fit(nominal, measured)
-    assert table["compute"]["peak_macs_per_s"]["fp32"] == pytest.approx(10**7 / (1e-3 - 1e-6))
-    assert table["compute"]["compute_efficiency"] == pytest.approx(1.0)
+    assert table["compute"]["peak_macs_per_s"]["fp32"] == pytest.approx(10**7 / (1e-3 - OVERHEAD_S))
+    assert table["compute"]["efficiency"]["dense"] == pytest.approx(
+        math.sqrt((1e-3 - OVERHEAD_S) / (2e-3 - OVERHEAD_S)))
+    assert table["compute"]["efficiency"]["small-map"] == 1.0  # faster than both peaks: clamped
 
 
 def test_fit_says_when_and_on_which_machine_it_was_measured() -> None:
@@ -168,19 +210,29 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
                                                                          capsys) -> None:
     from chipcut.compiler.cli.main import main
 
-    monkeypatch.setattr(calibration, "measure", lambda: SYNTHETIC)
+    threads = []
+    monkeypatch.setattr(calibration, "measure", lambda: threads.append(torch.get_num_threads()) or SYNTHETIC)
     monkeypatch.setattr(calibration, "nominal", synthetic_nominal)
     monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
     assert main(["calibrate"]) == 0
     out = capsys.readouterr().out.splitlines()
     spec = load_spec(tmp_path / "cpu-calibrated.toml")
     assert out[0] == f"wrote cpu-calibrated.toml: {spec.description}"
     assert "Example CPU 9000" in out[0] and "4 threads" in out[0]
-    assert out[1] == ("  fp32 128 GMAC/s peak x compute efficiency 0.500; vector 16 Gop/s; DRAM 20 GB/s "
-                      "x memory efficiency 0.500; per-op overhead 2 us")
-    assert out[2] == ("use it with --backend cpu-calibrated.toml (backend 'cpu' stays the shipped "
+    assert out[1] == ("  fp32 128 GMAC/s peak; vector 8 Gop/s; DRAM 20 GB/s x memory efficiency "
+                      "0.500; per-op overhead 2 us")
+    assert out[2] == ("  compute efficiency by op class: dense 0.500 (spread 1.10); depthwise 0.100 "
+                      "(spread 1.00); small-map 0.400 (spread 1.00); attention 0.600 (spread 1.00); "
+                      "pool 0.020 (spread 1.50); elementwise 0.250 (spread 1.25)")
+    assert out[3] == ("use it with --backend cpu-calibrated.toml (backend 'cpu' stays the shipped "
                       "default)")
-    assert main(["calibrate", "--out", "sub/cpu-fitted.toml"]) == 0
+    assert main(["calibrate", "--out", "sub/cpu-fitted.toml", "--threads", "2"]) == 0
     assert capsys.readouterr().out.startswith("wrote sub/cpu-fitted.toml: CPU measured on ")
     assert load_spec(tmp_path / "sub" / "cpu-fitted.toml").name == "cpu-fitted"
     assert sorted(p.name for p in tmp_path.rglob("*.toml")) == ["cpu-calibrated.toml", "cpu-fitted.toml"]
+    assert threads == [1, 2] and torch.get_num_threads() == before  # measured at T, then restored
+    assert main(["calibrate", "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("chipcut: error: calibrate threads = 0: use a whole number, 1 or more (--threads T: "
+                   "the threads each costed process runs with; default 1)\n")

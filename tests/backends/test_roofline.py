@@ -100,3 +100,37 @@ def test_captured_3x3_conv_has_225m_macs_and_the_roofline_compute_time() -> None
     assert cost.compute_s == pytest.approx(225e6 / 4e12 + 250_000 / 1e12)  # 56.5 us
     assert cost.memory_s == pytest.approx(2_360_400 / 200e9)
     assert cost.bound == "compute" and cost.time_s == pytest.approx(56.5e-6)
+
+
+CLASSES = {"dense": 0.8, "depthwise": 0.2, "small-map": 0.6, "attention": 0.7, "pool": 0.3}
+
+
+def test_compute_time_uses_the_efficiency_of_the_works_op_class() -> None:
+    backend = chip(class_efficiency=CLASSES)  # elementwise unlisted: compute_efficiency 0.5
+    at_peak_s = 1e9 / 1e12 + 1e8 / 1e11  # 2 ms of MACs and element ops at the peak rates
+    for op_class, eta in [*CLASSES.items(), ("elementwise", 0.5), (None, 0.5)]:
+        work = Work(10**9, 10**8, 0, 0, 0, op_class=op_class)
+        cost = backend.cost(work)
+        assert cost.compute_s == pytest.approx(at_peak_s / eta, rel=1e-12), op_class
+        assert cost.time_s == pytest.approx(at_peak_s / eta + 1e-6, rel=1e-12)
+    streaming = Work(10**3, 0, weight_bytes=10**8, in_bytes=0, out_bytes=0, op_class="depthwise")
+    assert backend.cost(streaming).memory_s == pytest.approx(1e8 / 8e9)  # memory term unchanged
+
+
+def test_describe_shows_per_class_efficiencies_and_the_fallback_only_when_used() -> None:
+    assert "efficiency" not in chip().describe()
+    assert chip(class_efficiency=CLASSES).describe().endswith(
+        "; efficiency dense 0.80, depthwise 0.20, small-map 0.60, attention 0.70, pool 0.30, "
+        "others 0.50")
+    every = CLASSES | {"elementwise": 0.4}
+    assert chip(class_efficiency=every).describe().endswith("pool 0.30, elementwise 0.40")
+
+
+def test_per_class_efficiencies_round_trip_through_to_dict_and_from_dict() -> None:
+    from chipcut.backends.loader import from_dict
+
+    backend = chip(class_efficiency=CLASSES)
+    table = backend.to_dict()
+    assert table["compute"]["efficiency"] == CLASSES
+    assert "efficiency" not in chip().to_dict()["compute"]
+    assert from_dict(table, "toy.json").spec == backend.spec

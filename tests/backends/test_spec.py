@@ -20,6 +20,7 @@ source = "test figures"
 peak_macs_per_s = { int8 = "92 TOPS", fp16 = "23 TMAC/s" }
 vector_ops_per_s = "1 TOPS"
 compute_efficiency = 0.8
+efficiency = { dense = 0.9, depthwise = "25 %" }
 op_overhead_s = "2 us"
 
 [memory]
@@ -64,6 +65,9 @@ def test_good_spec_with_units_loads_every_field(tmp_path: Path) -> None:
     assert spec.peak_macs_per_s == {"int8": 46e12, "fp16": 23e12}
     assert spec.vector_ops_per_s == 1e12
     assert (spec.compute_efficiency, spec.memory_efficiency) == (0.8, 0.9)
+    assert spec.class_efficiency == {"dense": 0.9, "depthwise": 0.25}
+    assert (spec.efficiency("dense"), spec.efficiency("depthwise")) == (0.9, 0.25)
+    assert spec.efficiency("pool") == spec.efficiency(None) == 0.8  # unlisted, unclassified
     assert spec.op_overhead_s == pytest.approx(2e-6)
     assert (spec.sram_bytes, spec.dram_bytes, spec.dram_bytes_per_s) == (8 * 2**20, 16 * 10**9, 34e9)
     assert spec.link == LinkSpec(3.94e9, pytest.approx(1.5e-6), "PCIe Gen3 x4")
@@ -102,6 +106,15 @@ def replace(text: str, old: str, new: str) -> str:
      "[array] dataflow = 'row-stationary' is not one of: weight-stationary, output-stationary"),
     ("compute_efficiency = 0.8", "compute_efficiency = 1.5",
      "[compute] compute_efficiency = 1.5 is out of range; it must be > 0 and <= 1 fraction"),
+    ("dense = 0.9,", "dense = 1.2,",
+     "[compute] efficiency.dense = 1.2 is out of range; it must be > 0 and <= 1 fraction"),
+    ("dense = 0.9,", "dense = 0,",
+     "[compute] efficiency.dense = 0 is out of range; it must be > 0 and <= 1 fraction"),
+    ("dense = 0.9,", "conv = 0.9,", "[compute] efficiency = {'conv': 0.9, 'depthwise': '25 %'} has "
+     "unknown op class 'conv'; use one of dense, depthwise, small-map, attention, pool, elementwise"),
+    ('efficiency = { dense = 0.9, depthwise = "25 %" }', "efficiency = 0.9",
+     "[compute] efficiency = 0.9 must be a table of op class = fraction, e.g. { dense = 0.8, "
+     "depthwise = 0.2 } (classes: dense, depthwise, small-map"),
     ('fp16 = "23 TMAC/s"', 'fp16 = "23 TB/s"',
      "[compute] peak_macs_per_s.fp16 = '23 TB/s' has unit 'TB/s', which is not a unit of MAC/s"),
     ('fp16 = "23 TMAC/s"', 'fp6 = "23 TMAC/s"',

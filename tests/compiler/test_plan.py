@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -55,3 +56,41 @@ def test_missing_and_mistyped_fields_are_named(plan: Plan) -> None:
     data["metrics"]["latency_s"] = "fast"
     with pytest.raises(ChipcutError, match="plan.metrics.latency_s = 'fast' must be float"):
         Plan.from_dict(data)
+
+
+def _classed_backend():
+    from chipcut.backends.registry import get_backend
+    from chipcut.backends.roofline import RooflineBackend
+
+    spec = get_backend("generic").spec
+    return RooflineBackend(replace(spec, name="classed", class_efficiency={
+        "dense": 0.8, "depthwise": 0.2, "small-map": 0.6, "elementwise": 0.5}))
+
+
+def test_per_class_efficiencies_round_trip_through_plan_json(residual_cnn) -> None:
+    from chipcut.backends.loader import from_dict
+    from chipcut.compiler.plan.revalidate import revalidate
+
+    plan = chipcut.compile(*residual_cnn, chips=1, backend=_classed_backend(), time_limit_s=5)
+    loaded = Plan.from_json(plan.to_json())
+    assert loaded == plan
+    (record,) = loaded.chip_specs
+    assert record.spec["compute"]["efficiency"] == {"dense": 0.8, "depthwise": 0.2,
+                                                    "small-map": 0.6, "elementwise": 0.5}
+    assert from_dict(record.spec, "plan").spec == _classed_backend().spec
+    assert {r.op_class for r in loaded.graph.nodes if r.macs} == {"dense"}
+    recosted, edited = revalidate(loaded)
+    assert not edited and recosted.stages[0].time_s == plan.stages[0].time_s
+
+
+def test_old_plan_without_op_classes_loads_and_costs_at_compute_efficiency(residual_cnn) -> None:
+    from chipcut.compiler.plan.revalidate import revalidate
+
+    plan = chipcut.compile(*residual_cnn, chips=1, time_limit_s=5)  # generic: no per-class figures
+    data = json.loads(plan.to_json())
+    for record in data["graph"]["nodes"]:
+        del record["op_class"]  # as written before op classes existed
+    old = Plan.from_dict(data)
+    assert all(r.op_class is None for r in old.graph.nodes)
+    recosted, edited = revalidate(old)
+    assert not edited and recosted.stages[0].time_s == plan.stages[0].time_s

@@ -1,0 +1,78 @@
+"""Calibration microbenchmarks: each one's work is what the accounting pass counts for its
+kernel, in the op class it fits; timings keep the fastest and report the spread."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from chipcut.backends.microbench import KERNELS, Measured, timed
+from chipcut.compiler.capture import capture
+from chipcut.core.ir import get_cost, is_compute
+from chipcut.passes.accounting import accounting
+
+
+class Call(torch.nn.Module):
+    """``fn(*inputs, *weights)`` with the weights as parameters, as a model holds them."""
+
+    def __init__(self, fn, *weights: torch.Tensor) -> None:
+        super().__init__()
+        self.fn = fn
+        self.weights = torch.nn.ParameterList(weights)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*inputs, *self.weights)
+
+
+def _conv(c: int, c_out: int, size: int, groups: int = 1, stride: int = 1):
+    return (Call(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=groups),
+                 torch.randn(c_out, c // groups, 3, 3), torch.randn(c_out)),
+            (torch.randn(1, c, size, size),))
+
+
+# The same kernels at the same shapes as the benchmarks, written as a model would hold them.
+KERNEL_MODELS = {
+    "max-pool": lambda: (Call(lambda x: F.max_pool2d(x, 3, 2, 1)), (torch.randn(1, 64, 112, 112),)),
+    "pad-add": lambda: (Call(lambda x, y: F.pad(x, (1, 1, 1, 1)) + y),
+                        (torch.randn(1, 144, 56, 56), torch.randn(1, 144, 58, 58))),
+    "layer-norm": lambda: (Call(lambda x, w, b: F.layer_norm(x, (768,), w, b), torch.randn(768),
+                                torch.randn(768)), (torch.randn(128, 768),)),
+    "dw-56": lambda: _conv(144, 144, 56, 144),
+    "dw-56-s2": lambda: _conv(144, 144, 56, 144, 2),
+    "dw-14": lambda: _conv(576, 576, 14, 576),
+    "sdpa": lambda: (Call(F.scaled_dot_product_attention),
+                     tuple(torch.randn(1, 12, 128, 64) for _ in range(3))),
+    "conv-56": lambda: _conv(64, 64, 56),
+    "conv-7": lambda: _conv(512, 512, 7),
+    "gemm": lambda: (Call(F.linear, torch.randn(3072, 768), torch.randn(3072)),
+                     (torch.randn(128, 768),)),
+}
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k.op_class], ids=lambda k: k.name)
+def test_benchmark_work_and_class_are_what_accounting_counts(kernel) -> None:
+    model, inputs = KERNEL_MODELS[kernel.name]()
+    gm = accounting(capture(model.eval(), inputs).graph_module)
+    costs = [get_cost(n) for n in gm.graph.nodes if is_compute(n)]
+    assert (sum(c.macs for c in costs), sum(c.elem_ops for c in costs)) == (kernel.macs, kernel.elem_ops)
+    anchor = max(costs, key=lambda c: (c.macs, c.elem_ops))  # as a unit's anchor is chosen
+    assert anchor.op_class == kernel.op_class
+
+
+def test_every_op_class_has_a_benchmark() -> None:
+    from chipcut.core.vocab import OpClass
+
+    assert {k.op_class for k in KERNELS if k.op_class} == set(OpClass)
+
+
+def test_timed_keeps_the_fastest_timing_and_reports_the_spread(monkeypatch) -> None:
+    ticks = iter([0.0, 0.01,  # sizing: one call lasts 10 ms, past the 2 ms a timing needs
+                  1.0, 1.004, 2.0, 2.002, 3.0, 3.003])  # timings of 4, 2 and 3 ms
+    monkeypatch.setattr("chipcut.backends.microbench.clock", lambda: lambda: next(ticks))
+    assert timed(lambda: None, repeats=3) == (pytest.approx(0.002), pytest.approx(2.0))
+
+
+def test_measured_defaults_are_steady_and_unclassified() -> None:
+    m = Measured("overhead", 1e-6)
+    assert (m.spread, m.op_class, m.macs) == (1.0, "", 0)
