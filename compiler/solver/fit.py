@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chipcut.backends.protocol import Backend, Work
 from chipcut.compiler.lowering.units import UnitGraph
-from chipcut.core.dtypes import ORDER
+from chipcut.core.dtypes import BYTES, ORDER, DType
 from chipcut.core.errors import DoesNotFit
 from chipcut.core.fmt import nbytes as fmt_b
 
@@ -91,7 +91,8 @@ def _advice(work: Work, backends: list[Backend]) -> str:
     memory. (int4 is a storage dtype computed in int8, so an int8 unit may already hold int4
     weights: it is not advised again.)"""
     computes = [d for d in ORDER if d != "int4" and any(b.supports_dtype(d) for b in backends)]
-    narrower = [d for d in computes if work.dtype in ORDER and ORDER.index(d) < ORDER.index(work.dtype)]
+    # Narrower means fewer bytes per value: fp16 frees nothing over bf16.
+    narrower = [d for d in computes if work.dtype in ORDER and BYTES[d] < BYTES[DType(work.dtype)]]
     if narrower:
         d = narrower[-1]
         return (f"quantize to {d} (--passes 'fold-bn,quantize{{dtype={d}}},fuse'), or use a chip "

@@ -42,3 +42,17 @@ def test_already_at_the_narrowest_dtype_is_advised_more_memory() -> None:
                                                   "compute: use a chip with more memory"):
         chipcut.compile(*_embedding(), chips=1, backend=_small("tiny", 2 * 10**6),
                         passes="fold-bn,quantize{dtype=int8,first_last=int8},fuse", time_limit_s=2)
+
+
+def test_a_bf16_model_is_not_advised_fp16_which_frees_nothing() -> None:
+    from chipcut.backends.protocol import Work
+    from chipcut.compiler.solver.fit import _advice
+
+    generic = get_backend("generic")
+    assert generic.supports_dtype("fp16") and generic.supports_dtype("int8")
+    work = Work(macs=1, elem_ops=0, weight_bytes=2, in_bytes=0, out_bytes=0, dtype="bf16")
+    advice = _advice(work, [generic])
+    assert advice.startswith("quantize to int8 ") and "fp16" not in advice
+    fp32 = _advice(replace(work, dtype="fp32"), [generic])
+    assert fp32.startswith("quantize to ")  # the narrowest the chips compute below 4 bytes
+    assert "already" in _advice(replace(work, dtype="int8"), [generic])
