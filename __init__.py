@@ -2,7 +2,8 @@
 
 The stages are public: ``lower`` (capture, passes, accounting) -> ``solve`` (the
 pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three. ``run`` executes a
-plan as a real pipeline of processes and measures it beside the prediction.
+plan as a real pipeline of processes and measures it beside the prediction; ``profile`` times
+each partition unit on this machine, and ``compile(..., profile=...)`` costs units by those times.
 
 >>> import torch, chipcut
 >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
@@ -11,14 +12,24 @@ plan as a real pipeline of processes and measures it beside the prediction.
 2
 """
 
-from chipcut.compiler.api import CompileOptions, Lowered, Solved, compile, lower, schedule, solve
+from chipcut.compiler.api import (
+    CompileOptions,
+    Lowered,
+    Solved,
+    compile,
+    lower,
+    profile,
+    schedule,
+    solve,
+)
 from chipcut.compiler.capture import Captured, capture
 from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.plan.profile import Profile
 from chipcut.compiler.runtime import RunOptions, run
 from chipcut.compiler.views.report import render as report
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
            "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
-           "RunOptions", "Measured"]
+           "RunOptions", "Measured", "profile", "Profile"]

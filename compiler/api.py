@@ -10,11 +10,13 @@ lowering solved for many chip counts (``chipcut sweep``).
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import torch
 
+from chipcut.backends.profiled import ProfiledBackend
 from chipcut.backends.protocol import Backend, Work
 from chipcut.backends.registry import get_backend, validate
 from chipcut.compiler.capture import Captured, capture
@@ -22,8 +24,10 @@ from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, fingerprint, summarize
 from chipcut.compiler.lowering.units import UnitGraph, build_units
 from chipcut.compiler.plan.model import SCHEMA_VERSION, ChipRecord, ModelInfo, Plan, SolverInfo
+from chipcut.compiler.plan.profile import Profile
 from chipcut.compiler.plan.savings import with_savings
 from chipcut.compiler.plan.schedule import Costed, build_schedule
+from chipcut.compiler.runtime.profile import ProfileOptions, build_profile, measure_units
 from chipcut.compiler.solver.order import best_order
 from chipcut.compiler.solver.problem import Interconnect
 from chipcut.compiler.solver.residency import Partitioned
@@ -45,7 +49,11 @@ class CompileOptions:
     ``"none"``); ``topology``: chain, ring or switch; ``objective``: throughput (least
     bottleneck, then fewest bytes) or latency (least batch-1 latency); ``replicate``: a stage
     may run on several identical chips taking alternate frames; ``batch``: the batch of the
-    batched-throughput figure.
+    batched-throughput figure. ``profile``: a profile file (``chipcut profile --out``) or a
+    :class:`Profile` whose measured unit times cost the units in place of the backend's model
+    (bytes, memory, residency and links stay the backend's); ``threads``: torch threads each
+    stage runs with, which ``profile`` measures with and a given profile must have been
+    measured at.
 
     >>> CompileOptions(topology="ring").interconnect.topology
     <Topology.RING: 'ring'>
@@ -62,6 +70,8 @@ class CompileOptions:
     host_bytes_per_s: float | None = None
     host_latency_s: float | None = None
     name: str | None = None
+    profile: str | os.PathLike | Profile | None = None
+    threads: int = 1
 
     def __post_init__(self) -> None:
         net = self.interconnect  # validates the topology, objective and links
@@ -69,6 +79,11 @@ class CompileOptions:
         object.__setattr__(self, "objective", net.objective)
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ChipcutError(f"batch = {self.batch!r}: must be a whole number >= 1 frame")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ChipcutError(f"threads = {self.threads!r}: must be a whole number >= 1 thread")
+        if not isinstance(self.profile, (str, os.PathLike, Profile, type(None))):
+            raise ChipcutError(f"profile = {type(self.profile).__name__}: give a profile file's "
+                               "path (chipcut profile --out) or a Profile")
         if not (isinstance(self.time_limit_s, (int, float)) and 0 < self.time_limit_s < float("inf")):
             raise ChipcutError(f"time_limit_s = {self.time_limit_s!r}: must be a finite number "
                                "> 0 seconds")
@@ -168,6 +183,8 @@ def solve(lowered: Lowered, chips: int | Sequence[str | Backend] = 4,
     order when the chips differ), with its proven bound."""
     options = options or CompileOptions()
     backends = resolve_chips(chips, backend)
+    if options.profile is not None:
+        backends = profiled(backends, lowered, options)
     n_units = len(lowered.units.units)
     if len(backends) > n_units and not options.replicate:
         raise ChipcutError(f"{len(backends)} chips but the model has only {n_units} partition "
@@ -220,6 +237,49 @@ def schedule(lowered: Lowered, solved: Solved, options: CompileOptions | None = 
         fingerprint=lowered.fingerprint,
         graph_module=lowered.graph_module,
     )
+
+
+def load_profile(profile: str | os.PathLike | Profile) -> tuple[Profile, str]:
+    """(the profile, the name its backend takes: the file's name, or the profiled model's)."""
+    if isinstance(profile, Profile):
+        return profile, profile.model
+    return Profile.from_json(os.fspath(profile)), os.path.basename(os.fspath(profile))
+
+
+def profiled(backends: list[Backend], lowered: Lowered, options: CompileOptions) -> list[Backend]:
+    """The chips with unit times from ``options.profile``, checked against ``lowered``: the
+    same graph, every unit that does work timed, at ``options.threads``."""
+    prof, source = load_profile(options.profile)
+    names = sorted({b.name for b in backends})
+    if len(names) > 1:
+        raise ChipcutError(f"a profile times one device, but the chips are {', '.join(names)}; "
+                           "give one backend (--chips N --backend NAME) with --profile")
+    prof.check(lowered.fingerprint, list(lowered.works), lowered.passes, options.threads,
+               f"profile {source}")
+    chip = validate(ProfiledBackend(backends[0], prof.times_s(), prof.ops(), source))
+    return [chip] * len(backends)
+
+
+def profile(model: object, example_inputs: tuple = (), backend: str | Backend = "generic",
+            options: CompileOptions | None = None, *, device: str = "cpu", warmup: int = 2,
+            repeats: int = 10, progress: Progress | None = None) -> Profile:
+    """Lower ``model`` for ``backend`` (``options.passes``) and time each partition unit on
+    this machine (``device`` "cpu" with ``options.threads`` threads, or "cuda"): the measured
+    seconds ``compile(..., profile=...)`` costs the units with.
+
+    >>> import torch, chipcut
+    >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU())
+    >>> prof = chipcut.profile(net, (torch.randn(1, 64),), "cpu", repeats=2)
+    >>> [u.key for u in prof.units], prof.units[0].time_s > 0
+    (['linear+relu'], True)
+    """
+    options = options or CompileOptions()
+    how = ProfileOptions(device, options.threads, warmup, repeats)
+    lowered = lower(model, example_inputs, 1, backend, options, progress=progress)
+    measured = measure_units(lowered.graph_module, lowered.units, list(lowered.works),
+                             lowered.example_inputs, how, progress)
+    name = backend if isinstance(backend, str) else backend.name
+    return build_profile(lowered.name, lowered.fingerprint, lowered.passes, name, how, measured)
 
 
 def _distinct(backends: list[Backend]) -> list[Backend]:
@@ -279,5 +339,5 @@ def check_calibration(gm: torch.fx.GraphModule, calibration_inputs: Sequence[tup
     return tuple(out)
 
 
-__all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
-           "resolve_chips"]
+__all__ = ["compile", "lower", "solve", "schedule", "profile", "CompileOptions", "Lowered",
+           "Solved", "resolve_chips"]

@@ -1,4 +1,4 @@
-"""The ``chipcut`` command line: compile, show, run, backends."""
+"""The ``chipcut`` command line: compile, show, run, profile, backends."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import NoReturn
 from rich.console import Console
 
 from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
+from chipcut.compiler.cli.profile import add_parser as add_profile_parser
+from chipcut.compiler.cli.profile import command as profile_command
 from chipcut.compiler.cli.run import add_parser as add_run_parser
 from chipcut.compiler.cli.run import command as run_command
 from chipcut.compiler.cli.run import measured_text
@@ -94,7 +96,9 @@ def _options(args: argparse.Namespace):
                           passes=args.passes, topology=args.topology, objective=args.objective,
                           replicate=args.replicate,
                           switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
-                          host_bytes_per_s=rate("--host-bw", args.host_bw))
+                          host_bytes_per_s=rate("--host-bw", args.host_bw),
+                          profile=getattr(args, "profile", None),
+                          threads=getattr(args, "threads", 1))
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -121,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     _network(c)
     _outputs(c)
     c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
+    c.add_argument("--profile", metavar="PATH", help="cost units by the measured times of a "
+                   "profile (chipcut profile --out) instead of the backend's model")
+    c.add_argument("--threads", type=int, default=1, metavar="T",
+                   help="torch threads each stage runs with; a --profile must be measured at "
+                        "this count (default 1)")
     w = sub.add_parser("sweep", help="compile for a range of chip counts: throughput, speedup, limit")
     w.add_argument("model", help="package.module:factory, path/file.py:factory, or a .pt2 file")
     w.add_argument("--input", action="append", default=[], metavar="SHAPE")
@@ -148,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="torch threads to measure with: those each costed process runs with "
                           "(default 1: a pipeline stage runs single-threaded)")
     add_run_parser(sub)
+    add_profile_parser(sub)
     return p
 
 
@@ -167,11 +177,13 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 def _check_before_capture(chips, backend: str, options) -> None:
     """What can be checked without the model: the chips, their backends and the passes."""
-    from chipcut.compiler.api import resolve_chips
+    from chipcut.compiler.api import load_profile, resolve_chips
     from chipcut.passes.manager import as_pipeline
 
     resolve_chips(chips, backend)
     as_pipeline(options.passes)
+    if options.profile is not None:
+        load_profile(options.profile)  # a missing or unreadable profile fails before the capture
 
 
 def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
@@ -242,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "run":
                 with err.status("running", spinner="dots") as spinner:
                     out = run_command(args, lambda msg: spinner.update(msg))
+            elif args.command == "profile":
+                with err.status("profiling", spinner="dots") as spinner:
+                    out = profile_command(args, lambda msg: spinner.update(msg))
             elif args.command == "sweep":
                 with err.status("sweeping", spinner="dots") as spinner:
                     out = _sweep(args, lambda msg: spinner.update(msg))

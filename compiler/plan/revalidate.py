@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chipcut.backends.loader import from_dict
+from chipcut.backends.loader import rebuild
 from chipcut.backends.protocol import Backend
 from chipcut.backends.registry import get_backend
 from chipcut.compiler.lowering.costing import unit_works
@@ -114,7 +114,7 @@ def plan_backends(plan: Plan) -> list[Backend]:
             raise ChipcutError(f"plan chip {name!r} is a file path; a plan names installed "
                                "backends and carries their specs in chip_specs; recompile it")
         if record is not None and record.spec is not None:
-            built[name] = from_dict(record.spec, f"plan chip_specs entry {name!r}")
+            built[name] = rebuild(record.spec, f"plan chip_specs entry {name!r}")
         else:
             try:
                 built[name] = get_backend(name)

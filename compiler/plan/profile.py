@@ -1,0 +1,157 @@
+"""Profile: measured seconds of every partition unit of a lowered graph on one device.
+
+A frozen, JSON-serializable value with its own ``schema_version``, written by ``chipcut
+profile`` and read by ``chipcut compile --profile``. It records the lowered graph's
+``fingerprint``, so it is only ever applied to the graph it was measured on, and each unit by
+its stable key (``chipcut.compiler.lowering.costing.unit_key``). Times are seconds per call at
+batch 1 (the example inputs' batch), the median over the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from chipcut.backends.protocol import Work
+from chipcut.compiler.lowering.costing import is_free
+from chipcut.core.errors import ChipcutError
+from chipcut.core.files import write_atomic
+
+PROFILE_SCHEMA_VERSION = 1
+REMEDY = "profile this model again with chipcut profile --out"
+
+
+@dataclass(frozen=True)
+class UnitTime:
+    """One unit: its key, anchor op and work, and the seconds of one call (0 when it does no
+    work): ``time_s`` the median over the repeats, ``min_s`` and ``max_s`` their spread."""
+
+    key: str
+    op: str
+    macs: int
+    elem_ops: int
+    time_s: float
+    min_s: float
+    max_s: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Measured unit times. ``Profile.from_json(p.to_json(path)) == p`` exactly.
+
+    ``clock``: what timed the calls ("thread_time": CPU time of the one thread running them,
+    blind to other processes' load; "perf_counter": wall time, for several threads;
+    "cuda_events"); ``model_s``: the whole lowered graph in one call, timed the same way,
+    beside which the units' sum is read.
+    """
+
+    schema_version: int
+    model: str
+    fingerprint: str  # the lowered graph's (chipcut.compiler.lowering.summary.fingerprint)
+    passes: str  # the pipeline the graph was lowered with
+    backend: str  # the backend the passes ran for (quantize and fuse depend on it)
+    device: str  # "cpu" or "cuda"
+    device_name: str  # the processor, thread count and torch version, in words
+    threads: int  # torch threads the units ran with
+    warmup: int  # untimed repeats before the timed ones
+    repeats: int
+    clock: str
+    model_s: float
+    units: tuple[UnitTime, ...]
+
+    def times_s(self) -> dict[str, float]:
+        """Seconds by unit key."""
+        return {u.key: u.time_s for u in self.units}
+
+    def ops(self) -> dict[str, int]:
+        """MACs + element ops by unit key: what each measured time did."""
+        return {u.key: u.macs + u.elem_ops for u in self.units}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The profile as JSON text; with ``path``, also written atomically to that file."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            write_atomic(Path(path), text)
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> Profile:
+        """Read a profile file (a path, or JSON text); a bad one is a one-line error."""
+        text, where = str(source), "profile JSON"
+        if not text.lstrip().startswith("{"):
+            where = f"profile {source}"
+            try:
+                text = Path(source).read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+                raise ChipcutError(f"cannot read {where}: {reason}; give the file chipcut "
+                                   "profile --out wrote") from None
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise ChipcutError(f"{where} is not valid JSON; {REMEDY}") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != PROFILE_SCHEMA_VERSION:
+            raise ChipcutError(f"{where} has schema_version {version!r}, this chipcut reads "
+                               f"{PROFILE_SCHEMA_VERSION}; {REMEDY}")
+        units = data.get("units")
+        if not isinstance(units, list):
+            raise ChipcutError(f"{where}: field units must be a list; {REMEDY}")
+        top = _fields(cls, data, where, skip="units")
+        return cls(**top, units=tuple(UnitTime(**_fields(UnitTime, u, f"{where}: units[{i}]"))
+                                      for i, u in enumerate(units)))
+
+    def check(self, fingerprint: str, works: list[Work], passes: str, threads: int,
+              where: str = "the profile") -> None:
+        """Refuse a profile of another graph, at another thread count, or lacking a unit of
+        ``works`` that does work; each a one-line error that says what to run."""
+        if self.fingerprint != fingerprint:
+            raise ChipcutError(f"{where} was measured on another graph (fingerprint "
+                               f"{self.fingerprint}, this model {fingerprint}): another model, "
+                               "input shapes or dtypes; profile this model with the --input "
+                               "it is compiled with")
+        if self.threads != threads:
+            raise ChipcutError(f"{where} was measured with {self.threads} thread(s), this "
+                               f"compile asks for {threads}; give --threads {self.threads}, or "
+                               f"profile again with --threads {threads}")
+        times = self.times_s()
+        missing = [w.key for w in works if not is_free(w) and w.key not in times]
+        if missing:
+            hint = (f" (it was lowered with passes {self.passes or 'none'!r}, this compile "
+                    f"with {passes or 'none'!r})"
+                    if self.passes != passes else "")
+            raise ChipcutError(f"{where} has no time for unit {missing[0]!r} ({len(missing)} "
+                               f"unit(s) missing){hint}; profile with the --passes and --backend "
+                               "of this compile")
+
+
+def _fields(cls: type, data: Any, where: str, skip: str = "") -> dict:
+    """The scalar fields of ``cls`` from ``data``, each checked against its type."""
+    if not isinstance(data, dict):
+        raise ChipcutError(f"{where} must be an object; {REMEDY}")
+    out = {}
+    for f in fields(cls):
+        if f.name == skip:
+            continue
+        if f.name not in data:
+            raise ChipcutError(f"{where}: field {f.name} is missing; {REMEDY}")
+        value, kind = data[f.name], {"str": str, "int": int, "float": float}[f.type]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ChipcutError(f"{where}: field {f.name} = {value!r} must be {f.type}; {REMEDY}")
+        if kind is not str and not (math.isfinite(value) and value >= 0):
+            raise ChipcutError(f"{where}: field {f.name} = {value!r} must be a finite number "
+                               f">= 0; {REMEDY}")
+        out[f.name] = value
+    return out
+
+
+__all__ = ["Profile", "UnitTime", "PROFILE_SCHEMA_VERSION"]

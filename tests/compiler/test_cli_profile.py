@@ -1,0 +1,125 @@
+"""``chipcut profile`` and ``chipcut compile --profile``: files written, and user errors as one
+line with exit code 2 and no file written."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chipcut.compiler.cli.main import main
+
+FACTORY = textwrap.dedent("""
+    import torch
+
+    def tiny():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                                   torch.nn.ReLU(), torch.nn.Linear(32, 4))
+
+    def on_meta():
+        with torch.device("meta"):
+            return tiny()
+""")
+FAST = ("--warmup", "1", "--repeats", "2")
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> str:
+    path = tmp_path / "models_for_profile.py"
+    path.write_text(FACTORY)
+    return f"{path}:tiny"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def profile_file(capsys, model, tmp_path) -> Path:
+    path = tmp_path / "profile.json"
+    code, out, err = run(capsys, "profile", model, "--input", "1x8", "--backend", "cpu", *FAST,
+                         "--out", str(path))
+    assert code == 0, err
+    assert "3 units (3 timed) on cpu" in out and f"profile written to {path}" in out
+    return path
+
+
+def test_profile_then_compile_with_it(capsys, model, profile_file, tmp_path) -> None:
+    data = json.loads(profile_file.read_text())
+    assert data["schema_version"] == 1 and data["threads"] == 1
+    assert [u["key"] for u in data["units"]] == ["linear+relu", "linear_1+relu_1", "linear_2"]
+    plan = tmp_path / "plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--chips", "2", "--profile", str(profile_file), "--out", str(plan))
+    assert code == 0, err
+    assert "2 x profiled:profile.json" in out
+    stages = json.loads(plan.read_text())["stages"]
+    times = {u["key"]: u["time_s"] for u in data["units"]}
+    assert sum(s["time_s"] for s in stages) == pytest.approx(sum(times.values()), rel=1e-12)
+    code, shown, err = run(capsys, "show", str(plan))
+    assert code == 0 and "edited" not in shown, err
+
+
+def one_line_error(code: int, out: str, err: str, message: str) -> None:
+    assert code == 2 and out == ""
+    assert err.startswith("chipcut: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_compile_with_a_profile_of_other_shapes_writes_nothing(capsys, model, profile_file,
+                                                               tmp_path) -> None:
+    plan = tmp_path / "plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "2x8", "--backend", "cpu",
+                         "--chips", "2", "--profile", str(profile_file), "--out", str(plan))
+    one_line_error(code, out, err, "was measured on another graph")
+    assert not plan.exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--threads", "2"), "measured with 1 thread(s), this compile asks for 2"),
+    (("--passes", "none"), "has no time for unit 'linear'"),
+])
+def test_compile_with_a_mismatched_profile_writes_nothing(capsys, model, profile_file, tmp_path,
+                                                          extra, message) -> None:
+    plan = tmp_path / "plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--chips", "2", "--profile", str(profile_file), "--out", str(plan), *extra)
+    one_line_error(code, out, err, message)
+    assert not plan.exists()
+
+
+def test_compile_with_a_missing_or_broken_profile(capsys, model, tmp_path) -> None:
+    plan = tmp_path / "plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--profile",
+                         str(tmp_path / "nope.json"), "--out", str(plan))
+    one_line_error(code, out, err, "cannot read profile")
+    (tmp_path / "bad.json").write_text("{not json")
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--profile",
+                         str(tmp_path / "bad.json"), "--out", str(plan))
+    one_line_error(code, out, err, "is not valid JSON")
+    assert not plan.exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--threads", "0"), "threads = 0: must be a whole number >= 1"),
+    (("--repeats", "0"), "repeats = 0"),
+    (("--backend", "nope"), "unknown backend 'nope'"),
+])
+def test_profile_bad_options_write_nothing(capsys, model, tmp_path, argv, message) -> None:
+    path = tmp_path / "profile.json"
+    code, out, err = run(capsys, "profile", model, "--input", "1x8", *argv, "--out", str(path))
+    one_line_error(code, out, err, message)
+    assert not path.exists()
+
+
+def test_profile_of_a_meta_model_writes_nothing(capsys, model, tmp_path) -> None:
+    path = tmp_path / "profile.json"
+    code, out, err = run(capsys, "profile", model.replace(":tiny", ":on_meta"), "--input", "1x8",
+                         "--out", str(path))
+    one_line_error(code, out, err, "captured on the meta device")
+    assert not path.exists()
