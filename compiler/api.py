@@ -178,9 +178,11 @@ def lower(model: object, example_inputs: tuple = (), chips: int | Sequence[str |
 
 def solve(lowered: Lowered, chips: int | Sequence[str | Backend] = 4,
           backend: str | Backend = "generic", options: CompileOptions | None = None,
-          progress: Progress | None = None) -> Solved:
+          progress: Progress | None = None, *,
+          start: tuple[int, ...] | None = None) -> Solved:
     """The best pipeline of ``lowered`` over ``chips`` within the time limit (every distinct chip
-    order when the chips differ), with its proven bound."""
+    order when the chips differ), with its proven bound. ``start``: a known assignment (unit ->
+    chip, e.g. a plan for fewer chips of the same kind); the plan found is never worse."""
     options = options or CompileOptions()
     backends = resolve_chips(chips, backend)
     if options.profile is not None:
@@ -193,7 +195,7 @@ def solve(lowered: Lowered, chips: int | Sequence[str | Backend] = 4,
     if progress:
         progress(f"solving {n_units} units on {len(backends)} chips")
     order, found = best_order(lowered.units, list(lowered.works), backends, options.time_limit_s,
-                              progress, options.interconnect, lowered.summary.io_bytes())
+                              progress, options.interconnect, lowered.summary.io_bytes(), start)
     return Solved(tuple(order), found)
 
 

@@ -53,12 +53,16 @@ def sweep(lowered: Lowered, counts: Sequence[int], backend: str | Backend = "gen
           options: CompileOptions | None = None,
           progress: Callable[[str], None] | None = None) -> list[SweepPoint]:
     """Solve and schedule one lowering for each chip count. A count on which the model does not
-    fit is a point limited by memory; speedups are relative to the first count that fits."""
+    fit is a point limited by memory; speedups are relative to the first count that fits. Each
+    count starts from the previous count's plan, so more chips never give a worse plan."""
     points: list[SweepPoint] = []
     base: tuple[int, float] | None = None
+    previous: tuple[int, ...] | None = None  # the last plan: valid on more chips (some empty)
     for n in counts:
         try:
-            plan = schedule(lowered, solve(lowered, n, backend, options, progress), options)
+            solved = solve(lowered, n, backend, options, progress, start=previous)
+            previous = solved.partitioned.solution.chip_of_unit
+            plan = schedule(lowered, solved, options)
         except DoesNotFit as e:
             unfit = e
             points.append(SweepPoint(n, 0.0, 0.0, 0.0, 0.0, "memory (does not fit)", "NO FIT",

@@ -159,8 +159,10 @@ def _read(solver: cp_model.CpSolver, y, n: int, chips: int) -> list[int]:
 
 
 def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
-          progress: Callable[[str], None] | None = None, max_ideals: int = MAX_IDEALS) -> Solution:
-    """Best pipeline assignment found within ``time_limit_s`` (never longer), with its bound and gap.
+          progress: Callable[[str], None] | None = None, max_ideals: int = MAX_IDEALS,
+          hint: tuple[int, ...] | None = None) -> Solution:
+    """Best pipeline assignment found within ``time_limit_s`` (never longer), with its bound and gap;
+    never worse than ``hint`` (a known assignment, e.g. a plan for fewer chips) when it is valid.
 
     Same problem, same answer: the programs are exact and CP-SAT runs with fixed seed
     and deterministic parallelism. Raises NoFit when no pipeline fits in memory.
@@ -179,9 +181,13 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     best = (base.chip_of_unit, base.replicas) if base else None
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
-        if packed is None:
+        if packed is None and not _valid(problem, hint):
             raise NoFit
-        best = (packed, None)
+        best = (packed, None) if packed is not None else None
+    if _valid(problem, hint) and (best is None or evaluate(problem, hint)[0] <
+                                  evaluate(problem, *best)[0] * (1 - 1e-12)):
+        best = (tuple(hint), None)
+        method = "time limit: the given start" if timed_out else "chain DP, bettered by the given start"
     bound = lower_bound_s(problem)
     exact = False
     ideals = None if timed_out else lattice.enumerate_ideals(predecessors(problem), max_ideals)
@@ -230,6 +236,14 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     replicas = tuple(best[1]) if best[1] else (1,) * chips
     return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
                     replicas, method)
+
+
+def _valid(problem: PartitionProblem, hint: tuple[int, ...] | None) -> bool:
+    """Whether ``hint`` is a pipeline of this problem that fits every chip."""
+    n = len(problem.unit_time_s)
+    return (hint is not None and len(hint) == n and all(0 <= k < problem.n_chips for k in hint)
+            and all(hint[p] <= hint[c] for p, cs, _ in problem.tensors for c in cs)
+            and overfull_chip(problem, hint) is None)
 
 
 def _lattice_exact(problem: PartitionProblem) -> bool:

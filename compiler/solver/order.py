@@ -41,8 +41,10 @@ def orders(backends: list[Backend]) -> tuple[list[list[Backend]], bool]:
 
 def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], time_limit_s: float,
                progress: Callable[[str], None] | None, net: Interconnect,
-               io_bytes: tuple[int, int]) -> tuple[list[Backend], Partitioned]:
-    """The chip order and plan with the least objective (then fewest bytes)."""
+               io_bytes: tuple[int, int], hint: tuple[int, ...] | None = None,
+               ) -> tuple[list[Backend], Partitioned]:
+    """The chip order and plan with the least objective (then fewest bytes); ``hint`` (an
+    assignment for the chips as given) is a plan to do no worse than."""
     candidates, complete = orders(backends)
     start = time.perf_counter()
     best: tuple[list[Backend], Partitioned] | None = None
@@ -52,7 +54,9 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
         if len(candidates) > 1 and progress:
             progress(f"chip order {i + 1}/{len(candidates)}: {', '.join(b.name for b in order)}")
         try:
-            found = partition(units, works, order, max(share, 0.05), progress, net, io_bytes)
+            found = partition(units, works, order, max(share, 0.05), progress, net, io_bytes,
+                              hint if [b.name for b in order] == [b.name for b in backends]
+                              else None)
         except ChipcutError as e:
             failure = failure or e
             continue

@@ -48,15 +48,17 @@ class Partitioned:
 
 def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time_limit_s: float,
               progress: Callable[[str], None] | None = None, net: Interconnect = CHAIN,
-              io_bytes: tuple[int, int] = (0, 0)) -> Partitioned:
-    """The best pipeline found within ``time_limit_s``, costed under its own residency."""
+              io_bytes: tuple[int, int] = (0, 0),
+              hint: tuple[int, ...] | None = None) -> Partitioned:
+    """The best pipeline found within ``time_limit_s``, costed under its own residency, and no
+    worse than ``hint`` (a known assignment) when one is given."""
     start = time.perf_counter()
     restricted = capabilities.restrictions(units, works, backends)
     banned = set(restricted)
     exact = residency_problem(units, works, backends, net, io_bytes, banned)
     if exact is not None:
         try:
-            solution = solve(exact, time_limit_s=time_limit_s, progress=progress)
+            solution = solve(exact, time_limit_s=time_limit_s, progress=progress, hint=hint)
         except NoFit:
             raise no_fit_error(units, works, backends) from None
         own = states_of(works, solution.chip_of_unit, backends)
@@ -76,7 +78,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
         problem = problem_for(states)
         share = remaining / (MAX_ROUNDS - round_) if round_ < MAX_ROUNDS - 1 else remaining
         try:
-            solution = solve(problem, time_limit_s=max(share, 0.05), progress=progress)
+            solution = solve(problem, time_limit_s=max(share, 0.05), progress=progress,
+                             hint=hint if round_ == 0 else None)
         except NoFit:
             raise no_fit_error(units, works, backends) from None
         own = states_of(works, solution.chip_of_unit, backends)

@@ -80,3 +80,30 @@ def test_out_of_time_plans_fit_or_the_model_does_not(seed: int) -> None:
         return
     assert overfull_chip(problem, solution.chip_of_unit) is None
     assert solution.method == "time limit: packed split"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_more_chips_never_give_a_worse_plan_given_the_smaller_plan(seed: int) -> None:
+    """The plan for N chips, padded with an empty chip, is a plan for N + 1: solving N + 1 from
+    it never does worse, even when no time is left to search (as chipcut sweep does)."""
+    from chipcut.compiler.solver.evaluate import evaluate
+
+    rng = random.Random(seed)
+    n, chips = rng.randint(3, 40), rng.randint(1, 5)
+    small = chain_problem(rng, n, chips, memory=0)
+    big = PartitionProblem(tuple(row + (row[-1],) for row in small.unit_time_s), small.tensors,
+                           chips + 1, small.links + small.links[-1:], small.weight_bytes,
+                           small.live_bytes, (0,) * (chips + 1))
+    fewer = solve(small, time_limit_s=5)
+    for limit in (0.0, 5.0):
+        more = solve(big, time_limit_s=limit, hint=fewer.chip_of_unit)
+        assert more.bottleneck_s <= fewer.bottleneck_s * (1 + 1e-12)
+        assert evaluate(big, more.chip_of_unit, more.replicas)[0] == more.bottleneck_s
+
+
+def test_an_invalid_start_is_ignored() -> None:
+    rng = random.Random(1)
+    problem = chain_problem(rng, 6, 2, memory=0)
+    backwards = (1, 1, 1, 0, 0, 0)  # a tensor would go back to an earlier chip
+    assert solve(problem, time_limit_s=5, hint=backwards).chip_of_unit != backwards
+    assert solve(problem, time_limit_s=5, hint=(0, 7, 7, 7, 7, 7)).status == "OPTIMAL"
