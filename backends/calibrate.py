@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chipcut.backends.linkbench import LinkFit, measure_link
 from chipcut.backends.loader import from_dict
 from chipcut.backends.microbench import REPEATS, Measured, measure
 from chipcut.backends.protocol import Work
@@ -148,9 +149,11 @@ def class_spread(m: dict[str, Measured]) -> dict[str, float]:
     return out
 
 
-def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated") -> dict:
+def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
+        link: LinkFit | None = None) -> dict:
     """The spec table fitted to measurements ``m`` (see the module docstring for which fits what),
-    its description and source naming the date, the machine and the threads (:func:`machine`)."""
+    its description and source naming the date, the machine and the threads (:func:`machine`).
+    ``link``: the measured transfer between two processes (else a memory copy is assumed)."""
     overhead_s = m["overhead"].seconds
     # The fastest element-wise kernel sets the vector rate and the fastest dense one the MAC
     # peak (when it beats the nominal one: turbo clocks, a clock sysfs under-reports), so that
@@ -171,9 +174,12 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated") -> d
                     "compute_efficiency": 1.0, "op_overhead_s": overhead_s},
         "memory": {"sram_bytes": nom.cache_bytes, "dram_bytes": nom.memory_bytes,
                    "dram_bytes_per_s": dram_bytes_per_s, "memory_efficiency": eta_m},
-        # Chips on one host hand activations over through memory: a copy, plus dispatch.
-        "link": {"interface": "shared memory", "bytes_per_s": dram_bytes_per_s,
-                 "latency_s": overhead_s},
+        # Chips on one host hand activations over through memory: a copy, plus dispatch
+        # (unless the transfer between stage processes was measured).
+        "link": ({"interface": "gloo between processes on this host", "bytes_per_s":
+                  link.bytes_per_s, "latency_s": link.latency_s} if link is not None else
+                 {"interface": "shared memory", "bytes_per_s": dram_bytes_per_s,
+                  "latency_s": overhead_s}),
     }
     # Invert the cost model itself: at efficiency 1 it gives each benchmark's time at peak.
     at_peak = from_dict(table, name)
@@ -191,7 +197,9 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated") -> d
         f"{_threads(nom.threads)} x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
         f"{nom.fma_units} FMA units; fitted for {_threads(nom.threads)} per process; "
         f"efficiency per op class, vector rate, DRAM bandwidth and overhead measured, each the "
-        f"fastest of {REPEATS} timings; spread (slowest / fastest) {spreads}")
+        f"fastest of {REPEATS} timings; spread (slowest / fastest) {spreads}"
+        + ("; link: gloo send/recv between two processes, fastest of round trips per size, "
+           "affine fit" if link is not None else "; link: assumed a memory copy"))
     table["extra"] = ({f"measured_{k}_s": v.seconds for k, v in m.items()}
                       | {f"spread_{k}": v.spread for k, v in m.items()}
                       | {f"spread_{c}": v for c, v in spread.items()})
@@ -217,10 +225,11 @@ def to_toml(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1) -> ChipSpec:
+def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1, link: bool = True) -> ChipSpec:
     """Measure this machine with ``threads`` torch threads, write the fitted spec to ``path``,
     return it. The spec is named after the file (``cpu-calibrated.toml`` is backend
-    ``cpu-calibrated``).
+    ``cpu-calibrated``). ``link``: also time the transfer between two stage processes (gloo),
+    the link ``chipcut run`` uses.
 
     >>> spec = calibrate(threads=1)  # doctest: +SKIP
     >>> 0 < spec.efficiency("depthwise") <= 1  # doctest: +SKIP
@@ -235,7 +244,7 @@ def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1) -> ChipSpec:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        table = fit(nominal(), measure(), path.stem)
+        table = fit(nominal(), measure(), path.stem, measure_link() if link else None)
     finally:
         torch.set_num_threads(before)
     spec_from_dict(table, str(path))  # validate before anything touches the disk
@@ -253,7 +262,8 @@ def summary(path: Path | str, spec: ChipSpec) -> str:
             f"  fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak; vector "
             f"{spec.vector_ops_per_s / 1e9:.4g} Gop/s; DRAM {spec.dram_bytes_per_s / 1e9:.4g} GB/s "
             f"x memory efficiency {spec.memory_efficiency:.3f}; per-op overhead "
-            f"{spec.op_overhead_s * 1e6:.3g} us\n"
+            f"{spec.op_overhead_s * 1e6:.3g} us; link {spec.link.bytes_per_s / 1e9:.4g} GB/s + "
+            f"{spec.link.latency_s * 1e6:.3g} us ({spec.link.interface})\n"
             f"  compute efficiency by op class: {classes}\n"
             f"use it with --backend {path} (backend 'cpu' stays the shipped default)\n")
 

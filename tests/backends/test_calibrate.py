@@ -24,6 +24,7 @@ from chipcut.backends.calibrate import (
     fit,
     to_toml,
 )
+from chipcut.backends.linkbench import LinkFit, fit_link
 from chipcut.backends.loader import from_spec
 from chipcut.backends.microbench import KERNELS, REPEATS
 from chipcut.backends.presets import PRESETS_DIR
@@ -54,6 +55,9 @@ def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, fl
     assert all(spec.extra[f"spread_{c}"] >= 1 for c in OpClass)
     assert 0 < spec.op_overhead_s < 1e-3
     assert spec.dram_bytes_per_s > 1e8 and spec.vector_ops_per_s > 1e7
+    # The link between two stage processes, measured: gloo over loopback, MB/s to tens of GB/s.
+    assert spec.link.interface == "gloo between processes on this host"
+    assert 1e7 < spec.link.bytes_per_s < 1e11 and 0 <= spec.link.latency_s < 1e-2
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
     umask = os.umask(0o022)
     os.umask(umask)
@@ -155,7 +159,7 @@ def test_fit_reports_the_spread_of_each_class() -> None:
     table = fit(synthetic_nominal(), SYNTHETIC)
     assert table["source"].endswith(
         "fastest of 7 timings; spread (slowest / fastest) dense 1.10, depthwise 1.00, small-map "
-        "1.00, attention 1.00, pool 1.50, elementwise 1.25")
+        "1.00, attention 1.00, pool 1.50, elementwise 1.25; link: assumed a memory copy")
     assert table["extra"]["spread_dense"] == 1.1 and table["extra"]["spread_gemm"] == 1.0
     assert table["extra"]["measured_gemm_s"] == SYNTHETIC["gemm"].seconds
 
@@ -212,6 +216,7 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
 
     threads = []
     monkeypatch.setattr(calibration, "measure", lambda: threads.append(torch.get_num_threads()) or SYNTHETIC)
+    monkeypatch.setattr(calibration, "measure_link", lambda: LinkFit(2e9, 3e-5, ()))
     monkeypatch.setattr(calibration, "nominal", synthetic_nominal)
     monkeypatch.chdir(tmp_path)
     before = torch.get_num_threads()
@@ -221,7 +226,8 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
     assert out[0] == f"wrote cpu-calibrated.toml: {spec.description}"
     assert "Example CPU 9000" in out[0] and "4 threads" in out[0]
     assert out[1] == ("  fp32 128 GMAC/s peak; vector 8 Gop/s; DRAM 20 GB/s x memory efficiency "
-                      "0.500; per-op overhead 2 us")
+                      "0.500; per-op overhead 2 us; link 2 GB/s + 30 us (gloo between processes "
+                      "on this host)")
     assert out[2] == ("  compute efficiency by op class: dense 0.500 (spread 1.10); depthwise 0.100 "
                       "(spread 1.00); small-map 0.400 (spread 1.00); attention 0.600 (spread 1.00); "
                       "pool 0.020 (spread 1.50); elementwise 0.250 (spread 1.25)")
@@ -236,3 +242,12 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
     err = capsys.readouterr().err
     assert err == ("chipcut: error: calibrate threads = 0: use a whole number, 1 or more (--threads T: "
                    "the threads each costed process runs with; default 1)\n")
+
+
+def test_link_fit_recovers_an_affine_transfer_time() -> None:
+    points = [(b, 4e-5 + b / 3e9) for b in (4096, 65536, 2**20, 2**22)]
+    fitted = fit_link(points)
+    assert fitted.bytes_per_s == pytest.approx(3e9, rel=1e-9)
+    assert fitted.latency_s == pytest.approx(4e-5, rel=1e-6)
+    flat = fit_link([(4096, 1e-4), (2**20, 1e-4)])  # no cost per byte measurable
+    assert flat.bytes_per_s == pytest.approx(2**20 / 1e-4) and flat.latency_s >= 0
