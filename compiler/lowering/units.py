@@ -54,6 +54,7 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
         users = {sets[u.name] for u in node.users if is_compute(u)}
         if _free(node) and not producers and len(users) == 1 and get_group(node) is None:
             sets.union(users.pop(), node.name)
+    _join_constants(compute, sets)
     roots: dict[str, int] = {}
     members: list[list[str]] = []
     unit_of: dict[str, int] = {}
@@ -74,6 +75,33 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
         if consumers:
             tensors.append((unit_of[node.name], tuple(consumers), get_cost(node).out_bytes, node.name))
     return UnitGraph(units, tuple(tensors), unit_of)
+
+
+def _join_constants(compute: list[torch.fx.Node], sets: nx.utils.UnionFind) -> None:
+    """A unit that reads no model input (position ids, masks and biases computed from
+    constants) joins its consumer when it has only one: it is work the consumer's chip does
+    for itself, never worth a cut (moving it earlier only adds a transfer). Left separate,
+    each such branch multiplies the pipelines to search (an encoder-decoder's position
+    buckets, a constant copied per layer)."""
+    constant: set[str] = set()
+    for node in compute:  # graph order: inputs first
+        inputs = node.all_input_nodes
+        if all(p.op == "get_attr" or p.name in constant for p in inputs):
+            constant.add(node.name)
+    changed = True
+    while changed:
+        changed = False
+        by_set: dict[str, list[torch.fx.Node]] = {}
+        for node in compute:
+            by_set.setdefault(sets[node.name], []).append(node)
+        for root, nodes in by_set.items():
+            if not all(n.name in constant for n in nodes):
+                continue
+            consumers = {sets[u.name] for n in nodes for u in n.users if is_compute(u)} - {root}
+            if len(consumers) == 1:
+                sets.union(consumers.pop(), root)
+                changed = True
+                break
 
 
 def _topological(members: list[list[str]], compute: list[torch.fx.Node],
