@@ -118,6 +118,6 @@ def describe(name: str) -> str:
     """One line for ``chipcut backends``: the backend's own description of itself.
 
     >>> describe("tpu-v1")
-    'tpu-v1: int8 45.88 TMAC/s; SRAM 28 MiB; DRAM 34 GB/s (8 GiB); link PCIe Gen3 x16 15.75 GB/s + 2 us; array 256x256 weight-stationary @ 700 MHz'
+    'tpu-v1: int8 45.88 TMAC/s; SRAM 28 MiB (activations only); DRAM 34 GB/s (8 GiB); link PCIe Gen3 x16 15.75 GB/s + 2 us; array 256x256 weight-stationary @ 700 MHz; fitted to Jouppi et al. ISCA 2017 Table 3 (MLP0 TOPS)'
     """
     return get_backend(name).describe()

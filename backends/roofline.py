@@ -55,8 +55,9 @@ class RooflineBackend:
         return Memory(self.spec.sram_bytes, self.spec.dram_bytes)
 
     def weights_resident(self, weight_bytes: int) -> bool:
-        """Weights stay in SRAM when all of a stage's weights fit there."""
-        return weight_bytes <= self.spec.sram_bytes
+        """Weights stay in SRAM when all of a stage's weights fit there, unless the spec streams
+        them from DRAM every inference (``[memory] weights_in_sram = false``)."""
+        return self.spec.weights_in_sram and weight_bytes <= self.spec.sram_bytes
 
     def link(self) -> LinkSpec:
         return self.spec.link
@@ -103,7 +104,8 @@ class RooflineBackend:
         return self.spec.link.latency_s + nbytes / self.spec.link.bytes_per_s
 
     def describe(self) -> str:
-        """Peak per dtype, SRAM, DRAM bandwidth and size, link, and the array when there is one.
+        """Peak per dtype, SRAM, DRAM bandwidth and size, link, the array when there is one, the
+        per-class efficiencies, and the spec's ``validation`` note when it has one.
 
         Rates use decimal prefixes (GB/s = 1e9 bytes/s), capacities binary ones (MiB).
         """
@@ -112,7 +114,8 @@ class RooflineBackend:
         dram = (f"DRAM {rate(spec.dram_bytes_per_s, 'B/s')} ({capacity(spec.dram_bytes)})"
                 if not spec.sram_only else "no DRAM (SRAM only)")
         link = spec.link
-        parts = [f"{self.name}: {peaks}", f"SRAM {capacity(spec.sram_bytes)}", dram,
+        sram = f"SRAM {capacity(spec.sram_bytes)}" + ("" if spec.weights_in_sram else " (activations only)")
+        parts = [f"{self.name}: {peaks}", sram, dram,
                  f"link {(link.interface + ' ') if link.interface else ''}"
                  f"{rate(link.bytes_per_s, 'B/s')} + {seconds(link.latency_s)}"]
         if spec.array is not None:
@@ -122,6 +125,8 @@ class RooflineBackend:
             per = ", ".join(f"{c} {e:.2f}" for c, e in spec.class_efficiency.items())
             rest = set(OpClass) - set(spec.class_efficiency)
             parts.append(f"efficiency {per}" + (f", others {spec.compute_efficiency:.2f}" if rest else ""))
+        if spec.validation:
+            parts.append(spec.validation)
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
@@ -132,6 +137,8 @@ class RooflineBackend:
                   "memory_efficiency": s.memory_efficiency}
         if s.dram_bytes:
             memory["dram_bytes_per_s"] = s.dram_bytes_per_s
+        if not s.weights_in_sram:
+            memory["weights_in_sram"] = False
         out = {
             "name": s.name, "description": s.description, "source": s.source,
             "compute": {"peak_macs_per_s": dict(s.peak_macs_per_s),
@@ -158,4 +165,6 @@ class RooflineBackend:
             out["capabilities"] = {"unsupported_ops": sorted(caps.unsupported_ops)}
         if s.extra:
             out["extra"] = dict(s.extra)
+        if s.validation:
+            out["validation"] = s.validation
         return out

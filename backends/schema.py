@@ -157,7 +157,7 @@ class Names:
 
 
 _TOPS = '{ int8 = "92 TOPS" }'
-SCHEMA: dict[str, dict[str, Num | PerDtype | PerClass | Text | Names]] = {
+SCHEMA: dict[str, dict[str, Num | PerDtype | PerClass | Text | Flag | Names]] = {
     "compute": {
         "peak_macs_per_s": PerDtype(Num(q.MACS_PER_S, example=_TOPS)),
         "vector_ops_per_s": Num(q.OPS_PER_S, example='"1 TOPS"'),
@@ -171,6 +171,8 @@ SCHEMA: dict[str, dict[str, Num | PerDtype | PerClass | Text | Names]] = {
         "dram_bytes": Num(q.BYTES, zero_ok=True, integer=True, example='"16 GB"'),
         "dram_bytes_per_s": Num(q.BYTES_PER_S, example='"34 GB/s"'),
         "memory_efficiency": Num(q.FRACTION, 0, 1, example="0.8"),
+        # false: weights stream from DRAM every inference even when they fit in SRAM
+        "weights_in_sram": Flag(example="false"),
     },
     "link": {
         "bytes_per_s": Num(q.BYTES_PER_S, example='"15.75 GB/s"'),
@@ -199,7 +201,8 @@ REQUIRED = {
     "link": ("bytes_per_s", "latency_s"),
     "array": ("rows", "cols", "clock_hz"),
 }
-TOP_LEVEL = {"name": Text(), "description": Text(), "source": Text()}
+# validation: "fitted to <measurements>" or "unvalidated: <why>", shown by ``chipcut backends``
+TOP_LEVEL = {"name": Text(), "description": Text(), "source": Text(), "validation": Text()}
 FREE_FORM = "extra"  # a table of notes, never interpreted
 
 
@@ -279,6 +282,9 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
     if memory["dram_bytes"] == 0 and "dram_bytes_per_s" in memory:
         raise _fail(origin, f"[memory] dram_bytes_per_s = {memory['dram_bytes_per_s']:g} bytes/s but "
                             "dram_bytes = 0 (an SRAM-only chip); remove dram_bytes_per_s or set dram_bytes")
+    if memory["dram_bytes"] == 0 and memory.get("weights_in_sram") is False:
+        raise _fail(origin, "[memory] weights_in_sram = false but dram_bytes = 0 (an SRAM-only chip "
+                            "has nowhere else to keep weights); remove weights_in_sram or set dram_bytes")
     if "ops" in caps and "unsupported_ops" in caps:
         raise _fail(origin, "[capabilities] sets both ops and unsupported_ops; keep one (an allow-list "
                             "or a deny-list)")
@@ -302,6 +308,8 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
         array=ArraySpec(**s["array"]) if s["array"] else None,
         energy=_energy(s["energy"], memory["sram_bytes"]),
         capabilities=Capabilities(caps.get("ops"), caps.get("unsupported_ops", frozenset())),
+        weights_in_sram=memory.get("weights_in_sram", True),
+        validation=top.get("validation", ""),
     )
 
 

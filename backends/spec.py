@@ -80,6 +80,10 @@ class ChipSpec:
     figures for the chip's SRAM size (chipcut.backends.energy.default_energy).
     ``class_efficiency`` maps an op class (chipcut.core.vocab.OpClass) to its own compute
     efficiency; a class it does not list runs at ``compute_efficiency``.
+    ``validation`` says in a few words whether the figures were checked against measurements
+    ("fitted to ...") or are not ("unvalidated: ..."); ``describe`` shows it.
+    ``weights_in_sram``: a stage's weights stay on chip when they fit (true), or stream from
+    DRAM on every inference whatever their size, SRAM holding activations only (false; TPU v1).
     """
 
     name: str
@@ -99,6 +103,8 @@ class ChipSpec:
     array: ArraySpec | None = None
     energy: EnergySpec = None  # type: ignore[assignment]  # filled in __post_init__
     capabilities: Capabilities = Capabilities()
+    weights_in_sram: bool = True
+    validation: str = ""
 
     def __post_init__(self) -> None:
         if self.energy is None:

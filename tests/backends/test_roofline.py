@@ -134,3 +134,26 @@ def test_per_class_efficiencies_round_trip_through_to_dict_and_from_dict() -> No
     assert table["compute"]["efficiency"] == CLASSES
     assert "efficiency" not in chip().to_dict()["compute"]
     assert from_dict(table, "toy.json").spec == backend.spec
+
+
+def test_weights_in_sram_false_streams_weights_that_fit_and_round_trips() -> None:
+    from chipcut.backends.loader import from_dict
+
+    assert chip().weights_resident(2**20) and not chip().weights_resident(16 * 2**20)
+    streaming = chip(weights_in_sram=False)
+    assert not streaming.weights_resident(0) and not streaming.weights_resident(2**20)
+    table = streaming.to_dict()
+    assert table["memory"]["weights_in_sram"] is False
+    assert "weights_in_sram" not in chip().to_dict()["memory"]  # the default is not written
+    assert from_dict(table, "toy.json").spec == streaming.spec
+    assert get_backend("tpu-v1").spec.weights_in_sram is False  # TPU v1 streams from its DDR3
+
+
+def test_validation_note_ends_the_description_and_round_trips() -> None:
+    from chipcut.backends.loader import from_dict
+
+    assert chip(validation="unvalidated: assumptions").describe().endswith("; unvalidated: assumptions")
+    assert "validation" not in chip().to_dict()
+    backend = chip(validation="fitted to a test")
+    assert from_dict(backend.to_dict(), "toy.json").spec == backend.spec
+    assert "SRAM 8 MiB (activations only);" in chip(weights_in_sram=False).describe()

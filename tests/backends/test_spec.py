@@ -181,3 +181,15 @@ def test_weights_fit_counts_weights_and_resident_activations() -> None:
     assert weights_fit(spec, 8 * 2**20)
     assert not weights_fit(spec, 8 * 2**20 + 1)
     assert not weights_fit(spec, 7 * 2**20, activation_bytes=2 * 2**20)
+
+
+def test_weights_in_sram_defaults_true_and_false_needs_dram(tmp_path: Path) -> None:
+    assert load_spec(write(tmp_path, GOOD)).weights_in_sram
+    streamed = replace(GOOD, 'memory_efficiency = "90 %"', 'memory_efficiency = "90 %"\nweights_in_sram = false')
+    assert not load_spec(write(tmp_path, streamed)).weights_in_sram
+    with pytest.raises(ChipcutError, match=r"\[memory\] weights_in_sram = 'no' is a str; write true or false"):
+        load_spec(write(tmp_path, streamed.replace("weights_in_sram = false", 'weights_in_sram = "no"')))
+    sram_only = replace(replace(streamed, 'dram_bytes = "16 GB"', "dram_bytes = 0"),
+                        'dram_bytes_per_s = "34 GB/s"\n', "")
+    with pytest.raises(ChipcutError, match=r"weights_in_sram = false but dram_bytes = 0"):
+        load_spec(write(tmp_path, sram_only))
