@@ -85,7 +85,8 @@ class Measured:
     oversubscribed: bool  # more threads than cores: stages shared cores
     stages: tuple[StageMeasure, ...]
     links: tuple[LinkMeasure, ...]
-    throughput_per_s: float
+    throughput_per_s: float  # steady state: one frame per median interval between the
+    # last stage's frames (each schedule step's fill and drain left out, as the plan assumes)
     predicted_throughput_per_s: float
     latency_s: float  # one frame through the pipeline alone, median
     predicted_latency_s: float
@@ -96,6 +97,7 @@ class Measured:
     wall_s: float
     machine: str
     spans: tuple[Span, ...] = ()
+    run_throughput_per_s: float = 0.0  # frames / wall time of the timed steps, fill and drain in
 
     def to_dict(self) -> dict:
         return _plain(self)

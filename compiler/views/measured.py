@@ -48,8 +48,10 @@ def table(m: Measured) -> Table:
 def summary_lines(m: Measured) -> list[str]:
     lines = [
         f"throughput: predicted {m.predicted_throughput_per_s:.4g}/s, measured "
-        f"{m.throughput_per_s:.4g}/s over {m.frames} frames (measured / predicted "
-        f"{ratio(m.throughput_per_s, m.predicted_throughput_per_s)})",
+        f"{m.throughput_per_s:.4g}/s sustained (measured / predicted "
+        f"{ratio(m.throughput_per_s, m.predicted_throughput_per_s)}); "
+        f"{m.run_throughput_per_s:.4g}/s over the {m.frames} timed frames with each step's fill "
+        f"and drain ({m.microbatches} frames per step)",
         f"latency (one frame alone): predicted {seconds(m.predicted_latency_s)}, measured "
         f"{seconds(m.latency_s)} ({ratio(m.latency_s, m.predicted_latency_s)})",
         f"bottleneck: predicted {m.predicted_bottleneck}, measured {m.bottleneck} (*)"

@@ -203,3 +203,14 @@ def test_a_stage_that_hangs_is_named_at_the_timeout(skip_across) -> None:
     message, pids = run_and_signal(skip_across, signal.SIGSTOP, timeout_s=8)
     assert message.startswith("stage 1 (rank 1) stopped responding") and "--timeout 8 s" in message
     assert len(pids) == 3 and all(gone(pid) for pid in pids)
+
+
+def test_throughput_is_the_sustained_rate_without_each_steps_fill_and_drain() -> None:
+    from chipcut.compiler.runtime.measure import _steady_throughput
+
+    # Two steps of 4 frames, 10 ms apart inside a step, a 60 ms gap (fill and drain) between.
+    ends = [0.00, 0.01, 0.02, 0.03, 0.09, 0.10, 0.11, 0.12]
+    forwards = [(i // 4, i % 4, end - 0.005, end) for i, end in enumerate(ends)]
+    assert _steady_throughput(forwards) == pytest.approx(100.0)
+    assert 8 / (0.12 - (-0.005)) < 70  # the whole-run rate, bubbles in, is far lower
+    assert _steady_throughput(forwards[:1]) == 0.0  # one frame has no interval
