@@ -23,6 +23,7 @@ from chipcut.compiler.api import (
     solve,
 )
 from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.llm.step import llm_step
 from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import Plan
 from chipcut.compiler.plan.profile import Profile
@@ -32,4 +33,4 @@ from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
            "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
-           "RunOptions", "Measured", "profile", "Profile"]
+           "RunOptions", "Measured", "profile", "Profile", "llm_step"]

@@ -27,12 +27,20 @@ from chipcut.compiler.plan.model import SCHEMA_VERSION, ChipRecord, ModelInfo, P
 from chipcut.compiler.plan.profile import Profile
 from chipcut.compiler.plan.savings import with_savings
 from chipcut.compiler.plan.schedule import Costed, build_schedule
+from chipcut.compiler.plan.serving import serving_of
 from chipcut.compiler.runtime.profile import ProfileOptions, build_profile, measure_units
 from chipcut.compiler.solver.order import best_order
 from chipcut.compiler.solver.problem import Interconnect
 from chipcut.compiler.solver.residency import Partitioned
 from chipcut.core.errors import ChipcutError
-from chipcut.core.ir import QuantReport, get_cost, get_group, get_quant_report, is_compute
+from chipcut.core.ir import (
+    QuantReport,
+    get_cost,
+    get_group,
+    get_phase,
+    get_quant_report,
+    is_compute,
+)
 from chipcut.core.vocab import Objective, Topology
 from chipcut.passes.accounting import accounting, unaccounted
 from chipcut.passes.manager import Pipeline, Target, as_pipeline
@@ -237,6 +245,7 @@ def schedule(lowered: Lowered, solved: Solved, options: CompileOptions | None = 
         interconnect=options.interconnect,
         chip_specs=tuple(ChipRecord.of(b) for b in _distinct(backends)),
         fingerprint=lowered.fingerprint,
+        serving=serving_of(get_phase(lowered.graph_module), sched.stages, sched.metrics, backends),
         graph_module=lowered.graph_module,
     )
 
@@ -264,10 +273,12 @@ def profiled(backends: list[Backend], lowered: Lowered, options: CompileOptions)
 
 def profile(model: object, example_inputs: tuple = (), backend: str | Backend = "generic",
             options: CompileOptions | None = None, *, device: str = "cpu", warmup: int = 2,
-            repeats: int = 10, progress: Progress | None = None) -> Profile:
+            repeats: int = 10, load: int = 0, progress: Progress | None = None) -> Profile:
     """Lower ``model`` for ``backend`` (``options.passes``) and time each partition unit on
     this machine (``device`` "cpu" with ``options.threads`` threads, or "cuda"): the measured
-    seconds ``compile(..., profile=...)`` costs the units with.
+    seconds ``compile(..., profile=...)`` costs the units with. ``load``: other processes
+    running the graph meanwhile, as the other stages of a pipeline on this host will
+    (``stages - 1`` for a plan run by ``chipcut run`` here).
 
     >>> import torch, chipcut
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU())
@@ -276,7 +287,7 @@ def profile(model: object, example_inputs: tuple = (), backend: str | Backend = 
     (['linear+relu'], True)
     """
     options = options or CompileOptions()
-    how = ProfileOptions(device, options.threads, warmup, repeats)
+    how = ProfileOptions(device, options.threads, warmup, repeats, load)
     lowered = lower(model, example_inputs, 1, backend, options, progress=progress)
     measured = measure_units(lowered.graph_module, lowered.units, list(lowered.works),
                              lowered.example_inputs, how, progress)

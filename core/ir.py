@@ -6,10 +6,12 @@ through the accessors here:
 - ``chipcut.cost`` -> :class:`NodeCost` (written by ``chipcut.passes.accounting``)
 - ``chipcut.precision`` -> :class:`Precision` (written by ``chipcut.passes.quantize``)
 - ``chipcut.group`` -> :class:`FusionGroup` (written by ``chipcut.passes.fuse``)
+- ``chipcut.kv`` -> :class:`KVCache` on a ``get_attr`` node (written by ``chipcut.compiler.llm``)
 
-and one graph-level key in ``GraphModule.meta``:
+and graph-level keys in ``GraphModule.meta``:
 
 - ``chipcut.quantization`` -> :class:`QuantReport` (written by ``chipcut.passes.quantize``)
+- ``chipcut.phase`` -> :class:`Phase` (written by ``chipcut.compiler.llm``)
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ COST_KEY = "chipcut.cost"
 PRECISION_KEY = "chipcut.precision"
 GROUP_KEY = "chipcut.group"
 QUANT_KEY = "chipcut.quantization"
+KV_KEY = "chipcut.kv"
+PHASE_KEY = "chipcut.phase"
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,54 @@ class QuantReport:
     activation_bytes_after: int = 0
     energy_j_before: float = 0.0
     energy_j_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """A buffer that is one layer's K or V cache: state resident on the chip of the attention
+    that reads it, read whole and written one token at a time by every decode step.
+
+    layer: the decoder layer; kind: "k" or "v"; dtype: the dtype the cache is stored in (its
+    bytes are counted at it, whatever the graph's tensor dtype and the quantize pass say).
+    """
+
+    layer: int
+    kind: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What an LLM step graph computes: ``phase`` "prefill" (the prompt, ``tokens`` long, for
+    ``batch`` sequences) or "decode" (one new token for each of ``batch`` sequences against a
+    cache of ``tokens`` context); ``kv_dtype``: the cache's stored dtype ("" for prefill)."""
+
+    phase: str
+    batch: int
+    tokens: int
+    kv_dtype: str = ""
+
+
+def set_kv(node: torch.fx.Node, kv: KVCache) -> None:
+    node.meta[KV_KEY] = kv
+
+
+def get_kv(node: torch.fx.Node) -> KVCache | None:
+    return node.meta.get(KV_KEY)
+
+
+def state_written(node: torch.fx.Node) -> KVCache | None:
+    """The cache a node updates in place (its first argument is a cache buffer), or None."""
+    first = node.args[0] if node.args else None
+    return get_kv(first) if isinstance(first, torch.fx.Node) else None
+
+
+def set_phase(gm: torch.fx.GraphModule, phase: Phase) -> None:
+    gm.meta[PHASE_KEY] = phase
+
+
+def get_phase(gm: torch.fx.GraphModule) -> Phase | None:
+    return getattr(gm, "meta", {}).get(PHASE_KEY)
 
 
 def set_cost(node: torch.fx.Node, cost: NodeCost) -> None:

@@ -31,7 +31,8 @@ def llama_7b(seq: int = 128) -> tuple[torch.nn.Module, tuple]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=32, use_cache=False)
+                         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                         use_cache=False)
     with torch.device("meta"):
         model = LlamaForCausalLM(config).eval()
     return model, (torch.zeros(1, seq, dtype=torch.long, device="meta"),)
@@ -66,6 +67,7 @@ def llama_70b(seq: int = 128) -> tuple[torch.nn.Module, tuple]:
 
     config = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
                          num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
+                         max_position_embeddings=4096,
                          use_cache=False)
     with torch.device("meta"):
         model = LlamaForCausalLM(config).eval()

@@ -14,11 +14,13 @@ from chipcut.core.ir import (
     NodeCost,
     attr_value,
     get_cost,
+    get_kv,
     get_precision,
     is_compute,
     iter_tensors,
     node_value,
     set_cost,
+    state_written,
 )
 from chipcut.passes.op_classes import classify
 from chipcut.passes.rules import MAC_RULES, Gemms, Rule, bound_args, numel, register_macs, val
@@ -206,19 +208,32 @@ def stored_bytes(value: object, dtype: str | None) -> int:
     return int(total)
 
 
+def attr_bytes(attr: torch.fx.Node, dtype: str | None) -> int:
+    """Stored bytes of the parameter or buffer a ``get_attr`` node reads: a KV cache at its own
+    dtype (chipcut.core.ir.KVCache), anything else as :func:`stored_bytes` counts it."""
+    kv = get_kv(attr)
+    return stored_bytes(attr_value(attr), kv.dtype if kv is not None else dtype)
+
+
 def _weight_bytes(node: torch.fx.Node) -> int:
     precision = get_precision(node)
     dtype = precision.weights if precision is not None else None
-    tensors = [attr_value(n) for n in node.all_input_nodes if n.op == "get_attr"]
+    attrs = [n for n in node.all_input_nodes if n.op == "get_attr"]
+    tensors = [attr_value(n) for n in attrs if get_kv(n) is None]
+    cache = sum(attr_bytes(n, dtype) for n in attrs if get_kv(n) is not None)
     if node.op == "call_module":
         state = node.graph.owning_module.get_submodule(node.target).state_dict()
         # A batch norm's step counter is never read in eval (export does not pass it).
         tensors += [t for k, t in state.items() if not k.endswith("num_batches_tracked")]
-    return stored_bytes(tensors, dtype)
+    return stored_bytes(tensors, dtype) + cache
 
 
 def out_bytes(node: torch.fx.Node) -> int:
-    """Bytes of the node's output activation at its annotated precision."""
+    """Bytes of the node's output activation at its annotated precision; 0 for an in-place
+    update of a KV cache, whose output is the cache itself: state counted in the weight bytes
+    of the node, not a new activation."""
+    if state_written(node) is not None:
+        return 0
     precision = get_precision(node)
     return stored_bytes(node_value(node), precision.activations if precision is not None else None)
 

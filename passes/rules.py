@@ -311,6 +311,16 @@ def _embedding(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return 0, 0, ()
 
 
+# --- in-place writes: a KV cache update writes one token into a whole cache -----------------
+
+@register_macs(aten.index_copy.default, aten.index_copy_.default)
+def _index_copy(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """index_copy writes the ``source`` rows at ``index``: one element op per element written,
+    not per element of the tensor it writes into."""
+    source = node.args[3] if len(node.args) > 3 else node.kwargs.get("source")
+    return 0, numel(val(source)), ()
+
+
 # --- nn.Module calls (symbolic_trace fallback) -----------------------------------------------
 
 @register_macs(torch.nn.Linear)

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from chipcut.compiler.cli import llm
 from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
 from chipcut.compiler.cli.profile import add_parser as add_profile_parser
 from chipcut.compiler.cli.profile import command as profile_command
@@ -92,7 +93,8 @@ def _options(args: argparse.Namespace):
         if not 0 < value < float("inf"):
             raise ChipcutError(f"{flag} {text!r}: must be a finite rate > 0 bytes/s, e.g. \"32 GB/s\"")
         return value
-    return CompileOptions(time_limit_s=args.time_limit, batch=getattr(args, "batch", 8),
+    batch = getattr(args, "batch", None)
+    return CompileOptions(time_limit_s=args.time_limit, batch=8 if batch is None else batch,
                           passes=args.passes, topology=args.topology, objective=args.objective,
                           replicate=args.replicate,
                           switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
@@ -124,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     _passes(c)
     _network(c)
     _outputs(c)
-    c.add_argument("--batch", type=int, default=8, help="batch for the batched throughput figure")
+    c.add_argument("--batch", type=int, help="batch for the batched throughput figure (default "
+                   "8); with --phase, the sequences per step")
+    llm.add_arguments(c)
     c.add_argument("--profile", metavar="PATH", help="cost units by the measured times of a "
                    "profile (chipcut profile --out) instead of the backend's model")
     c.add_argument("--threads", type=int, default=1, metavar="T",
@@ -167,9 +171,13 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
     paths = _paths(args)
     chips = _chips(args.chips)
-    options = _options(args)
+    options = llm.options(args, _options(args))
+    llm.check(args)
     _check_before_capture(chips, args.backend, options)
     model, inputs, name = load_model(args.model, args.input)
+    if args.phase is not None:
+        status(f"capturing the {args.phase} step")
+        model, inputs = llm.step(args, model, name), ()
     plan = compile_model(model, inputs, chips, args.backend, replace(options, name=name),
                          progress=status)
     return render(plan) + _write_outputs(plan, paths)

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="untimed passes over the units first (default 2)")
     p.add_argument("--repeats", type=int, default=10, metavar="N",
                    help="timed passes; each unit's time is their median (default 10)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="other processes running the graph while timing, as the other stages "
+                        "of a pipeline on this host do: stages - 1 (default 0)")
     p.add_argument("--out", metavar="PATH", help="write the profile JSON here")
 
 
@@ -42,13 +45,13 @@ def command(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
     paths = check_paths([("--out", args.out)])
     options = CompileOptions(passes=args.passes, threads=args.threads)
-    ProfileOptions(args.device, args.threads, args.warmup, args.repeats)  # checked before capture
+    ProfileOptions(args.device, args.threads, args.warmup, args.repeats, args.load)  # checked early
     resolve_chips(1, args.backend)
     as_pipeline(options.passes)
     model, inputs, name = load_model(args.model, args.input)
     options = CompileOptions.of(options, name=name)
     measured = profile(model, inputs, args.backend, options, device=args.device,
-                       warmup=args.warmup, repeats=args.repeats, progress=status)
+                       warmup=args.warmup, repeats=args.repeats, load=args.load, progress=status)
     if paths:
         write_all([("--out", paths["--out"], measured.to_json)])
     return render(measured) + (f"profile written to {args.out}\n" if paths else "")

@@ -13,9 +13,17 @@ import torch.fx
 
 from chipcut.compiler.lowering.costing import compute_dtype
 from chipcut.compiler.lowering.units import UnitGraph
-from chipcut.core.ir import attr_value, get_cost, is_compute, iter_tensors, node_value, tensor_bytes
+from chipcut.core.ir import (
+    attr_value,
+    get_cost,
+    get_kv,
+    is_compute,
+    iter_tensors,
+    node_value,
+    tensor_bytes,
+)
 from chipcut.core.vocab import OpClass
-from chipcut.passes.accounting import op_name
+from chipcut.passes.accounting import attr_bytes, op_name
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class GraphSummary:
     nodes: tuple[NodeRecord, ...]  # compute nodes in graph (topological) order
     inputs: tuple[tuple[str, int], ...]  # graph inputs: (name, bytes)
     weights: tuple[tuple[str, int], ...]  # distinct parameters: (name, stored bytes)
+    kv_cache: tuple[str, ...] = ()  # the names in ``weights`` that are KV caches (state)
 
     def io_bytes(self) -> tuple[int, int]:
         """(bytes of the model's inputs, bytes of its outputs): what the host links carry."""
@@ -53,15 +62,21 @@ def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
     """Records for every compute node of an accounted (and possibly quantized) graph."""
     output = next(n for n in gm.graph.nodes if n.op == "output")
     outputs = {p.name for p in output.all_input_nodes}
-    records, weights = [], {}
+    records, weights, kv = [], {}, set()
     for node in gm.graph.nodes:
         if not is_compute(node):
             continue
         cost = get_cost(node)
         attrs = [p for p in node.all_input_nodes if p.op == "get_attr"]
-        raw = sum(tensor_bytes(attr_value(p)) for p in attrs)
-        scale = cost.weight_bytes / raw if raw else 1.0  # quantized weights count as stored
-        for p in attrs:
+        caches = [p for p in attrs if get_kv(p) is not None]
+        for p in caches:
+            weights[str(p.target)] = attr_bytes(p, None)
+            kv.add(str(p.target))
+        params = [p for p in attrs if get_kv(p) is None]
+        raw = sum(tensor_bytes(attr_value(p)) for p in params)
+        stored = cost.weight_bytes - sum(weights[str(p.target)] for p in caches)
+        scale = stored / raw if raw else 1.0  # quantized weights count as stored
+        for p in params:
             weights[str(p.target)] = round(tensor_bytes(attr_value(p)) * scale)
         if node.op == "call_module":
             weights[str(node.target)] = cost.weight_bytes
@@ -77,7 +92,7 @@ def summarize(gm: torch.fx.GraphModule, units: UnitGraph) -> GraphSummary:
             op_class=cost.op_class,
         ))
     inputs = tuple((n.name, tensor_bytes(node_value(n))) for n in gm.graph.nodes if n.op == "placeholder")
-    return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())))
+    return GraphSummary(tuple(records), inputs, tuple(sorted(weights.items())), tuple(sorted(kv)))
 
 
 def units_of(summary: GraphSummary) -> UnitGraph:

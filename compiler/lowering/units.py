@@ -3,7 +3,8 @@
 A fusion group (``chipcut.group``) is one unit; a node that does no work
 (view, reshape, getitem) joins its producer's unit when all its inputs come
 from that one unit, which cannot create a cycle; a work-free node with no
-inputs (arange, a constant) joins its only consumer.
+inputs (arange, a constant) joins its only consumer; the update of a KV cache
+joins the attention that reads the cache, so the cache and its reader share a chip.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import networkx as nx
 import torch.fx
 
-from chipcut.core.ir import get_cost, get_group, is_compute
+from chipcut.core.ir import get_cost, get_group, is_compute, state_written
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
         if _free(node) and not producers and len(users) == 1 and get_group(node) is None:
             sets.union(users.pop(), node.name)
     _join_constants(compute, sets)
+    for node in compute:  # a cache lives where it is read: never cut between update and read
+        if state_written(node) is not None:
+            for user in node.users:
+                if is_compute(user):
+                    sets.union(sets[node.name], sets[user.name])
     roots: dict[str, int] = {}
     members: list[list[str]] = []
     unit_of: dict[str, int] = {}

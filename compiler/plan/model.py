@@ -12,6 +12,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from chipcut.compiler.lowering.summary import GraphSummary, NodeRecord  # noqa: F401 - field types
+from chipcut.compiler.plan.serving import Serving  # noqa: F401 - field type
 from chipcut.compiler.plan.split import split_plan
 from chipcut.compiler.solver.problem import CHAIN, Interconnect
 from chipcut.core.errors import ChipcutError
@@ -60,6 +61,7 @@ class Stage:
     energy_j: float = 0.0
     replicas: int = 1  # identical chips taking alternate frames (0 on the other chips of the stage)
     replica_of: int = -1  # on a stage's other chips: the chip that lists its nodes
+    kv_bytes: int = 0  # KV caches the chip holds (LLM decode), beside weight_bytes: both resident
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class Plan:
     interconnect: Interconnect = CHAIN  # topology, objective, switch and host links, replication
     chip_specs: tuple[ChipRecord, ...] = ()  # what rebuilds each distinct backend (``show``)
     fingerprint: str = ""  # the lowered graph's structure (chipcut.compiler.lowering.summary)
+    serving: Serving | None = None  # an LLM step's TTFT or TPOT, tokens/s, KV bytes, bound
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
 

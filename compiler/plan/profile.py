@@ -62,6 +62,7 @@ class Profile:
     clock: str
     model_s: float
     units: tuple[UnitTime, ...]
+    load: int = 0  # other processes running the graph while the units were timed
 
     def times_s(self) -> dict[str, float]:
         """Seconds by unit key."""

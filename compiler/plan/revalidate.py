@@ -12,6 +12,7 @@ from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import units_of
 from chipcut.compiler.plan.model import Plan
 from chipcut.compiler.plan.schedule import build_schedule, cost_assignment
+from chipcut.compiler.plan.serving import recosted
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Status
 
@@ -146,4 +147,5 @@ def revalidate(plan: Plan) -> tuple[Plan, bool]:
     solver = replace(plan.solver, status=Status.EDITED, objective=value, bound=bound,
                      gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved)
     return replace(plan, stages=schedule.stages, transfers=schedule.transfers, metrics=m,
-                   timeline=schedule.timeline, solver=solver), True
+                   timeline=schedule.timeline, solver=solver,
+                   serving=recosted(plan.serving, schedule.stages, m, backends)), True

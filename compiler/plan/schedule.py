@@ -62,11 +62,13 @@ def unit_costs(works: list[Work], backends: list[Backend], costed: Costed,
     return out
 
 
-def stage_weight_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...], chip: int) -> int:
+def stage_weight_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...], chip: int,
+                       kv: bool = False) -> int:
     """Bytes of the distinct parameters a chip's nodes read (a shared weight counts once per chip),
-    at their stored (possibly quantized) size."""
-    stored = dict(summary.weights)
-    names = {w for r in summary.nodes if chip_of_unit[r.unit] == chip for w in r.weights}
+    at their stored (possibly quantized) size; with ``kv``, of the KV caches it holds instead."""
+    stored, caches = dict(summary.weights), set(summary.kv_cache)
+    names = {w for r in summary.nodes if chip_of_unit[r.unit] == chip for w in r.weights
+             if (w in caches) == kv}
     return sum(stored.get(w, 0) for w in names)
 
 
@@ -121,6 +123,7 @@ def build_schedule(summary: GraphSummary, units: UnitGraph, works: list[Work],
             lead = max(k for k in m.leads if k <= chip)
             stage = Stage(chip=chip, backend=backends[chip].name, nodes=(), macs=0,
                           weight_bytes=stage_weight_bytes(summary, chip_of_unit, lead),
+                          kv_bytes=stage_weight_bytes(summary, chip_of_unit, lead, kv=True),
                           in_bytes=0, out_bytes=0, time_s=0.0, compute_s=0.0, memory_s=0.0,
                           bound=stages[lead].bound, weights_resident=states[lead].weights_resident,
                           replicas=0, replica_of=lead)
@@ -181,6 +184,7 @@ def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
         chip=chip, backend=backend.name,
         nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
         macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip),
+        kv_bytes=stage_weight_bytes(summary, chip_of_unit, chip, kv=True),
         in_bytes=in_bytes, out_bytes=out_bytes, time_s=time_s, compute_s=compute_s,
         memory_s=memory_s, bound=Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY,
         utilization=macs / (peak * time_s) if time_s > 0 and peak > 0 else 0.0,

@@ -35,6 +35,7 @@ from chipcut.backends.protocol import Work
 from chipcut.compiler.lowering.costing import is_free
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.profile import PROFILE_SCHEMA_VERSION, Profile, UnitTime
+from chipcut.compiler.runtime.load import background_load
 from chipcut.core.errors import ChipcutError
 
 DEVICES = ("cpu", "cuda")
@@ -44,20 +45,25 @@ DEVICES = ("cpu", "cuda")
 class ProfileOptions:
     """How to time: ``device`` "cpu" or "cuda"; ``threads``: torch CPU threads (the count each
     pipeline stage runs with, ``chipcut run --threads``); ``warmup`` untimed and ``repeats``
-    timed passes over the units."""
+    timed passes over the units; ``load``: other processes running the whole graph meanwhile
+    (CPU), as the other stages of a pipeline on this host do (``stages - 1``)."""
 
     device: str = "cpu"
     threads: int = 1
     warmup: int = 2
     repeats: int = 10
+    load: int = 0
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ChipcutError(f"device = {self.device!r}: profile on one of {', '.join(DEVICES)}")
-        for name, low in (("threads", 1), ("warmup", 0), ("repeats", 1)):
+        for name, low in (("threads", 1), ("warmup", 0), ("repeats", 1), ("load", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ChipcutError(f"{name} = {value!r}: must be a whole number >= {low}")
+        if self.device == "cuda" and self.load:
+            raise ChipcutError(f"load = {self.load}: background load is for CPU profiles; "
+                               "give --load 0 with --device cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ChipcutError("device = 'cuda' but torch sees no CUDA GPU here; profile with "
                                "--device cpu, or on a machine with a GPU")
@@ -175,7 +181,9 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
         clock = _Clock(options.device)
         samples: list[list[float]] = [[] for _ in range(sum(timed))]
         whole: list[float] = []
-        with torch.no_grad():
+        if options.load:
+            say(f"starting {options.load} background copies of the graph")
+        with background_load(gm, inputs, options.load, options.threads), torch.no_grad():
             for k in range(options.warmup + options.repeats):
                 say(f"timing {len(modules)} units and the whole graph, pass {k + 1} of "
                     f"{options.warmup + options.repeats}")
@@ -239,7 +247,7 @@ def build_profile(model: str, fingerprint: str, passes: str, backend: str,
     """The Profile value of one measurement (see :func:`measure_units`)."""
     return Profile(PROFILE_SCHEMA_VERSION, model, fingerprint, passes, backend, options.device,
                    measured.device_name, options.threads, options.warmup, options.repeats,
-                   measured.clock, measured.model_s, measured.units)
+                   measured.clock, measured.model_s, measured.units, options.load)
 
 
 __all__ = ["ProfileOptions", "Measurement", "UnitModule", "measure_units", "build_profile",

@@ -8,6 +8,7 @@ origin for all; across hosts each rank takes its own reading at that barrier.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import time
@@ -78,10 +79,32 @@ class TimedStage(PipelineStage):
         return super().get_fwd_send_ops(fwd_chunk_id)
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit
+
+
+def keep_heap() -> bool:
+    """Serve a stage's activations from the heap and keep freed memory there (glibc).
+
+    glibc maps large blocks straight from the OS and gives freed memory back; a stage that
+    holds several microbatches at once then touches fresh pages for every activation, and
+    the page faults cost more than the arithmetic (MobileNetV2's first stage: 20 ms per
+    frame against 11 ms with this). Only the stage processes are changed. False where the
+    C library has no mallopt."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+                    and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def pin(threads: int, cores: tuple[int, ...]) -> None:
-    """This process on ``cores`` (where the OS allows pinning) with ``threads`` torch threads."""
+    """This process on ``cores`` (where the OS allows pinning) with ``threads`` torch threads,
+    its heap kept (:func:`keep_heap`)."""
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
+    keep_heap()
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)

@@ -24,20 +24,24 @@ COLUMNS = ("chip", "backend", "nodes", "MACs %", "time", "% of bottleneck", "bou
 def table(plan: Plan) -> Table:
     total_macs = max(plan.model.macs, 1)
     t = Table(title=f"{plan.model.name}: {len(plan.stages)} x {plan.backend}", title_justify="left")
-    for col in COLUMNS:
+    kv = plan.serving is not None and plan.serving.phase == "decode"
+    columns = COLUMNS[:9] + ("KV MB",) + COLUMNS[9:] if kv else COLUMNS
+    for col in columns:
         t.add_column(col, justify="left" if col in ("backend", "bound") else "right")
     worst = plan.metrics.bottleneck_s or 1.0
     for s in plan.stages:
         mark = s.chip == plan.metrics.bottleneck_chip
         resident = "" if s.weights_resident else " (DRAM)"
-        t.add_row(
+        cells = [
             f"{s.chip}{' *' if mark else ''}", s.backend + (f" x{s.replicas}" if s.replicas > 1 else
                              f" (replica of {s.replica_of})" if s.replica_of >= 0 else ""),
             str(len(s.nodes)), f"{100 * s.macs / total_macs:.1f}", fmt_s(s.time_s),
             f"{100 * s.time_s / max(s.replicas, 1) / worst:.0f}", s.bound, f"{100 * s.utilization:.1f}",
             f"{s.weight_bytes / MB:.2f}{resident}", f"{s.in_bytes / MB:.3f}", f"{s.out_bytes / MB:.3f}",
-            f"{s.dram_bytes / MB:.2f}", f"{s.dram_bytes_unfused / MB:.2f}", fmt_j(s.energy_j),
-            style="bold red" if mark else None)
+            f"{s.dram_bytes / MB:.2f}", f"{s.dram_bytes_unfused / MB:.2f}", fmt_j(s.energy_j)]
+        if kv:
+            cells.insert(9, f"{s.kv_bytes / MB:.2f}")
+        t.add_row(*cells, style="bold red" if mark else None)
     return t
 
 
@@ -50,7 +54,7 @@ def summary_lines(plan: Plan) -> list[str]:
     if plan.passes:
         lines.append(f"passes: {plan.passes} ({plan.fused_groups} fused groups, "
                      f"{plan.model.units} partition units)")
-    lines += quant_lines(plan)
+    lines += quant_lines(plan) + serving_lines(plan)
     lines.append(f"links: {links or 'none'}")
     lines.append(f"throughput {num(m.throughput_per_s, '.4g')}/s (batch 1, pipelined), "
                  f"{num(m.throughput_at_batch_per_s, '.4g')}/s at batch {m.batch}; latency "
@@ -111,6 +115,26 @@ def quant_lines(plan: Plan, worst: int = 3) -> list[str]:
         lines.append("quantize: lowest layer SQNR: " + ", ".join(
             f"{la.node} ({la.module or '-'}, {la.activations}) {la.sqnr_db:.1f} dB" for la in measured[:worst]))
     return lines
+
+
+def serving_lines(plan: Plan) -> list[str]:
+    """An LLM phase's figures (see chipcut.compiler.plan.serving for the conventions)."""
+    v = plan.serving
+    if v is None:
+        return []
+    if v.phase == "prefill":
+        return [f"prefill: batch {v.batch} x {v.tokens} prompt tokens; TTFT {fmt_s(v.step_s)} (the "
+                f"batch through every stage), {num(v.tokens_per_s, ',.0f')} prompt tokens/s"]
+    chip = plan.stages[v.bound_chip] if v.bound_chip >= 0 else None
+    slowest = (f"; chip {chip.chip} reads {fmt_b(chip.weight_bytes)} weights + "
+               f"{fmt_b(chip.kv_bytes)} KV in {fmt_s(v.bound_chip_s)}") if chip else ""
+    return [f"decode: batch {v.batch}, context {v.tokens}, KV cache {v.kv_dtype} "
+            f"{fmt_b(v.kv_bytes)} (resident on the chips of their layers: KV MB)",
+            f"decode: TPOT {fmt_s(v.step_s)} (one step of the batch through every stage), "
+            f"{num(v.tokens_per_s, ',.0f')} tokens/s (batch / TPOT; "
+            f"{num(v.interleaved_tokens_per_s, ',.0f')} with one batch per stage interleaved)",
+            f"decode: memory-bandwidth bound {fmt_s(v.bound_s)} (every chip reads its weights and "
+            f"KV once per step at its DRAM rate{slowest}); TPOT / bound = {num(v.bound_ratio, '.2f')}"]
 
 
 def num(value: float, spec: str) -> str:

@@ -160,3 +160,15 @@ def test_a_model_on_the_meta_device_cannot_be_profiled() -> None:
 def test_profile_options_are_checked(options, message) -> None:
     with pytest.raises(ChipcutError, match=message):
         ProfileOptions(**options)
+
+
+def test_profile_under_background_load_records_it() -> None:
+    """With load=1 another process runs the graph while the units are timed (as a second
+    pipeline stage on this host would); the profile says so and still times every unit."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+    prof = chipcut.profile(net, (torch.randn(4, 256),), "cpu", repeats=3, load=1)
+    assert prof.load == 1 and all(u.time_s > 0 for u in prof.units)
+    assert chipcut.Profile.from_json(prof.to_json()) == prof
+    with pytest.raises(chipcut.ChipcutError, match="load = -1"):
+        chipcut.profile(net, (torch.randn(4, 256),), "cpu", load=-1)

@@ -214,3 +214,12 @@ def test_throughput_is_the_sustained_rate_without_each_steps_fill_and_drain() ->
     assert _steady_throughput(forwards) == pytest.approx(100.0)
     assert 8 / (0.12 - (-0.005)) < 70  # the whole-run rate, bubbles in, is far lower
     assert _steady_throughput(forwards[:1]) == 0.0  # one frame has no interval
+
+
+def test_stage_processes_keep_their_heap_on_glibc() -> None:
+    import platform
+
+    from chipcut.compiler.runtime.worker import keep_heap
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_heap() is True

@@ -1,0 +1,1 @@
+"""LLM serving phases: a causal LM's prefill, or one decode step against a static KV cache."""
