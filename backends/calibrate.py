@@ -39,6 +39,7 @@ from chipcut.backends.schema import load_spec, spec_from_dict
 from chipcut.backends.spec import ChipSpec
 from chipcut.core.errors import ChipcutError
 from chipcut.core.files import write_atomic
+from chipcut.core.heap import kept_heap
 from chipcut.core.vocab import OpClass
 
 DEFAULT_FILE = "cpu-calibrated.toml"  # in the current folder
@@ -244,7 +245,8 @@ def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1, link: bool = Tr
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        table = fit(nominal(), measure(), path.stem, measure_link() if link else None)
+        with kept_heap():  # the allocator as stage processes use it
+            table = fit(nominal(), measure(), path.stem, measure_link() if link else None)
     finally:
         torch.set_num_threads(before)
     spec_from_dict(table, str(path))  # validate before anything touches the disk

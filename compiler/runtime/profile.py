@@ -37,6 +37,7 @@ from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.profile import PROFILE_SCHEMA_VERSION, Profile, UnitTime
 from chipcut.compiler.runtime.load import background_load
 from chipcut.core.errors import ChipcutError
+from chipcut.core.heap import kept_heap
 
 DEVICES = ("cpu", "cuda")
 
@@ -183,7 +184,8 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
         whole: list[float] = []
         if options.load:
             say(f"starting {options.load} background copies of the graph")
-        with background_load(gm, inputs, options.load, options.threads), torch.no_grad():
+        with background_load(gm, inputs, options.load, options.threads), torch.no_grad(), \
+                kept_heap():  # as the stage processes run them
             for k in range(options.warmup + options.repeats):
                 say(f"timing {len(modules)} units and the whole graph, pass {k + 1} of "
                     f"{options.warmup + options.repeats}")

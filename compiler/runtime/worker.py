@@ -8,7 +8,6 @@ origin for all; across hosts each rank takes its own reading at that barrier.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import time
@@ -21,6 +20,7 @@ from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGP
 
 from chipcut.compiler.runtime.options import SCHEDULE_NAMES
 from chipcut.compiler.runtime.stages import StageModule
+from chipcut.core.heap import keep_heap
 
 SCHEDULES = dict(zip(SCHEDULE_NAMES, (ScheduleGPipe, Schedule1F1B), strict=True))
 
@@ -77,26 +77,6 @@ class TimedStage(PipelineStage):
         if not self.is_last:
             self.sends.append((self.step_index, fwd_chunk_id, time.perf_counter()))
         return super().get_fwd_send_ops(fwd_chunk_id)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit
-
-
-def keep_heap() -> bool:
-    """Serve a stage's activations from the heap and keep freed memory there (glibc).
-
-    glibc maps large blocks straight from the OS and gives freed memory back; a stage that
-    holds several microbatches at once then touches fresh pages for every activation, and
-    the page faults cost more than the arithmetic (MobileNetV2's first stage: 20 ms per
-    frame against 11 ms with this). Only the stage processes are changed. False where the
-    C library has no mallopt."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
-                    and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
 
 
 def pin(threads: int, cores: tuple[int, ...]) -> None:

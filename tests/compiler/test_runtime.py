@@ -219,7 +219,9 @@ def test_throughput_is_the_sustained_rate_without_each_steps_fill_and_drain() ->
 def test_stage_processes_keep_their_heap_on_glibc() -> None:
     import platform
 
-    from chipcut.compiler.runtime.worker import keep_heap
+    from chipcut.core.heap import keep_heap, kept_heap
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        with kept_heap() as kept:
+            assert kept is True
         assert keep_heap() is True
