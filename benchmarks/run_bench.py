@@ -127,8 +127,10 @@ def main(names: list[str], frames: int, microbatches: int, repeats: int,
         "## Runtime: plans run as real pipelines (`benchmarks/run_bench.py`)", "",
         f"{machine()}. One process per stage with 1 thread, gloo, `gpipe`, {frames} frames in "
         f"steps of {microbatches} after one warmup step; every plan run {repeats} times, medians "
-        "shown. A stage's measured time is the median time inside its forward per frame; a "
-        "ratio above 1 means the plan was optimistic. Costings: `roofline` (the shipped `cpu` "
+        "shown. A stage's measured time is the median time inside its forward per frame; a stage "
+        "ratio (predicted / measured time) above 1 means the plan predicted the stage slower "
+        "than it ran, a frames/s ratio above 1 that it promised more than was measured. "
+        "Costings: `roofline` (the shipped `cpu` "
         f"spec), `calibrated` ({fitted.description}), `profile` (unit times from `chipcut "
         "profile` at 1 thread on the calibrated spec).", "",
         table(headers, rows), "", "Against the targets:", "", *verdicts(checks)])
