@@ -4,6 +4,8 @@ The stages are public: ``lower`` (capture, passes, accounting) -> ``solve`` (the
 pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three. ``run`` executes a
 plan as a real pipeline of processes and measures it beside the prediction; ``profile`` times
 each partition unit on this machine, and ``compile(..., profile=...)`` costs units by those times.
+``llm_step`` captures a causal LM's prefill or decode step; ``serve`` plans the prefill and
+decode pools that serve it under TTFT and TPOT targets.
 
 >>> import torch, chipcut
 >>> net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
@@ -27,10 +29,13 @@ from chipcut.compiler.llm.step import llm_step
 from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import Plan
 from chipcut.compiler.plan.profile import Profile
+from chipcut.compiler.plan.serve import ServePlan, Targets
 from chipcut.compiler.runtime import RunOptions, run
+from chipcut.compiler.serve import serve
 from chipcut.compiler.views.report import render as report
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
            "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
-           "RunOptions", "Measured", "profile", "Profile", "llm_step"]
+           "RunOptions", "Measured", "profile", "Profile", "llm_step",
+           "serve", "ServePlan", "Targets"]

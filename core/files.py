@@ -51,3 +51,13 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name next to {path} after 100 tries")
+
+
+def json_text(data: object, path: str | os.PathLike | None = None) -> str:
+    """``data`` as indented JSON text; with ``path``, also written atomically to that file."""
+    import json
+
+    text = json.dumps(data, indent=2) + "\n"
+    if path is not None:
+        write_atomic(Path(path), text)
+    return text

@@ -1,4 +1,5 @@
-"""``chipcut compile --phase prefill|decode``: plan one serving phase of a causal LM."""
+"""``chipcut compile --phase prefill|decode|serve``: plan a serving phase of a causal LM, or the
+pools that serve it under TTFT and TPOT targets."""
 
 from __future__ import annotations
 
@@ -11,29 +12,70 @@ from chipcut.core.errors import ChipcutError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--phase", choices=PHASES, help="plan one serving phase of a causal LM: its "
-                   "prefill (--prompt) or one decode step (--context); --batch is then the "
-                   "sequences per step (default 1)")
-    p.add_argument("--prompt", type=int, metavar="TOKENS", help="prompt length (--phase prefill)")
+    p.add_argument("--phase", choices=PHASES + ("serve",), help="plan one serving phase of a "
+                   "causal LM: its prefill (--prompt) or one decode step (--context), --batch "
+                   "then being the sequences per step (default 1); or serve: prefill and decode "
+                   "pools for the most tokens/s within --ttft and --tpot (--prompt, --output; "
+                   "--batch fixes the decode batch)")
+    p.add_argument("--prompt", type=int, metavar="TOKENS",
+                   help="prompt length (--phase prefill, serve)")
     p.add_argument("--context", type=int, metavar="TOKENS",
                    help="KV-cache context length (--phase decode)")
+    p.add_argument("--output", type=int, metavar="TOKENS",
+                   help="tokens generated per request (--phase serve)")
+    p.add_argument("--ttft", metavar="TIME", help='time-to-first-token target, e.g. "500ms" '
+                   "(--phase serve)")
+    p.add_argument("--tpot", metavar="TIME", help='time-per-output-token target, e.g. "50ms" '
+                   "(--phase serve)")
     p.add_argument("--kv-dtype", choices=[str(d) for d in DType], metavar="DTYPE",
-                   help="the KV cache's stored dtype (--phase decode; default the model's dtype): "
-                        + ", ".join(DType))
+                   help="the KV cache's stored dtype (--phase decode, serve; default the model's "
+                        "dtype): " + ", ".join(DType))
+
+
+def _seconds(flag: str, text: str) -> float:
+    from chipcut.backends import quantity as q
+
+    try:
+        value = q.parse(text, q.SECONDS)
+    except ValueError as e:
+        raise ChipcutError(f"{flag} {text!r}: {e}") from None
+    if not 0 < value < float("inf"):
+        raise ChipcutError(f"{flag} {text!r}: must be a finite time > 0, e.g. 500ms")
+    return value
 
 
 def check(args: argparse.Namespace) -> None:
     """The phase flags agree with each other (before the model loads)."""
     phase = args.phase
-    if args.prompt is not None and phase != "prefill":
-        raise ChipcutError("--prompt applies to --phase prefill; add it, or drop --prompt")
-    if (args.context is not None or args.kv_dtype) and phase != "decode":
-        flag = "--context" if args.context is not None else "--kv-dtype"
-        raise ChipcutError(f"{flag} applies to --phase decode; add it, or drop {flag}")
-    if phase == "prefill" and args.prompt is None:
-        raise ChipcutError("--phase prefill needs --prompt TOKENS, e.g. --prompt 2048")
-    if phase == "decode" and args.context is None:
-        raise ChipcutError("--phase decode needs --context TOKENS, e.g. --context 8192")
+    uses = {"--prompt": ("prefill", "serve"), "--context": ("decode",),
+            "--kv-dtype": ("decode", "serve"), "--output": ("serve",), "--ttft": ("serve",),
+            "--tpot": ("serve",)}
+    for flag, phases in uses.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and phase not in phases:
+            raise ChipcutError(f"{flag} applies to --phase {' or '.join(phases)}; add it, or "
+                               f"drop {flag}")
+    needs = {"prefill": ("--prompt",), "decode": ("--context",),
+             "serve": ("--prompt", "--output", "--ttft", "--tpot")}
+    example = {"--prompt": "2048", "--context": "8192", "--output": "256", "--ttft": "500ms",
+               "--tpot": "50ms"}
+    for flag in needs.get(phase, ()):
+        if getattr(args, flag[2:]) is None:
+            raise ChipcutError(f"--phase {phase} needs {flag}, e.g. {flag} {example[flag]}")
+    if phase == "serve" and not args.chips.isdigit():
+        raise ChipcutError(f"--chips {args.chips!r}: --phase serve plans pools of identical "
+                           "chips; give a count, e.g. --chips 8 --backend h100-sxm")
+
+
+def targets(args: argparse.Namespace) -> object:
+    """The serve targets of the command line."""
+    from chipcut.compiler.plan.serve import Targets
+    from chipcut.compiler.serve import check_targets
+
+    t = Targets(_seconds("--ttft", args.ttft), _seconds("--tpot", args.tpot), args.prompt,
+                args.output)
+    check_targets(t)
+    return t
 
 
 def step(args: argparse.Namespace, model: object, name: str) -> object:

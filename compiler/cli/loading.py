@@ -154,8 +154,9 @@ def _exec_file(path: Path) -> object:
     return module
 
 
-def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
-    """(model or ExportedProgram, example inputs, name) from a CLI MODEL argument and --input list."""
+def load_model(spec: str, inputs: list[str], needs_inputs: bool = True) -> tuple[object, tuple, str]:
+    """(model or ExportedProgram, example inputs, name) from a CLI MODEL argument and --input
+    list; ``needs_inputs`` False where the command makes its own (an LLM phase)."""
     parsed = [parse_input(s) for s in inputs]
     if spec.endswith(".pt2"):
         if not Path(spec).is_file():
@@ -191,7 +192,7 @@ def load_model(spec: str, inputs: list[str]) -> tuple[object, tuple, str]:
         for shape, dtype in parsed:
             check_input_size(shape, dtype, device)
         given = tuple(make_input(shape, dtype, device) for shape, dtype in parsed)
-    if not given:
+    if not given and needs_inputs:
         raise ChipcutError(f"model {spec!r} needs example inputs: add --input per model input, "
                            "e.g. --input 1x3x224x224")
     return made, given, name

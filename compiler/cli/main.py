@@ -54,12 +54,16 @@ def _paths(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _write_outputs(plan: object, paths: dict[str, Path]) -> str:
-    """Write the plan, trace and plot that were asked for: all of them, or none."""
+    """Write the plan (or serve plan), trace and plot that were asked for: all of them, or none."""
+    from chipcut.compiler.plan.serve import ServePlan
     from chipcut.compiler.views.plots import plot_plan
+    from chipcut.compiler.views.serve import plot_serve, write_serve_trace
     from chipcut.compiler.views.trace import write_trace
 
-    writers = {"--out": plan.to_json, "--trace": lambda p: write_trace(plan, p),
-               "--plot": lambda p: plot_plan(plan, p)}
+    trace, picture = ((write_serve_trace, plot_serve) if isinstance(plan, ServePlan)
+                      else (write_trace, plot_plan))
+    writers = {"--out": plan.to_json, "--trace": lambda p: trace(plan, p),
+               "--plot": lambda p: picture(plan, p)}
     what = {"--out": "plan", "--trace": "trace", "--plot": "plot"}
     write_all([(flag, path, writers[flag]) for flag, path in paths.items()])
     return "".join(f"{what[flag]} written to {path}\n" for flag, path in paths.items())
@@ -174,13 +178,31 @@ def _compile(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     options = llm.options(args, _options(args))
     llm.check(args)
     _check_before_capture(chips, args.backend, options)
-    model, inputs, name = load_model(args.model, args.input)
+    if args.phase == "serve":
+        return _serve(args, options, paths, status)
+    model, inputs, name = load_model(args.model, args.input, needs_inputs=args.phase is None)
     if args.phase is not None:
         status(f"capturing the {args.phase} step")
         model, inputs = llm.step(args, model, name), ()
     plan = compile_model(model, inputs, chips, args.backend, replace(options, name=name),
                          progress=status)
     return render(plan) + _write_outputs(plan, paths)
+
+
+def _serve(args: argparse.Namespace, options, paths: dict[str, Path],
+           status: Callable[[str], None]) -> str:
+    """``--phase serve``: the pools, their pipelines and the decode batch."""
+    from chipcut.compiler.cli.loading import load_model
+    from chipcut.compiler.serve import serve
+    from chipcut.compiler.views.serve import render_serve
+
+    targets = llm.targets(args)
+    if args.input:
+        raise ChipcutError("--phase serve captures its own steps: drop --input")
+    model, _, name = load_model(args.model, [], needs_inputs=False)
+    plan = serve(model, targets, int(args.chips), args.backend, replace(options, name=name),
+                 kv_dtype=args.kv_dtype, batch=args.batch, progress=status)
+    return render_serve(plan) + _write_outputs(plan, paths)
 
 
 def _check_before_capture(chips, backend: str, options) -> None:
@@ -213,16 +235,34 @@ def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
 
 
 def _show(args: argparse.Namespace) -> str:
-    from chipcut.compiler.plan.model import Plan
     from chipcut.compiler.plan.revalidate import revalidate
+    from chipcut.compiler.plan.serve import ServePlan, load_any
 
     paths = _paths(args)
-    loaded = Plan.from_json(args.plan)
+    loaded = load_any(args.plan)
+    if isinstance(loaded, ServePlan):
+        return _show_serve(args, loaded, paths)
     measured = measured_text(args.measured, loaded)  # measured on this plan as saved
     plan, edited = revalidate(loaded)
     note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
             if edited else "")
     return note + render(plan) + measured + _write_outputs(plan, paths)
+
+
+def _show_serve(args: argparse.Namespace, loaded, paths: dict[str, Path]) -> str:
+    """A serve plan: each pipeline re-validated (re-costed if edited), then the pools."""
+    from chipcut.compiler.plan.revalidate import revalidate
+    from chipcut.compiler.plan.serve import recosted_serve
+    from chipcut.compiler.views.serve import render_serve
+
+    if args.measured:
+        raise ChipcutError("--measured compares a run of one pipeline plan: show a plan from "
+                           "chipcut compile --out, not a serve plan")
+    checked = [revalidate(p) for p in loaded.plans]
+    edited = any(e for _, e in checked)
+    plan = recosted_serve(loaded, tuple(p for p, _ in checked), edited)
+    note = "serve plan was edited by hand: pipelines re-validated and re-costed\n" if edited else ""
+    return note + render_serve(plan) + _write_outputs(plan, paths)
 
 
 def _backends(args: argparse.Namespace) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from chipcut.core.errors import ChipcutError
-from chipcut.core.files import write_atomic
+from chipcut.core.files import json_text
 
 MEASURED_SCHEMA_VERSION = 1
 
@@ -104,10 +104,7 @@ class Measured:
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The measurement as JSON text; with ``path``, also written atomically to that file."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        if path is not None:
-            write_atomic(Path(path), text)
-        return text
+        return json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike, plan: Any = None) -> Measured:

@@ -16,7 +16,7 @@ from chipcut.compiler.plan.serving import Serving  # noqa: F401 - field type
 from chipcut.compiler.plan.split import split_plan
 from chipcut.compiler.solver.problem import CHAIN, Interconnect
 from chipcut.core.errors import ChipcutError
-from chipcut.core.files import write_atomic
+from chipcut.core.files import json_text
 from chipcut.core.ir import LayerQuant, QuantReport  # noqa: F401 - field types
 from chipcut.core.vocab import parse
 
@@ -189,16 +189,16 @@ class Plan:
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The plan as JSON text; with ``path``, also written atomically to that file."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        if path is not None:
-            write_atomic(Path(path), text)
-        return text
+        return json_text(self.to_dict(), path)
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
         if not isinstance(data, dict):
             raise ChipcutError(f"a plan is a JSON object, not {type(data).__name__}; write it with "
                                "chipcut compile --out")
+        if data.get("kind") == "serve":
+            raise ChipcutError("this is a serve plan (chipcut compile --phase serve): show it "
+                               "with chipcut show; its pipelines are the plans in its plans list")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ChipcutError(f"plan schema_version is {version!r}, this chipcut reads "
@@ -208,28 +208,32 @@ class Plan:
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> Plan:
         """Load a plan from a JSON file path (or JSON text)."""
-        text = str(source)
-        if not text.lstrip().startswith("{"):
-            try:
-                text = Path(source).read_text()
-            except OSError as e:
-                raise ChipcutError(f"cannot read plan {source}: {e.strerror}; check the path") from None
-            except UnicodeDecodeError:
-                raise ChipcutError(f"plan {source} is not text (not UTF-8 JSON); write it with "
-                                   "chipcut compile --out") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ChipcutError(f"plan {source} is not valid JSON ({e.msg} at line {e.lineno}); "
-                               "write it with chipcut compile --out") from None
-        except RecursionError:
-            raise ChipcutError(f"plan {source} nests too deeply to be a plan; write it with "
-                               "chipcut compile --out") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(source, "plan"))
 
     def split(self, graph_module: Any = None) -> Any:
         """One GraphModule per chip; see :func:`chipcut.compiler.plan.split.split_plan`."""
         return split_plan(self, graph_module if graph_module is not None else self.graph_module)
+
+
+def read_json(source: str | os.PathLike, what: str = "plan") -> Any:
+    """The JSON a file path (or JSON text) holds; a one-line error when it cannot be read."""
+    text = str(source)
+    if not text.lstrip().startswith("{"):
+        try:
+            text = Path(source).read_text()
+        except OSError as e:
+            raise ChipcutError(f"cannot read {what} {source}: {e.strerror}; check the path") from None
+        except UnicodeDecodeError:
+            raise ChipcutError(f"{what} {source} is not text (not UTF-8 JSON); write it with "
+                               "chipcut compile --out") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ChipcutError(f"{what} {source} is not valid JSON ({e.msg} at line {e.lineno}); "
+                           "write it with chipcut compile --out") from None
+    except RecursionError:
+        raise ChipcutError(f"{what} {source} nests too deeply to be a plan; write it with "
+                           "chipcut compile --out") from None
 
 
 def _plain(value: Any) -> Any:
@@ -295,7 +299,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-SIGNED_FIELDS = {"replica_of", "bottleneck_chip"}  # -1 means "none"
+SIGNED_FIELDS = {"replica_of", "bottleneck_chip", "bound_chip", "prefill_plan", "decode_plan"}  # -1: none
 
 
 __all__ = ["Plan", "Stage", "Transfer", "Metrics", "SolverInfo", "ModelInfo", "OpTiming",

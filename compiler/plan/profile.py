@@ -19,7 +19,7 @@ from typing import Any
 from chipcut.backends.protocol import Work
 from chipcut.compiler.lowering.costing import is_free
 from chipcut.core.errors import ChipcutError
-from chipcut.core.files import write_atomic
+from chipcut.core.files import json_text
 
 PROFILE_SCHEMA_VERSION = 1
 REMEDY = "profile this model again with chipcut profile --out"
@@ -77,10 +77,7 @@ class Profile:
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The profile as JSON text; with ``path``, also written atomically to that file."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        if path is not None:
-            write_atomic(Path(path), text)
-        return text
+        return json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> Profile:

@@ -332,3 +332,31 @@ def _solver(limit_s: float) -> cp_model.CpSolver:
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     return solver
+
+
+def choose_replicas(chips: list[int], kinds: list[str], values: list[float], total_chips: int,
+                    limit_s: float = 10.0) -> tuple[list[int], str]:
+    """How many replicas of each option to run on ``total_chips`` chips for the most served
+    value, with the fewest chips among equals; (counts, status).
+
+    ``kinds[i]`` is "prefill", "decode" or "shared"; ``values[i]`` is what one replica of
+    option i serves in one unit (requests/s): disaggregated replicas serve the least of their
+    prefill and decode sums, shared ones add their own. Values are rounded to 1e-6 relative to
+    the largest for the integer program; the counts are exact for the rounded values.
+    """
+    m = cp_model.CpModel()
+    scale = 1e6 / max(max(values, default=0.0), 1e-300)
+    ticks = [int(round(v * scale)) for v in values]
+    count = [m.NewIntVar(0, total_chips // c, f"r{i}") for i, c in enumerate(chips)]
+    used = sum(c * r for c, r in zip(chips, count, strict=True))
+    m.Add(used <= total_chips)
+    top = sum(t * (total_chips // c) for t, c in zip(ticks, chips, strict=True))
+    paired = m.NewIntVar(0, top, "disaggregated")
+    for kind in ("prefill", "decode"):
+        m.Add(paired <= sum(t * r for t, r, k in zip(ticks, count, kinds, strict=True) if k == kind))
+    shared = sum(t * r for t, r, k in zip(ticks, count, kinds, strict=True) if k == "shared")
+    m.Maximize((paired + shared) * (total_chips + 1) - used)
+    solver = _solver(limit_s)
+    status = solver.Solve(m)  # no replicas at all is feasible: the search always has a point
+    counts = [solver.Value(r) for r in count]
+    return counts, (Status.OPTIMAL if status == cp_model.OPTIMAL else Status.FEASIBLE).value

@@ -42,7 +42,7 @@ def _cut_panel(ax: Axes, plan: Plan) -> None:
     ax.set_title(f"{plan.model.name}: activation bytes, cumulative MACs and cuts")
 
 
-def _gantt_panel(ax: Axes, plan: Plan) -> None:
+def gantt_panel(ax: Axes, plan: Plan) -> None:
     rows = []
     for t in plan.timeline:
         rows.append((f"chip {t.chip}", [(op.start_s, op.end_s - op.start_s, op.bound) for op in t.ops]))
@@ -72,7 +72,7 @@ def plot_plan(plan: Plan, path: str | os.PathLike) -> None:
     fig = Figure(figsize=(12, 9))
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
     _cut_panel(top, plan)
-    _gantt_panel(bottom, plan)
+    gantt_panel(bottom, plan)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
