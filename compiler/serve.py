@@ -127,11 +127,22 @@ def _decode(search: _Search, chips: int, start: int, max_batch: int) -> tuple[Op
 
     batch = start
     best, why = meets(batch)
+    if best is None and batch > 1:
+        # bisect the powers of two below the start: batch 1 first, the cheapest refusal
+        best, why = meets(1)
+        if best is None:
+            return None, f"at batch 1 on {chips} chip(s), {why}"
+        lo, hi = 0, batch.bit_length() - 1  # 2**lo meets, 2**hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            found, _ = meets(1 << mid)
+            if found is None:
+                hi = mid
+            else:
+                lo, best = mid, found
+        return best, ""
     if best is None:
-        while best is None and batch > 1:
-            batch //= 2
-            best, why = meets(batch)
-        return best, "" if best else f"at batch {batch} on {chips} chip(s), {why}"
+        return None, f"at batch 1 on {chips} chip(s), {why}"
     while batch * 2 <= max_batch:
         up, why = meets(batch * 2)
         if up is None:
@@ -174,8 +185,8 @@ def _start_batch(search: _Search, chips: int, max_batch: int) -> int:
     probe = 10**9
     rate = probe / read_s(resolve_chips(1, search.backend)[0], probe)
     within = (search.targets.tpot_s * rate - weights) // per_sequence if per_sequence else guess
-    guess = min(guess, within)
-    return max(1, min(max_batch, 1 << max(0, int(guess).bit_length() - 1)))
+    guess = max(1, min(guess, within, max_batch))  # room < 0: the weights alone do not fit
+    return 1 << (int(guess).bit_length() - 1)
 
 
 def _dtype(model: object) -> str:
@@ -197,6 +208,8 @@ def _options(search: _Search, total: int, max_batch: int, fixed_batch: int | Non
             continue
         prefills[chips] = option
         found.append(option)
+    if not any(o.meets for o in found):  # shared TTFT is a prefill and more: nothing can meet
+        _check_feasible(found, why, total, search.targets)
     for chips in range(1, total + 1):
         start = fixed_batch or _start_batch(search, chips, max_batch)
         top = fixed_batch or max_batch

@@ -120,3 +120,100 @@ def plot(points: list[SweepPoint], path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     write_atomic(path, buf.getvalue())
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One decode step of the batch x context grid: does it fit on the chips, and how fast.
+    tpot_s: the step's latency; kv_bytes_max: the fullest chip's KV cache; needs: the chips it
+    would fit on when it does not (0 when unknown)."""
+
+    batch: int
+    context: int
+    fits: bool
+    tpot_s: float = 0.0
+    tokens_per_s: float = 0.0
+    kv_bytes_max: int = 0
+    bound_ratio: float = 0.0
+    needs: int = 0
+    status: str = ""
+
+
+def _needs(error: DoesNotFit) -> int:
+    text = str(error)
+    if "fits on " not in text:
+        return 0
+    return int(text.split("fits on ", 1)[1].split(" ", 1)[0])
+
+
+def decode_grid(model: object, batches: Sequence[int], contexts: Sequence[int], chips: int,
+                backend: str | Backend = "generic", options: CompileOptions | None = None,
+                kv_dtype: str | None = None,
+                progress: Callable[[str], None] | None = None) -> list[GridPoint]:
+    """The decode step of a causal LM at every batch x context, each an exact plan on
+    ``chips``: which fit beside the weights (the KV cache on the chips of its layers), their
+    TPOT and tokens/s. A batch larger than one that does not fit at a context is not tried."""
+    from chipcut.compiler.api import lower
+    from chipcut.compiler.llm.step import decode_step
+
+    options = options or CompileOptions()
+    say = progress or (lambda _m: None)
+    points: list[GridPoint] = []
+    for context in sorted(set(contexts)):
+        unfit: GridPoint | None = None
+        for batch in sorted(set(batches)):
+            if unfit is not None:  # the cache only grows with the batch
+                points.append(GridPoint(batch, context, False, needs=0, status="NO FIT"))
+                continue
+            say(f"decode step: batch {batch}, context {context}")
+            step = decode_step(model, batch, context, kv_dtype, options.name)
+            lowered = lower(step, (), chips, backend, options)
+            try:
+                plan = schedule(lowered, solve(lowered, chips, backend, options), options)
+            except DoesNotFit as e:
+                unfit = GridPoint(batch, context, False, needs=_needs(e), status="NO FIT")
+                points.append(unfit)
+                continue
+            v = plan.serving
+            points.append(GridPoint(batch, context, True, v.step_s, v.tokens_per_s,
+                                    max(s.kv_bytes for s in plan.stages), v.bound_ratio,
+                                    status=plan.solver.status))
+    return points
+
+
+def largest_fitting(points: list[GridPoint]) -> dict[int, int]:
+    """context -> the largest batch of the grid that fits there (contexts where one fits)."""
+    out: dict[int, int] = {}
+    for p in points:
+        if p.fits:
+            out[p.context] = max(out.get(p.context, 0), p.batch)
+    return out
+
+
+def render_grid(points: list[GridPoint], chips: int, backend: str) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    from chipcut.compiler.views.report import fmt_b, fmt_s
+
+    t = Table(title=f"decode: batch x context on {chips} x {backend}", title_justify="left")
+    for col in ("context", "batch", "fits", "TPOT", "tokens/s", "KV/chip (max)", "TPOT/bound",
+                "solver"):
+        t.add_column(col, justify="left" if col in ("fits", "solver") else "right")
+    for p in points:
+        if p.fits:
+            t.add_row(str(p.context), str(p.batch), "yes", fmt_s(p.tpot_s),
+                      f"{p.tokens_per_s:,.0f}", fmt_b(p.kv_bytes_max), f"{p.bound_ratio:.2f}",
+                      p.status)
+        else:
+            needs = f"no (fits on {p.needs} chips)" if p.needs else "no"
+            t.add_row(str(p.context), str(p.batch), needs, "-", "-", "-", "-", p.status)
+    buf = io.StringIO()
+    Console(file=buf, width=140, color_system=None).print(t)
+    best = largest_fitting(points)
+    for context in sorted({p.context for p in points}):
+        if context in best:
+            buf.write(f"largest batch that fits at context {context}: {best[context]}\n")
+        else:
+            buf.write(f"context {context}: no batch of the grid fits on {chips} chips\n")
+    return buf.getvalue()

@@ -21,6 +21,7 @@ from chipcut.compiler.cli.run import add_parser as add_run_parser
 from chipcut.compiler.cli.run import command as run_command
 from chipcut.compiler.cli.run import measured_text
 from chipcut.compiler.views.report import render
+from chipcut.core.dtypes import DType
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Objective, Topology
 
@@ -145,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--backend", default="generic", help="backend name or spec .toml file")
     w.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="per solve")
     w.add_argument("--plot", metavar="PATH", help="write throughput/speedup/efficiency PNG here")
+    w.add_argument("--phase", choices=["decode"], help="sweep a causal LM's decode step over "
+                   "--batch x --context on one chip count: what fits, TPOT, tokens/s")
+    w.add_argument("--batch", dest="batches", metavar="LIST", help="decode batches, e.g. 1,8,32,64 (--phase decode)")
+    w.add_argument("--context", dest="contexts", metavar="LIST",
+                   help="KV-cache contexts, e.g. 2048,4096,8192 (--phase decode)")
+    w.add_argument("--kv-dtype", choices=[str(d) for d in DType], metavar="DTYPE",
+                   help="the KV cache's stored dtype (--phase decode)")
     _passes(w)
     _network(w)
     s = sub.add_parser("show", help="print a saved plan")
@@ -216,11 +224,53 @@ def _check_before_capture(chips, backend: str, options) -> None:
         load_profile(options.profile)  # a missing or unreadable profile fails before the capture
 
 
+def _counts(flag: str, text: str | None, example: str) -> list[int]:
+    """A comma-separated list of whole numbers >= 1 (a --batch or --context list)."""
+    try:
+        values = [int(t) for t in (text or "").split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ChipcutError(f"{flag} {text!r}: give whole numbers >= 1 separated by commas, "
+                           f"e.g. {flag} {example}")
+    return values
+
+
+def _decode_sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
+    """``sweep --phase decode``: the batch x context grid on one chip count."""
+    from chipcut.compiler.cli.loading import load_model
+    from chipcut.compiler.llm.step import causal_lm_config, check_tokens
+    from chipcut.compiler.sweep import decode_grid, render_grid
+
+    if args.plot:
+        raise ChipcutError("--plot draws the chip-count sweep; drop it with --phase decode")
+    batches = _counts("--batch", args.batches, "1,8,32")
+    contexts = _counts("--context", args.contexts, "2048,4096")
+    if not args.chips.isdigit():
+        raise ChipcutError(f"--chips {args.chips!r}: --phase decode sweeps one chip count; give "
+                           "one, e.g. --chips 8")
+    chips = int(args.chips)
+    options = replace(_options(args), batch=1)
+    _check_before_capture(chips, args.backend, options)
+    model, _, name = load_model(args.model, args.input, needs_inputs=False)
+    config = causal_lm_config(model, "decode")
+    for context in contexts:
+        check_tokens(config, context, "--context")
+    points = decode_grid(model, batches, contexts, chips, args.backend,
+                         replace(options, name=name), args.kv_dtype, progress=status)
+    return render_grid(points, chips, args.backend)
+
+
 def _sweep(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     from chipcut.compiler.api import lower
     from chipcut.compiler.cli.loading import load_model
     from chipcut.compiler.sweep import parse_counts, plot, render, sweep
 
+    if args.phase == "decode":
+        return _decode_sweep(args, status)
+    for flag, name in (("batches", "--batch"), ("contexts", "--context"), ("kv_dtype", "--kv-dtype")):
+        if getattr(args, flag) is not None:
+            raise ChipcutError(f"{name} applies to sweep --phase decode; add it, or drop {name}")
     paths = _paths(args)
     counts = parse_counts(args.chips)
     options = _options(args)

@@ -42,3 +42,72 @@ def test_sweep_cli_prints_and_plots(tmp_path, capsys) -> None:
     assert code == 0
     assert "speedup" in out and out.count("OPTIMAL") + out.count("FEASIBLE") == 3
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+SMALL_CHIP = """
+name = "small-dram"
+description = "a chip with 2 MiB of DRAM, for the decode grid"
+[compute]
+peak_macs_per_s = { fp32 = 4e12 }
+vector_ops_per_s = 1e12
+[memory]
+sram_bytes = "256 KiB"
+dram_bytes = "2 MiB"
+dram_bytes_per_s = "200 GB/s"
+[link]
+bytes_per_s = "31.5 GB/s"
+latency_s = "2 us"
+"""
+
+TINY_LLM = """
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+def tiny():
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                         max_position_embeddings=64, use_cache=False)
+    with torch.device("meta"):
+        return LlamaForCausalLM(config).eval()
+"""
+
+
+def test_decode_grid_finds_the_largest_batch_that_fits(tmp_path, capsys) -> None:
+    pytest.importorskip("transformers")
+    from transformers import LlamaConfig
+
+    from chipcut.compiler.llm.step import kv_cache_bytes
+
+    spec, model = tmp_path / "small.toml", tmp_path / "llm.py"
+    spec.write_text(SMALL_CHIP)
+    model.write_text(TINY_LLM)
+    code = main(["sweep", f"{model}:tiny", "--phase", "decode", "--batch", "1,16,64,256,1024",
+                 "--context", "16,64", "--chips", "2", "--backend", str(spec)])
+    out = capsys.readouterr().out
+    assert code == 0
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    room = 2 * 2 * 2**20  # 2 chips x 2 MiB, ~0.43 MB of it fp32 weights
+    # the largest batches the closed form admits; the next ones up exceed the chips outright
+    assert kv_cache_bytes(config, 256, 16, "fp32") < room - 430_000
+    assert kv_cache_bytes(config, 1024, 16, "fp32") > room
+    assert kv_cache_bytes(config, 64, 64, "fp32") < room - 430_000
+    assert kv_cache_bytes(config, 256, 64, "fp32") > room
+    assert "largest batch that fits at context 16: 256" in out
+    assert "largest batch that fits at context 64: 64" in out
+    assert out.count("NO FIT") == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--phase", "decode", "--batch", "1,x", "--context", "16"], "--batch '1,x'"),
+    (["--phase", "decode", "--batch", "1", "--context", "16", "--chips", "1..4"], "one chip count"),
+    (["--phase", "decode", "--batch", "1", "--context", "128", "--chips", "2"], "longer than"),
+    (["--batch", "1,2"], "--batch applies to sweep --phase decode"),
+])
+def test_decode_grid_bad_flags_are_one_line(tmp_path, capsys, args, message) -> None:
+    pytest.importorskip("transformers")
+    model = tmp_path / "llm.py"
+    model.write_text(TINY_LLM)
+    assert main(["sweep", f"{model}:tiny", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
