@@ -39,6 +39,7 @@ from chipcut.core.errors import ChipcutError, DoesNotFit
 from chipcut.core.fmt import nbytes as fmt_b
 from chipcut.core.vocab import Objective
 
+MEMORY = "memory: "  # how a reason that is the chips' memory begins
 MAX_BATCH = 1024  # sequences per decode step the search tries at most
 Progress = Callable[[str], None]
 
@@ -90,7 +91,7 @@ class _Search:
             try:
                 plan = schedule(lowered, solve(lowered, chips, self.backend, options), options)
             except DoesNotFit as e:
-                self.index[key] = str(e)
+                self.index[key] = MEMORY + str(e)
             except ChipcutError as e:  # more chips than units: no such pipeline
                 self.index[key] = str(e)
             else:
@@ -115,7 +116,8 @@ def _prefill(search: _Search, chips: int) -> Option | str:
     return option
 
 
-def _decode(search: _Search, chips: int, start: int, max_batch: int) -> tuple[Option | None, str]:
+def _decode(search: _Search, chips: int, start: int, max_batch: int,
+            fixed: bool = False) -> tuple[Option | None, str]:
     """The largest power-of-two batch whose decode step on ``chips`` fits and meets TPOT,
     searched from ``start``; (its option or None, why the next batch up does not)."""
     def meets(batch: int) -> tuple[Option | None, str]:
@@ -127,6 +129,8 @@ def _decode(search: _Search, chips: int, start: int, max_batch: int) -> tuple[Op
 
     batch = start
     best, why = meets(batch)
+    if best is None and fixed:  # --batch: that batch or none
+        return None, f"at batch {batch} on {chips} chip(s), {why}"
     if best is None and batch > 1:
         # bisect the powers of two below the start: batch 1 first, the cheapest refusal
         best, why = meets(1)
@@ -213,7 +217,7 @@ def _options(search: _Search, total: int, max_batch: int, fixed_batch: int | Non
     for chips in range(1, total + 1):
         start = fixed_batch or _start_batch(search, chips, max_batch)
         top = fixed_batch or max_batch
-        decode, miss = _decode(search, chips, start, top)
+        decode, miss = _decode(search, chips, start, top, fixed_batch is not None)
         if decode is None:
             why["decode"] = miss  # the most chips' reason: the last one left
             continue
@@ -296,14 +300,20 @@ def _check_feasible(found: list[Option], why: dict[str, str], chips: int,
     roles = {o.role for o in meeting}
     if "shared" in roles or {"prefill", "decode"} <= roles and _pair_fits(meeting, chips):
         return
+    tried = [o for o in found if o.role == "prefill"]
+    if not tried:
+        raise ChipcutError(f"{why['prefill']}; the prefill of a {targets.prompt}-token prompt "
+                           f"fits on none of 1..{chips} chips")
     if "prefill" not in roles:
-        tried = [o for o in found if o.role == "prefill"]
-        fastest = min(tried, key=lambda o: o.ttft_s) if tried else None
-        said = (f"the fastest prefill takes {fastest.ttft_s * 1e3:.4g} ms (on {fastest.chips} "
-                f"chip(s))" if fastest else why.get("prefill", "no prefill pipeline fits"))
+        fastest = min(tried, key=lambda o: o.ttft_s)
         raise ChipcutError(f"--ttft {targets.ttft_s * 1e3:.4g} ms cannot be met for a "
-                           f"{targets.prompt}-token prompt on up to {chips} chips: {said}; raise "
-                           "--ttft, shorten --prompt, or use faster chips")
+                           f"{targets.prompt}-token prompt on up to {chips} chips: the fastest "
+                           f"prefill takes {fastest.ttft_s * 1e3:.4g} ms (on {fastest.chips} "
+                           "chip(s)); raise --ttft, shorten --prompt, or use faster chips")
+    if "decode" not in roles and why.get("decode", "").split(", ", 1)[-1].startswith(MEMORY):
+        raise ChipcutError(f"{MEMORY}the decode step (context {targets.context}) does not fit on "
+                           f"up to {chips} chips {why['decode'].replace(MEMORY, '')}; use "
+                           "--kv-dtype fp8, shorten --prompt/--output, or add chips")
     if "decode" not in roles:
         raise ChipcutError(f"--tpot {targets.tpot_s * 1e3:.4g} ms cannot be met at context "
                            f"{targets.context} on up to {chips} chips: "

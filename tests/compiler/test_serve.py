@@ -127,6 +127,7 @@ def test_serve_plan_round_trips_json(plan: ServePlan, tmp_path: Path) -> None:
     (Targets(1e-3, 1e-6, 16, 16), 2, "--tpot 0.001 ms cannot be met at context 32"),
     (Targets(1e-3, 2e-4, 16, 1), 1, "chips: a prefill pool needs 1 and a decode pool 1 chip(s)"),
     (Targets(1e-3, 3e-4, 60, 16), 2, "--prompt + --output 76 is longer than the model's 64"),
+    (Targets(1e-3, 3e-4, 16, 16), 0, "--chips 0: serving plans pools of identical chips"),
 ])
 def test_targets_that_cannot_be_met_name_the_binding_resource(targets, chips, message) -> None:
     with pytest.raises(ChipcutError) as e:
@@ -196,3 +197,32 @@ def test_cli_bad_serve_flags_are_one_line_exit_2(capsys, model_file: Path, tmp_p
     code = main(["compile", f"{model_file}:tiny", *args, "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_a_cache_no_chip_count_holds_is_one_line(capsys, model_file: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "small.toml"
+    spec.write_text(textwrap.dedent("""
+        name = "small-dram"
+        [compute]
+        peak_macs_per_s = { fp32 = 4e12 }
+        vector_ops_per_s = 1e12
+        [memory]
+        sram_bytes = "256 KiB"
+        dram_bytes = "2 MiB"
+        dram_bytes_per_s = "200 GB/s"
+        [link]
+        bytes_per_s = "31.5 GB/s"
+        latency_s = "2 us"
+    """))
+    out = tmp_path / "plan.json"
+    # one layer's K cache alone: 1024 x 2 kv_heads x 64 x 16 x 4 bytes = 8.4 MB > 2 MiB
+    code = main(["compile", f"{model_file}:tiny", "--phase", "decode", "--context", "64",
+                 "--batch", "1024", "--chips", "4", "--backend", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no chip count fits it" in err and err.count("\n") == 1
+    assert not out.exists()
+    code = main(["compile", f"{model_file}:tiny", *SERVE[:-2], "--batch", "1024", "--chips", "2",
+                 "--backend", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "memory: the decode step" in err and "no chip count fits it" in err
+    assert err.count("\n") == 1 and not out.exists()
