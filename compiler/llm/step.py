@@ -21,7 +21,8 @@ import inspect
 
 import torch
 
-from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.capture import Captured
+from chipcut.compiler.llm.stamp import capture_repeated
 from chipcut.core.dtypes import BYTES, DType, from_torch
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import KVCache, Phase, set_kv, set_phase
@@ -168,9 +169,13 @@ class PrefillStep(torch.nn.Module):
 
 def decode_inputs(step: DecodeStep, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Example inputs of a decode step: token 0 for every sequence, at the last position."""
-    device = _device(step.model)
+    return _decode_inputs(step.model, batch, step.context)
+
+
+def _decode_inputs(model: torch.nn.Module, batch: int, context: int) -> tuple[torch.Tensor, ...]:
+    device = _device(model)
     return (torch.zeros(batch, 1, dtype=torch.long, device=device),
-            torch.full((1,), step.context - 1, dtype=torch.long, device=device))
+            torch.full((1,), context - 1, dtype=torch.long, device=device))
 
 
 def _mark_cache(captured: Captured, config: object, batch: int, context: int,
@@ -209,9 +214,11 @@ def decode_step(model: torch.nn.Module, batch: int, context: int, kv_dtype: str 
     if kv_dtype and kv_dtype not in set(DType):
         raise ChipcutError(f"--kv-dtype {kv_dtype!r}: give one of {', '.join(DType)}")
     kv = str(DType(kv_dtype)) if kv_dtype else str(dtype)
-    step = DecodeStep(model.eval(), batch, context)
+    model.eval()
+    inputs = _decode_inputs(model, batch, context)
     with _attention(model):
-        captured = capture(step, decode_inputs(step, batch), name=name or type(model).__name__)
+        captured = capture_repeated(model, config, lambda: DecodeStep(model, batch, context),
+                                    inputs, name or type(model).__name__)
     _mark_cache(captured, config, batch, context, kv)
     set_phase(captured.graph_module, Phase("decode", batch, context, kv))
     return captured
@@ -224,7 +231,9 @@ def prefill_step(model: torch.nn.Module, batch: int, prompt: int,
     _check_batch(batch)
     check_tokens(config, prompt, "--prompt")
     ids = torch.zeros(batch, prompt, dtype=torch.long, device=_device(model))
-    captured = capture(PrefillStep(model.eval()), (ids,), name=name or type(model).__name__)
+    model.eval()
+    captured = capture_repeated(model, config, lambda: PrefillStep(model), (ids,),
+                                name or type(model).__name__)
     set_phase(captured.graph_module, Phase("prefill", batch, prompt))
     return captured
 
