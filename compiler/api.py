@@ -20,6 +20,7 @@ from chipcut.backends.profiled import ProfiledBackend
 from chipcut.backends.protocol import Backend, Work
 from chipcut.backends.registry import get_backend, validate
 from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.llm.stamp import capture_repeated
 from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, fingerprint, summarize
 from chipcut.compiler.lowering.units import UnitGraph, build_units
@@ -168,7 +169,7 @@ def lower(model: object, example_inputs: tuple = (), chips: int | Sequence[str |
         captured = replace(model, graph_module=copy.deepcopy(model.graph_module))
     else:
         say("capturing model")
-        captured = capture(model, tuple(example_inputs), name=options.name)
+        captured = _capture(model, tuple(example_inputs), options.name)
     gm = captured.graph_module
     calibration = check_calibration(gm, calibration_inputs)
     example = tuple(captured.example_inputs)
@@ -182,6 +183,16 @@ def lower(model: object, example_inputs: tuple = (), chips: int | Sequence[str |
     quant = get_quant_report(gm)
     return Lowered(captured.name, units, summary, works, str(pipeline), fingerprint(gm), quant,
                    example, gm)
+
+
+def _capture(model: object, example_inputs: tuple, name: str | None) -> Captured:
+    """A model on the meta device with a repeated decoder layer (a transformers config's
+    ``num_hidden_layers``) is captured by that layer (``chipcut.compiler.llm.stamp``)."""
+    config = getattr(model, "config", None)
+    if isinstance(model, torch.nn.Module) and example_inputs and config is not None:
+        return capture_repeated(model, config, lambda: model, example_inputs,
+                                name or type(model).__name__, prefix="")
+    return capture(model, example_inputs, name=name)
 
 
 def solve(lowered: Lowered, chips: int | Sequence[str | Backend] = 4,

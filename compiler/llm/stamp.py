@@ -5,9 +5,10 @@ A decoder stack is one layer repeated, so torch.export of 80 layers does 40 time
 2 for the same graph. Here the model is exported with its layer list cut to two; the nodes of
 layer 1 (its ``nn_module_stack``) are copied for layers 2..L-1, each copy reading its own
 layer's parameters (the model's own tensors, by name) and a cache like layer 1's, and the
-model's last layer output is rewired to the last copy. Used only when every layer has the
-same parameter names, shapes and dtypes and the config gives no per-layer kinds
-(``layer_types`` all equal); anything else is exported whole.
+model's last layer output is rewired to the last copy. Used only for models on the meta device
+(costed, never run) whose layers all have the same parameter names, shapes and dtypes, whose
+config gives no per-layer kinds (``layer_types`` all equal) and whose layer 1 has one input
+from layer 0 and one output; anything else is exported whole.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch.fx
 from chipcut.compiler.capture import Captured, capture
 
 MIN_LAYERS = 4  # below this, exporting the whole model costs no more than stamping it
+META_ONLY = True  # stamp only models on the meta device: their graphs are costed, never run
 
 
 def _decoder_list(model: torch.nn.Module, layers: int) -> tuple[str, torch.nn.ModuleList] | None:
@@ -39,6 +41,8 @@ def _signature(layer: torch.nn.Module) -> list[tuple]:
 def repeatable(model: torch.nn.Module, config: object) -> tuple[str, torch.nn.ModuleList] | None:
     """The decoder list when the layers are one layer repeated; None otherwise."""
     count = getattr(config, "num_hidden_layers", 0)
+    if not isinstance(count, int) or (META_ONLY and any(not p.is_meta for p in model.parameters())):
+        return None
     if count < MIN_LAYERS or len(set(getattr(config, "layer_types", None) or ["one"])) != 1:
         return None
     found = _decoder_list(model, count)
@@ -80,7 +84,10 @@ def capture_repeated(model: torch.nn.Module, config: object, step: Callable[[], 
     qualified, layers = found
     with _cut_to_two(model, config, qualified, layers):
         short = capture(step(), inputs, name=name)
-    _stamp(short.graph_module, model, f"{prefix}{qualified}", prefix, len(layers))
+    try:
+        _stamp(short.graph_module, model, f"{prefix}{qualified}", prefix, len(layers))
+    except ValueError:  # a layer with more than one way in or out: export it whole
+        return capture(step(), inputs, name=name)
     return short
 
 

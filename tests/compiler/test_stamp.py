@@ -30,6 +30,7 @@ def _model(kind: str, **overrides) -> torch.nn.Module:
 
 def _step(model: torch.nn.Module, phase: str, whole: bool, monkeypatch) -> chipcut.Captured:
     monkeypatch.setattr(stamp, "MIN_LAYERS", 10**6 if whole else 4)
+    monkeypatch.setattr(stamp, "META_ONLY", False)  # real weights: the outputs are compared
     return decode_step(model, 2, 16) if phase == "decode" else prefill_step(model, 1, 16)
 
 
@@ -58,8 +59,47 @@ def test_stamped_step_equals_the_whole_export(kind: str, phase: str, monkeypatch
     assert len(model.model.layers) == 5 and model.config.num_hidden_layers == 5  # restored
 
 
-def test_layers_of_different_kinds_are_exported_whole() -> None:
+def test_layers_of_different_kinds_are_exported_whole(monkeypatch) -> None:
+    monkeypatch.setattr(stamp, "META_ONLY", False)
     model = _model("qwen2", layer_types=["full_attention", "sliding_attention"] * 2
                    + ["full_attention"], sliding_window=8, use_sliding_window=True)
     assert stamp.repeatable(model, model.config) is None
     assert stamp.repeatable(_model("llama"), _model("llama").config)[0] == "model.layers"
+
+
+def test_models_with_real_weights_are_exported_whole() -> None:
+    assert stamp.repeatable(_model("llama"), _model("llama").config) is None
+
+
+def _meta(config_cls, model_cls, **kw) -> torch.nn.Module:
+    with torch.device("meta"):
+        return model_cls(config_cls(**kw)).eval()
+
+
+IDS = (torch.zeros(1, 16, dtype=torch.long, device="meta"),)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _meta(transformers.BertConfig, transformers.BertModel, hidden_size=64,
+                  intermediate_size=128, num_hidden_layers=5, num_attention_heads=4,
+                  vocab_size=256),
+    lambda: _meta(transformers.GPT2Config, transformers.GPT2LMHeadModel, n_embd=64, n_layer=5,
+                  n_head=4, vocab_size=256, bos_token_id=0, eos_token_id=0, use_cache=False),
+    lambda: _meta(transformers.Qwen2MoeConfig, transformers.Qwen2MoeForCausalLM, hidden_size=64,
+                  intermediate_size=128, moe_intermediate_size=32,
+                  shared_expert_intermediate_size=64, num_hidden_layers=5,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=256, num_experts=4,
+                  num_experts_per_tok=2, use_cache=False),
+], ids=["bert", "gpt2", "qwen2-moe"])
+def test_meta_models_compile_the_same_stamped(build, monkeypatch) -> None:
+    model = build()
+    plans = []
+    for least in (10**6, 4):
+        monkeypatch.setattr(stamp, "MIN_LAYERS", least)
+        plans.append(chipcut.compile(model, IDS, chips=3, backend="h100-sxm"))
+    whole, stamped = plans
+    assert (whole.model.macs, whole.model.nodes) == (stamped.model.macs, stamped.model.nodes)
+    assert [(s.weight_bytes, s.time_s, s.nodes) for s in whole.stages] == \
+        [(s.weight_bytes, s.time_s, s.nodes) for s in stamped.stages] or \
+        [(s.weight_bytes, s.time_s) for s in whole.stages] == \
+        [(s.weight_bytes, s.time_s) for s in stamped.stages]
