@@ -64,6 +64,7 @@ class _Search:
         self.plans: list[Plan] = []
         self.index: dict[tuple[str, int, int], int | str] = {}  # -> plan index, or why not
         self.lowered: dict[tuple[str, int], Lowered] = {}
+        self.missed: list[Option] = []  # decode pipelines tried that miss TPOT
 
     def _lowered(self, role: str, batch: int) -> Lowered:
         key = (role, batch)
@@ -125,6 +126,8 @@ def _decode(search: _Search, chips: int, start: int, max_batch: int,
         if isinstance(found, str):
             return None, found
         option = decode_option(search.plans[found], found, search.targets)
+        if not option.meets:
+            search.missed.append(option)
         return (option, "") if option.meets else (None, option.why)
 
     batch = start
@@ -220,6 +223,10 @@ def _options(search: _Search, total: int, max_batch: int, fixed_batch: int | Non
         decode, miss = _decode(search, chips, start, top, fixed_batch is not None)
         if decode is None:
             why["decode"] = miss  # the most chips' reason: the last one left
+            if search.missed:  # the fastest step tried says more than the last
+                fastest = min(search.missed, key=lambda o: o.tpot_s)
+                why["decode"] = (f"the fastest decode step tried (batch {fastest.batch} on "
+                                 f"{fastest.chips} chip(s)) takes {fastest.tpot_s * 1e3:.4g} ms")
             continue
         found.append(decode)
         if chips in prefills:
