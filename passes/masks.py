@@ -114,6 +114,14 @@ def _allowed(value: object) -> torch.Tensor | None:
     return value > MASKED_BELOW if value.is_floating_point() else None
 
 
+def mask_signature(mask: torch.fx.Node) -> tuple:
+    """What ``mask_bound`` reads: the names, targets and inputs of the mask's producers
+    (strings only, so a memo keyed by it holds no node alive)."""
+    order = _producers(mask) or [mask]
+    return tuple((n.name, str(n.target), tuple(a.name for a in n.all_input_nodes))
+                 for n in order)
+
+
 def mask_bound(mask: torch.fx.Node) -> torch.Tensor | None:
     """A superset of the (query, key) pairs ``mask`` allows, or None when nothing is known.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -17,7 +18,7 @@ import torch.fx
 import torch.nn.functional as F
 
 from chipcut.core.ir import iter_tensors, node_value
-from chipcut.passes.masks import mask_bound
+from chipcut.passes.masks import mask_bound, mask_signature
 
 aten = torch.ops.aten
 Gemms = tuple[tuple[int, int, int, int], ...]
@@ -264,16 +265,30 @@ def _causal(q: torch.Tensor, k: torch.Tensor, is_causal: object, mask: object) -
     """
     if bool(is_causal):
         return True
-    allowed = mask_bound(mask) if isinstance(mask, torch.fx.Node) else None
-    if allowed is None:
+    if not isinstance(mask, torch.fx.Node):
         return False
     sq, sk = int(q.shape[-2]), int(k.shape[-2])
-    above = torch.ones(sq, sk, dtype=torch.bool).triu(1)
-    try:
-        allowed, above = torch.broadcast_tensors(allowed, above)
-    except RuntimeError:
-        return False
-    return not bool((allowed & above).any())
+    # Every layer reads the same mask node and each pass asks again: read it once per shape,
+    # again only if the nodes that produce it have changed.
+    key = (mask_signature(mask), sq, sk)
+    known = _CAUSAL_SEEN.get(mask)
+    if known is not None and known[0] == key:
+        return known[1]
+    allowed = mask_bound(mask)
+    causal = False
+    if allowed is not None:
+        above = torch.ones(sq, sk, dtype=torch.bool).triu(1)
+        try:
+            allowed, above = torch.broadcast_tensors(allowed, above)
+            causal = not bool((allowed & above).any())
+        except RuntimeError:
+            causal = False
+    _CAUSAL_SEEN[mask] = (key, causal)
+    return causal
+
+
+# mask node -> (its signature and the shape asked, causal?): a memo that dies with the graph
+_CAUSAL_SEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 _SDPA_OPS = [
