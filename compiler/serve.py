@@ -10,6 +10,7 @@ pools are then chosen by an integer program over those candidates
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -46,8 +47,12 @@ Progress = Callable[[str], None]
 
 def check_targets(targets: Targets) -> None:
     """Targets a plan can meet: finite times > 0, whole token counts >= 1."""
+    if not isinstance(targets, Targets):
+        raise ChipcutError(f"targets {targets!r}: give a chipcut.Targets(ttft_s=..., tpot_s=..., "
+                           "prompt=..., output=...)")
     for flag, value in (("--ttft", targets.ttft_s), ("--tpot", targets.tpot_s)):
-        if not (isinstance(value, (int, float)) and 0 < value < math.inf):
+        if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and 0 < float(value) < math.inf):
             raise ChipcutError(f"{flag} {value!r} s: must be a finite time > 0, e.g. 500ms")
     for flag, value in (("--prompt", targets.prompt), ("--output", targets.output)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -245,7 +250,7 @@ def _shared(search: _Search, prefill: Option, decode: Option, chips: int,
         return None  # TTFT = prefill + a decode step: missed at any batch
     # batch / output prefills per step cost at least batch / output x the prefill's latency
     room = search.targets.tpot_s * search.targets.output / max(pre.metrics.latency_s, 1e-300)
-    batch = max(1, min(decode.batch, 1 << max(0, int(room).bit_length() - 1)))
+    batch = decode.batch if fixed else max(1, min(decode.batch, 1 << max(0, int(room).bit_length() - 1)))
     while True:
         index = search.plan("decode", chips, batch)
         if isinstance(index, int):

@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _seconds(flag: str, text: str) -> float:
     from chipcut.backends import quantity as q
 
+    if not any(c.isalpha() for c in text):
+        raise ChipcutError(f"{flag} {text!r}: give a unit, e.g. {flag} {text.strip()}ms or "
+                           f"{flag} {text.strip()}s")
     try:
         value = q.parse(text, q.SECONDS)
     except ValueError as e:

@@ -244,6 +244,12 @@ def _decode_sweep(args: argparse.Namespace, status: Callable[[str], None]) -> st
 
     if args.plot:
         raise ChipcutError("--plot draws the chip-count sweep; drop it with --phase decode")
+    for flag, value, example in (("--batch", args.batches, "1,8,32"),
+                                 ("--context", args.contexts, "2048,4096")):
+        if value is None:
+            raise ChipcutError(f"sweep --phase decode needs {flag}, e.g. {flag} {example}")
+    if args.input:
+        raise ChipcutError("sweep --phase decode captures its own steps: drop --input")
     batches = _counts("--batch", args.batches, "1,8,32")
     contexts = _counts("--context", args.contexts, "2048,4096")
     if not args.chips.isdigit():
@@ -302,16 +308,15 @@ def _show(args: argparse.Namespace) -> str:
 def _show_serve(args: argparse.Namespace, loaded, paths: dict[str, Path]) -> str:
     """A serve plan: each pipeline re-validated (re-costed if edited), then the pools."""
     from chipcut.compiler.plan.revalidate import revalidate
-    from chipcut.compiler.plan.serve import recosted_serve
+    from chipcut.compiler.plan.serve import checked_serve
     from chipcut.compiler.views.serve import render_serve
 
     if args.measured:
         raise ChipcutError("--measured compares a run of one pipeline plan: show a plan from "
                            "chipcut compile --out, not a serve plan")
-    checked = [revalidate(p) for p in loaded.plans]
-    edited = any(e for _, e in checked)
-    plan = recosted_serve(loaded, tuple(p for p, _ in checked), edited)
-    note = "serve plan was edited by hand: pipelines re-validated and re-costed\n" if edited else ""
+    plan, edited = checked_serve(loaded, tuple(revalidate(p)[0] for p in loaded.plans))
+    note = ("serve plan was edited by hand: its figures computed again from its pipelines\n"
+            if edited else "")
     return note + render_serve(plan) + _write_outputs(plan, paths)
 
 

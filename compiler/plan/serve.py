@@ -218,24 +218,76 @@ def served(options: tuple[Option, ...], counts: dict[int, int], output: int) -> 
                   max((o.tpot_s for o, _ in used), default=0.0), limit)
 
 
-def recosted_serve(plan: ServePlan, plans: tuple[Plan, ...], edited: bool) -> ServePlan:
-    """``plan`` with its pipelines replaced by ``plans`` (re-costed after a hand edit): every
-    option's figures and the system's again, by the same conventions; the pools as saved."""
-    if not edited:
-        return plan
+
+def _bad(field: str, value: object, why: str) -> ChipcutError:
+    return ChipcutError(f"serve plan field {field} = {value!r}: {why}")
+
+
+def _check_targets(t: Targets) -> None:
+    for field, value in (("ttft_s", t.ttft_s), ("tpot_s", t.tpot_s)):
+        if not value > 0:
+            raise _bad(f"targets.{field}", value, "must be a time > 0 seconds")
+    for field, value in (("prompt", t.prompt), ("output", t.output)):
+        if value < 1:
+            raise _bad(f"targets.{field}", value, "must be >= 1 token")
+
+
+def _plan_of(plans: tuple[Plan, ...], k: int, o: Option, phase: str, targets: Targets) -> Plan:
+    """The plan option ``k`` runs for ``phase``, checked to be of that phase and length."""
+    field = f"options[{k}].{phase}_plan"
+    index = o.prefill_plan if phase == "prefill" else o.decode_plan
+    if not 0 <= index < len(plans) or plans[index].serving is None \
+            or plans[index].serving.phase != phase:
+        raise _bad(field, index, f"a {o.role} option runs a {phase} plan; restore the index "
+                   "compile wrote")
+    tokens = targets.prompt if phase == "prefill" else targets.context
+    got = plans[index].serving.tokens
+    if got != tokens:
+        raise _bad(field, index, f"that plan is for {got} tokens, the targets need {tokens}; "
+                   "plan again with chipcut compile --phase serve")
+    return plans[index]
+
+
+def checked_serve(plan: ServePlan, plans: tuple[Plan, ...]) -> tuple[ServePlan, bool]:
+    """``plan`` with every option and system figure computed again from its pipelines
+    (``plans``, re-validated) and targets, by this module's conventions; (it, whether any figure
+    changed). Options that do not match their plans, and pools that run an option missing the
+    targets or a prefill pool without a decode pool, are one-line errors."""
     t = plan.targets
+    _check_targets(t)
     options = []
-    for o in plan.options:
+    for k, o in enumerate(plan.options):
+        if o.role not in ROLES:
+            raise _bad(f"options[{k}].role", o.role, f"must be one of {', '.join(ROLES)}")
         if o.role == "prefill":
-            options.append(prefill_option(plans[o.prefill_plan], o.prefill_plan, t))
+            options.append(prefill_option(_plan_of(plans, k, o, "prefill", t), o.prefill_plan, t))
         elif o.role == "decode":
-            options.append(decode_option(plans[o.decode_plan], o.decode_plan, t))
+            options.append(decode_option(_plan_of(plans, k, o, "decode", t), o.decode_plan, t))
         else:
-            options.append(shared_option(plans[o.prefill_plan], plans[o.decode_plan],
-                                         (o.prefill_plan, o.decode_plan), t))
+            fits = o.why if "would hold" in o.why else ""
+            options.append(shared_option(_plan_of(plans, k, o, "prefill", t),
+                                         _plan_of(plans, k, o, "decode", t),
+                                         (o.prefill_plan, o.decode_plan), t,
+                                         fits.split("; ")[0] if fits else ""))
+        kv = plans[o.decode_plan].serving.kv_dtype if o.role != "prefill" else plan.kv_dtype
+        if kv != plan.kv_dtype:
+            raise _bad("kv_dtype", plan.kv_dtype, f"option {k}'s decode plan holds its cache "
+                       f"at {kv}; restore {kv!r}")
     options = tuple(options)
+    for k, p in enumerate(plan.pools):
+        if not options[p.option].meets:
+            raise _bad(f"pools[{k}].option", p.option, f"that option misses the targets "
+                       f"({options[p.option].why}); pick one that meets them")
+    roles = {options[p.option].role for p in plan.pools}
+    if not plan.pools or ("prefill" in roles) != ("decode" in roles):
+        raise _bad("pools", [options[p.option].role for p in plan.pools], "a prefill pool "
+                   "needs a decode pool and the other way round (or a shared pool); restore "
+                   "the pools compile wrote")
     figures = served(options, {p.option: p.replicas for p in plan.pools}, t.output)
-    return replace(plan, options=options, plans=plans, requests_per_s=figures.requests_per_s,
-                   tokens_per_s=figures.tokens_per_s, ttft_s=figures.ttft_s,
-                   tpot_s=figures.tpot_s, limit=figures.limit,
-                   chosen="EDITED: pipelines re-costed, pools as saved")
+    again = replace(plan, options=options, plans=plans, requests_per_s=figures.requests_per_s,
+                    tokens_per_s=figures.tokens_per_s, ttft_s=figures.ttft_s,
+                    tpot_s=figures.tpot_s, limit=figures.limit)
+    if again == plan:
+        return plan, False
+    return replace(again, chosen="EDITED: figures computed again from the pipelines and pools "
+                   "as saved"), True

@@ -134,7 +134,10 @@ def serving_lines(plan: Plan) -> list[str]:
             f"{num(v.tokens_per_s, ',.0f')} tokens/s (batch / TPOT; "
             f"{num(v.interleaved_tokens_per_s, ',.0f')} with one batch per stage interleaved)",
             f"decode: memory-bandwidth bound {fmt_s(v.bound_s)} (every chip reads its weights and "
-            f"KV once per step at its DRAM rate{slowest}); TPOT / bound = {num(v.bound_ratio, '.2f')}"]
+            f"KV once per step at its DRAM rate{slowest}); TPOT / bound = {num(v.bound_ratio, '.2f')}"
+            if v.bound_s > 0 else
+            "decode: memory-bandwidth bound n/a: every chip's weights and KV stay resident in its "
+            "SRAM, whose reads this backend does not cost as a DRAM stream"]
 
 
 def num(value: float, spec: str) -> str:

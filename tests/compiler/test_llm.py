@@ -120,6 +120,13 @@ def test_decode_at_batch_1_is_memory_bound_on_h100() -> None:
     assert "KV MB" in text and "memory-bandwidth bound" in text and "TPOT" in text
 
 
+def test_bound_is_not_applicable_when_everything_stays_in_sram() -> None:
+    plan = chipcut.compile(decode_step(_model(), batch=1, context=16), chips=1,
+                           backend="h100-sxm", time_limit_s=5)
+    assert plan.serving.bound_s == 0.0 and plan.stages[0].weights_resident
+    assert "memory-bandwidth bound n/a" in chipcut.report(plan)
+
+
 def test_prefill_reports_ttft_and_prompt_tokens_per_second() -> None:
     plan = chipcut.compile(llm_step(_model(), "prefill", batch=2, tokens=32), chips=2,
                            backend="h100-sxm", time_limit_s=5)

@@ -128,6 +128,7 @@ def test_serve_plan_round_trips_json(plan: ServePlan, tmp_path: Path) -> None:
     (Targets(1e-3, 2e-4, 16, 1), 1, "chips: a prefill pool needs 1 and a decode pool 1 chip(s)"),
     (Targets(1e-3, 3e-4, 60, 16), 2, "--prompt + --output 76 is longer than the model's 64"),
     (Targets(1e-3, 3e-4, 16, 16), 0, "--chips 0: serving plans pools of identical chips"),
+    ((1e-3, 3e-4, 16, 16), 2, "give a chipcut.Targets(ttft_s=..."),
 ])
 def test_targets_that_cannot_be_met_name_the_binding_resource(targets, chips, message) -> None:
     with pytest.raises(ChipcutError) as e:
@@ -190,6 +191,7 @@ def test_cli_serve_writes_shows_and_traces(capsys, model_file: Path, tmp_path: P
     ([*SERVE[:7], "1 parsec", *SERVE[8:]], "--ttft '1 parsec'"),
     ([*SERVE[:8], "--tpot=-5ms", *SERVE[10:]], "--tpot '-5ms'"),
     (["--output", "8"], "--output applies to --phase serve"),
+    ([*SERVE[:7], "500", *SERVE[8:]], "--ttft '500': give a unit, e.g. --ttft 500ms"),
 ])
 def test_cli_bad_serve_flags_are_one_line_exit_2(capsys, model_file: Path, tmp_path: Path,
                                                  args: list[str], message: str) -> None:
@@ -226,3 +228,44 @@ def test_a_cache_no_chip_count_holds_is_one_line(capsys, model_file: Path, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "memory: the decode step" in err and "no chip count fits it" in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def _edited(path: Path, tmp_path: Path, edit) -> Path:
+    data = json.loads(path.read_text())
+    edit(data)
+    out = tmp_path / "edited.json"
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_show_computes_serve_figures_again_and_refuses_contradictions(
+        capsys, plan: ServePlan, tmp_path: Path) -> None:
+    saved = tmp_path / "serve.json"
+    plan.to_json(saved)
+    pool = plan.pools[-1]  # the last pool: fewer replicas leave the others where they sit
+    one = _edited(saved, tmp_path, lambda d: (d["pools"][-1].update(replicas=1),
+                                              d.update(tokens_per_s=1.0)))
+    if pool.replicas >= 1:  # tokens_per_s was edited too: either way it is computed again
+        assert main(["show", str(one)]) == 0
+        text = capsys.readouterr().out
+        counts = {p.option: p.replicas for p in plan.pools} | {pool.option: 1}
+        again = served(plan.options, counts, plan.targets.output)
+        assert "edited by hand" in text and f"{again.tokens_per_s:,.0f} output tokens/s" in text
+    decode = next(k for k, o in enumerate(plan.options) if o.role == "decode")
+    cases = [
+        (lambda d: d.update(pools=[]), "serve plan field pools = []"),
+        (lambda d: d["targets"].update(output=0), "targets.output = 0"),
+        (lambda d: d["options"][decode].update(decode_plan=plan.options[0].prefill_plan),
+         f"options[{decode}].decode_plan"),
+        (lambda d: d["targets"].update(tpot_s=1e-9), "misses the targets"),
+        (lambda d: d.update(kv_dtype="fp8"), "serve plan field kv_dtype = 'fp8'"),
+    ]
+    for edit, message in cases:
+        assert main(["show", str(_edited(saved, tmp_path, edit))]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (message, err)
+
+
+def test_fixed_batch_holds_for_shared_pools_too() -> None:
+    plan = serve(_llama(), Targets(1e-3, 1e-3, 16, 16), 2, "h100-sxm", batch=4)
+    assert {o.batch for o in plan.options if o.role != "prefill"} == {4}

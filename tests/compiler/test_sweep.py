@@ -103,6 +103,7 @@ def test_decode_grid_finds_the_largest_batch_that_fits(tmp_path, capsys) -> None
     (["--phase", "decode", "--batch", "1", "--context", "16", "--chips", "1..4"], "one chip count"),
     (["--phase", "decode", "--batch", "1", "--context", "128", "--chips", "2"], "longer than"),
     (["--batch", "1,2"], "--batch applies to sweep --phase decode"),
+    (["--phase", "decode", "--batch", "1"], "sweep --phase decode needs --context"),
 ])
 def test_decode_grid_bad_flags_are_one_line(tmp_path, capsys, args, message) -> None:
     pytest.importorskip("transformers")
