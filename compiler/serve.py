@@ -232,6 +232,9 @@ def _options(search: _Search, total: int, max_batch: int, fixed_batch: int | Non
                 fastest = min(search.missed, key=lambda o: o.tpot_s)
                 why["decode"] = (f"the fastest decode step tried (batch {fastest.batch} on "
                                  f"{fastest.chips} chip(s)) takes {fastest.tpot_s * 1e3:.4g} ms")
+            here = [o for o in search.missed if o.chips == chips]
+            if here:  # listed with why it misses
+                found.append(min(here, key=lambda o: o.tpot_s))
             continue
         found.append(decode)
         if chips in prefills:
@@ -244,13 +247,15 @@ def _options(search: _Search, total: int, max_batch: int, fixed_batch: int | Non
 def _shared(search: _Search, prefill: Option, decode: Option, chips: int,
             fixed: bool) -> Option | None:
     """Both phases on one pipeline of ``chips``: the largest batch (from the decode pool's
-    down, halving) at which the shared figures meet both targets."""
+    down, halving) at which the shared figures meet both targets; else the last one tried
+    (which misses), or None when none could be planned."""
     pre = search.plans[prefill.prefill_plan]
     if pre.metrics.latency_s >= search.targets.ttft_s:
         return None  # TTFT = prefill + a decode step: missed at any batch
     # batch / output prefills per step cost at least batch / output x the prefill's latency
     room = search.targets.tpot_s * search.targets.output / max(pre.metrics.latency_s, 1e-300)
     batch = decode.batch if fixed else max(1, min(decode.batch, 1 << max(0, int(room).bit_length() - 1)))
+    missed = None  # the last shared pipeline tried, listed with why it misses
     while True:
         index = search.plan("decode", chips, batch)
         if isinstance(index, int):
@@ -259,8 +264,9 @@ def _shared(search: _Search, prefill: Option, decode: Option, chips: int,
                                    _union_fits(pre, dec, search.backend))
             if option.meets:
                 return option
+            missed = option
         if fixed or batch == 1:
-            return None
+            return missed
         batch //= 2
 
 
