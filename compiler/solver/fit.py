@@ -80,7 +80,7 @@ def no_fit_error(units: UnitGraph, works: list[Work], backends: list[Backend]) -
     need = need_per_chip(weights, live, n)
     fits = stages_needed(weights, live, capacity)
     return DoesNotFit(
-        f"the model does not fit on {n} chips: {kind} is short by {fmt_b(need - capacity)} per chip "
+        f"the model does not fit on {n} chip{'s' if n != 1 else ''}: {kind} is short by {fmt_b(need - capacity)} per chip "
         f"(a {name} chip has {fmt_b(capacity)}; the best cut along the unit order needs "
         f"{fmt_b(need)} of weights and live activations on one chip); it fits on {fits} chips "
         f"(--chips {fits}), or {_advice(max(works, key=lambda w: w.weight_bytes), backends)}")
