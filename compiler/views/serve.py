@@ -29,7 +29,8 @@ def _options_table(plan: ServePlan) -> Table:
         t.add_row(str(k), o.role, str(o.chips), str(o.batch),
                   fmt_s(o.ttft_s) if o.role != "decode" else "-",
                   fmt_s(o.tpot_s) if o.role != "prefill" else "-",
-                  num(o.requests_per_s, ",.1f") if o.role == "prefill" else "-",
+                  num(o.requests_per_s if o.role == "prefill"
+                      else o.tokens_per_s / plan.targets.output, ",.1f"),
                   num(o.tokens_per_s, ",.0f") if o.role != "prefill" else "-",
                   "yes" if o.meets else "no", o.why)
     return t
