@@ -75,3 +75,27 @@ def resnet50_captured() -> Captured:
     graph works on ``copy.deepcopy(resnet50_captured.graph_module)``."""
     model, inputs = resnet50()
     return capture(model, inputs)
+
+
+SMALL_DRAM_CHIP = """
+name = "small-dram"
+description = "a chip with 2 MiB of DRAM: an LLM's cache binds on it"
+[compute]
+peak_macs_per_s = { fp32 = 4e12 }
+vector_ops_per_s = 1e12
+[memory]
+sram_bytes = "256 KiB"
+dram_bytes = "2 MiB"
+dram_bytes_per_s = "200 GB/s"
+[link]
+bytes_per_s = "31.5 GB/s"
+latency_s = "2 us"
+"""
+
+
+@pytest.fixture
+def small_dram_chip(tmp_path) -> str:
+    """A spec file's path: a chip with 2 MiB of DRAM."""
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_DRAM_CHIP)
+    return str(path)

@@ -34,17 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _seconds(flag: str, text: str) -> float:
     from chipcut.backends import quantity as q
+    from chipcut.compiler.cli.flags import positive
 
-    if not any(c.isalpha() for c in text):
-        raise ChipcutError(f"{flag} {text!r}: give a unit, e.g. {flag} {text.strip()}ms or "
-                           f"{flag} {text.strip()}s")
-    try:
-        value = q.parse(text, q.SECONDS)
-    except ValueError as e:
-        raise ChipcutError(f"{flag} {text!r}: {e}") from None
-    if not 0 < value < float("inf"):
-        raise ChipcutError(f"{flag} {text!r}: must be a finite time > 0, e.g. 500ms")
-    return value
+    return positive(flag, text, q.SECONDS, "must be a finite time > 0, e.g. 500ms",
+                    unit_required=True)
 
 
 def check(args: argparse.Namespace) -> None:

@@ -87,17 +87,11 @@ def _options(args: argparse.Namespace):
     """The CompileOptions of a compile or sweep command line."""
     from chipcut.backends import quantity as q
     from chipcut.compiler.api import CompileOptions
+    from chipcut.compiler.cli.flags import positive
 
     def rate(flag: str, text: str | None) -> float | None:
-        if text is None:
-            return None
-        try:
-            value = q.parse(text, q.BYTES_PER_S)
-        except ValueError as e:
-            raise ChipcutError(f"{flag} {text!r}: {e}") from None
-        if not 0 < value < float("inf"):
-            raise ChipcutError(f"{flag} {text!r}: must be a finite rate > 0 bytes/s, e.g. \"32 GB/s\"")
-        return value
+        return None if text is None else positive(
+            flag, text, q.BYTES_PER_S, 'must be a finite rate > 0 bytes/s, e.g. "32 GB/s"')
     batch = getattr(args, "batch", None)
     return CompileOptions(time_limit_s=args.time_limit, batch=8 if batch is None else batch,
                           passes=args.passes, topology=args.topology, objective=args.objective,

@@ -201,21 +201,9 @@ def test_cli_bad_serve_flags_are_one_line_exit_2(capsys, model_file: Path, tmp_p
     assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
 
 
-def test_a_cache_no_chip_count_holds_is_one_line(capsys, model_file: Path, tmp_path: Path) -> None:
-    spec = tmp_path / "small.toml"
-    spec.write_text(textwrap.dedent("""
-        name = "small-dram"
-        [compute]
-        peak_macs_per_s = { fp32 = 4e12 }
-        vector_ops_per_s = 1e12
-        [memory]
-        sram_bytes = "256 KiB"
-        dram_bytes = "2 MiB"
-        dram_bytes_per_s = "200 GB/s"
-        [link]
-        bytes_per_s = "31.5 GB/s"
-        latency_s = "2 us"
-    """))
+def test_a_cache_no_chip_count_holds_is_one_line(capsys, model_file: Path, tmp_path: Path,
+                                                 small_dram_chip: str) -> None:
+    spec = small_dram_chip
     out = tmp_path / "plan.json"
     # one layer's K cache alone: 1024 x 2 kv_heads x 64 x 16 x 4 bytes = 8.4 MB > 2 MiB
     code = main(["compile", f"{model_file}:tiny", "--phase", "decode", "--context", "64",

@@ -44,21 +44,6 @@ def test_sweep_cli_prints_and_plots(tmp_path, capsys) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-SMALL_CHIP = """
-name = "small-dram"
-description = "a chip with 2 MiB of DRAM, for the decode grid"
-[compute]
-peak_macs_per_s = { fp32 = 4e12 }
-vector_ops_per_s = 1e12
-[memory]
-sram_bytes = "256 KiB"
-dram_bytes = "2 MiB"
-dram_bytes_per_s = "200 GB/s"
-[link]
-bytes_per_s = "31.5 GB/s"
-latency_s = "2 us"
-"""
-
 TINY_LLM = """
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -72,14 +57,13 @@ def tiny():
 """
 
 
-def test_decode_grid_finds_the_largest_batch_that_fits(tmp_path, capsys) -> None:
+def test_decode_grid_finds_the_largest_batch_that_fits(tmp_path, capsys, small_dram_chip) -> None:
     pytest.importorskip("transformers")
     from transformers import LlamaConfig
 
     from chipcut.compiler.llm.step import kv_cache_bytes
 
-    spec, model = tmp_path / "small.toml", tmp_path / "llm.py"
-    spec.write_text(SMALL_CHIP)
+    spec, model = small_dram_chip, tmp_path / "llm.py"
     model.write_text(TINY_LLM)
     code = main(["sweep", f"{model}:tiny", "--phase", "decode", "--batch", "1,16,64,256,1024",
                  "--context", "16,64", "--chips", "2", "--backend", str(spec)])
