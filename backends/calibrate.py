@@ -2,12 +2,14 @@
 
 Nominal peaks come from the CPU's features (cores x clock x SIMD lanes x FMA units); the
 benchmarks (chipcut.backends.microbench) then fit what the roofline cannot know: a compute
-efficiency per op class (representative kernels of each: a GEMM and a 56x56 conv for dense,
-depthwise convs, a 7x7-map conv, attention, a max pool, a pad and add and a layer norm for
-element-wise), the element-wise rate
-(an in-cache add), DRAM bandwidth (a large copy), memory efficiency (a large out-of-cache add
-against the copy) and the fixed per-op overhead (an add of one-element tensors). Each is the
-fastest of several timings; the spread (slowest / fastest) says how steady the machine was.
+efficiency per op class, from the layers of common motifs run in sequence as a model runs
+them (chipcut.backends.blockbench: residual bottlenecks, inverted residuals, a transformer
+encoder layer; each class's efficiency is its layers' time at peak over their measured time,
+summed, so that a stage of many layers is predicted on the whole), plus a max pool and a pad
+and add; the element-wise rate (an in-cache add), DRAM bandwidth (a large copy), memory
+efficiency (a large out-of-cache add against the copy) and the fixed per-op overhead (an add
+of one-element tensors). Each is the fastest of several repeats; the spread (slowest /
+fastest) says how steady the machine was.
 
 The fit runs with the threads the costed work will run with (``--threads``, default 1: each
 pipeline stage is one single-threaded process), and inverts the roofline itself, so the fitted
@@ -23,7 +25,6 @@ compile uses the fit only when given ``--backend cpu-fitted.toml``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -132,13 +133,16 @@ def busy_s(m: Measured, overhead_s: float) -> float:
 
 def _class_efficiency(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
                       overhead_s: float) -> dict[str, float]:
-    """Per op class: the geometric mean over its benchmarks of (roofline time at efficiency 1)
-    / (measured time past the overhead), at most 1."""
-    logs: dict[str, list[float]] = {}
+    """Per op class: (roofline time at efficiency 1) / (measured time past the overhead),
+    summed over the class's benchmarks (a time-weighted mean: a model's stage is a sum of
+    layers), at most 1."""
+    peak: dict[str, float] = {}
+    busy: dict[str, float] = {}
     for b in m.values():
         if b.op_class:
-            logs.setdefault(b.op_class, []).append(math.log(at_peak_s(b) / busy_s(b, overhead_s)))
-    return {c: min(1.0, math.exp(sum(v) / len(v))) for c, v in logs.items()}
+            peak[b.op_class] = peak.get(b.op_class, 0.0) + at_peak_s(b)
+            busy[b.op_class] = busy.get(b.op_class, 0.0) + busy_s(b, overhead_s)
+    return {c: min(1.0, peak[c] / busy[c]) for c in peak}
 
 
 def class_spread(m: dict[str, Measured]) -> dict[str, float]:
@@ -162,7 +166,7 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
     vector_ops_per_s = max(b.elem_ops / busy_s(b, overhead_s) for b in m.values()
                            if b.elem_ops and not b.macs)
     peak = max(nom.peak_macs_per_s, *(b.macs / busy_s(b, overhead_s) for b in m.values()
-                                      if b.op_class == OpClass.DENSE))
+                                      if b.op_class in (OpClass.DENSE, OpClass.GEMM)))
     dram_bytes_per_s = m["copy"].nbytes / busy_s(m["copy"], overhead_s)
     eta_m = min(1.0, m["stream"].nbytes / dram_bytes_per_s / busy_s(m["stream"], overhead_s))
     ghz = nom.clock_hz / 1e9
@@ -197,8 +201,9 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
         f"calibrated by chipcut calibrate on {when} on {machine(nom)}; nominal peak = "
         f"{_threads(nom.threads)} x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
         f"{nom.fma_units} FMA units; fitted for {_threads(nom.threads)} per process; "
-        f"efficiency per op class, vector rate, DRAM bandwidth and overhead measured, each the "
-        f"fastest of {REPEATS} timings; spread (slowest / fastest) {spreads}"
+        f"efficiency per op class (layers of residual, inverted-residual and encoder blocks in "
+        f"sequence), vector rate, DRAM bandwidth and overhead measured, each the "
+        f"fastest of {REPEATS} repeats; spread (slowest / fastest) {spreads}"
         + ("; link: gloo send/recv between two processes, fastest of round trips per size, "
            "affine fit" if link is not None else "; link: assumed a memory copy"))
     table["extra"] = ({f"measured_{k}_s": v.seconds for k, v in m.items()}

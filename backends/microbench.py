@@ -1,6 +1,13 @@
-"""Calibration microbenchmarks: one representative kernel per op class plus the machine's rates,
-each timed several times (fastest kept, spread reported). Weights are read from DRAM, as in a
-model too large for the cache; activations stay in the cache.
+"""Calibration microbenchmarks: one representative kernel per op class plus the machine's rates.
+Weights are read from DRAM, as in a model too large for the cache.
+
+The class kernels and the memory rates are timed **in sequence**, one call of each kernel after
+another, as a graph's nodes run: looped alone, a kernel finds its input and the memory it just
+freed hot in cache, and a layer norm then runs 3x, a depthwise conv 1.7x faster than it does
+between the other layers of a model. Each repeat is a block of such rounds; a kernel's time in a
+block is its median call, and the fastest block is kept (a busy spell on a shared machine slows
+one block), the spread being slowest / fastest block. The fixed per-op overhead and the
+in-cache vector rate are machine figures, not layers: they are timed in a loop of their own.
 
 Each benchmark records the work the accounting rules give its kernel (MACs, element ops; see
 chipcut.passes.rules), so a fit against it predicts a model's nodes of the same class.
@@ -8,16 +15,17 @@ chipcut.passes.rules), so a fit against it predicts a model's nodes of the same 
 
 from __future__ import annotations
 
-import itertools
-import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chipcut.backends.blockbench import time_blocks
 from chipcut.core.vocab import OpClass
 
 REPEATS = 7  # timings per benchmark: the fastest is kept, slowest / fastest is its spread
-TIMING_S = 2e-3  # each timing runs the kernel enough times to last at least this long
+TIMING_S = 2e-3  # each looped timing runs the kernel enough times to last at least this long
+ROUNDS = 8  # calls of each in-sequence kernel per repeat; the repeat's time is their median
 
 
 @dataclass(frozen=True)
@@ -85,47 +93,11 @@ class Kernel:
     macs: int = 0
     elem_ops: int = 0
     nbytes: int = 0
+    looped: bool = False  # a machine figure timed in a loop of its own, not in sequence
 
 
 # Builders: each makes its tensors (in the last-level cache unless said otherwise) and returns
 # the call to time. torch is imported only when one runs.
-
-def _cold(make: Callable[[], object], nbytes: int) -> Callable[[], object]:
-    """Copies of a weight, enough to overflow any last-level cache, handed out in turn: a model
-    too large for the cache reads each layer's weights from DRAM, and so does the benchmark."""
-    pool = [make() for _ in range(max(1, math.ceil(_COLD_BYTES / nbytes)))]
-    turn = itertools.cycle(pool)
-    return lambda: next(turn)
-
-
-def _conv(c_in: int, c_out: int, size: int, groups: int = 1,
-          stride: int = 1) -> Callable[[], Callable[[], object]]:
-    def build() -> Callable[[], object]:
-        import torch
-        import torch.nn.functional as F
-
-        x, b = torch.randn(1, c_in, size, size), torch.randn(c_out)
-        weight = _cold(lambda: torch.randn(c_out, c_in // groups, 3, 3), c_out * c_in // groups * 36)
-        return lambda: F.conv2d(x, weight(), b, stride=stride, padding=1, groups=groups)
-    return build
-
-
-def _linear() -> Callable[[], object]:
-    import torch
-    import torch.nn.functional as F
-
-    x, b = torch.randn(128, 768), torch.randn(3072)
-    weight = _cold(lambda: torch.randn(3072, 768), 3072 * 768 * 4)
-    return lambda: F.linear(x, weight(), b)
-
-
-def _sdpa() -> Callable[[], object]:
-    import torch
-    import torch.nn.functional as F
-
-    q, k, v = (torch.randn(1, 12, 128, 64) for _ in range(3))
-    return lambda: F.scaled_dot_product_attention(q, k, v)
-
 
 def _max_pool() -> Callable[[], object]:
     import torch
@@ -141,14 +113,6 @@ def _pad_add() -> Callable[[], object]:
 
     x, y = torch.randn(1, 144, 56, 56), torch.randn(1, 144, 58, 58)
     return lambda: F.pad(x, (1, 1, 1, 1)) + y
-
-
-def _layer_norm() -> Callable[[], object]:
-    import torch
-    import torch.nn.functional as F
-
-    x, w, b = torch.randn(128, 768), torch.randn(768), torch.randn(768)
-    return lambda: F.layer_norm(x, (768,), w, b)
 
 
 def _tiny_add() -> Callable[[], object]:
@@ -175,35 +139,19 @@ def _copy() -> Callable[[], object]:
 
 
 _BIG = 2**24  # floats: 64 MiB per tensor, out of any cache
-_COLD_BYTES = 2**26  # 64 MiB of copies of a weight
-# The benchmarks, in the order they run. A class with several takes their geometric mean.
-# Shapes are those of the layers each class stands for: BERT-base's FFN GEMM, attention and
-# layer norm; ResNet-50's 56x56 and 7x7 convs and stem pool; MobileNetV2's depthwise convs
-# (stride 1 and 2, early and late) and pads. Work is what the accounting rules count: a conv or
-# linear adds one element op per output (its bias), attention four per score, a pool or a norm
-# one per input element, a pad or an add one per output element.
+# The benchmarks, in the order they run. Work is what the accounting rules count: a pool one
+# element op per input element, a pad or an add one per output element. The op classes of
+# layers inside models (dense, small-map, depthwise, attention, norms) are fitted on the layers
+# of the calibration blocks (chipcut.backends.blockbench); these kernels add the machine rates,
+# the stem pool and a pad.
 KERNELS: tuple[Kernel, ...] = (
-    Kernel("overhead", "", "add of 1-element tensors", _tiny_add),
-    Kernel("vector", "", "in-cache add of 2^16 floats", _add(2**16), 0, 2**16, 3 * 2**18),
+    Kernel("overhead", "", "add of 1-element tensors", _tiny_add, looped=True),
+    Kernel("vector", "", "in-cache add of 2^16 floats", _add(2**16), 0, 2**16, 3 * 2**18,
+           looped=True),
     Kernel("max-pool", OpClass.POOL, "max_pool2d 3x3/2 on 64x112x112", _max_pool,
            0, 64 * 112 * 112),
     Kernel("pad-add", OpClass.ELEMENTWISE, "pad 144x56x56 by 1, then add", _pad_add,
            0, 2 * 144 * 58 * 58),
-    Kernel("layer-norm", OpClass.ELEMENTWISE, "layer_norm 128x768", _layer_norm, 0, 128 * 768),
-    Kernel("dw-56", OpClass.DEPTHWISE, "depthwise 3x3 conv, 144 ch at 56x56",
-           _conv(144, 144, 56, 144), 144 * 56 * 56 * 9, 144 * 56 * 56),
-    Kernel("dw-56-s2", OpClass.DEPTHWISE, "depthwise 3x3/2 conv, 144 ch 56x56 to 28x28",
-           _conv(144, 144, 56, 144, 2), 144 * 28 * 28 * 9, 144 * 28 * 28),
-    Kernel("dw-14", OpClass.DEPTHWISE, "depthwise 3x3 conv, 576 ch at 14x14",
-           _conv(576, 576, 14, 576), 576 * 14 * 14 * 9, 576 * 14 * 14),
-    Kernel("sdpa", OpClass.ATTENTION, "SDPA, 12 heads x 128 x 64", _sdpa,
-           12 * 128 * 128 * 128, 4 * 12 * 128 * 128),
-    Kernel("conv-56", OpClass.DENSE, "3x3 conv 64->64 ch at 56x56", _conv(64, 64, 56),
-           64 * 56 * 56 * 64 * 9, 64 * 56 * 56),
-    Kernel("conv-7", OpClass.SMALL_MAP, "3x3 conv 512->512 ch at 7x7", _conv(512, 512, 7),
-           512 * 49 * 512 * 9, 512 * 49),
-    Kernel("gemm", OpClass.DENSE, "linear 128x768 -> 3072", _linear, 128 * 768 * 3072,
-           128 * 3072),
     Kernel("stream", "", "out-of-cache add of 2^24 floats", _add(_BIG), 0, _BIG, 3 * _BIG * 4),
     Kernel("copy", "", "copy of 2^24 floats", _copy, 0, 0, 2 * _BIG * 4),
 )
@@ -211,17 +159,34 @@ KERNELS: tuple[Kernel, ...] = (
 
 def measure(repeats: int = REPEATS) -> dict[str, Measured]:
     """Run every benchmark (a few seconds in all) with the threads torch uses now: ``repeats``
-    rounds, each timing every benchmark once, so a busy spell on a shared machine slows one
-    round of all of them rather than every timing of one."""
+    blocks, each timing the looped kernels once and then calling the others in sequence
+    ``ROUNDS`` times (see the module docstring)."""
     import torch
 
     now = clock()
     with torch.inference_mode():
-        loops = [_loop(k.build(), TIMING_S, now) for k in KERNELS]
-        times = [[loop() for loop in loops] for _ in range(repeats)]
+        calls = [k.build() for k in KERNELS]
+        loops = {i: _loop(calls[i], TIMING_S, now) for i, k in enumerate(KERNELS) if k.looped}
+        in_sequence = [i for i, k in enumerate(KERNELS) if not k.looped]
+        for i in in_sequence:  # warm up: allocations, kernel selection
+            calls[i]()
+        times: list[list[float]] = [[] for _ in KERNELS]
+        for _ in range(repeats):
+            for i, loop in loops.items():
+                times[i].append(loop())
+            calls_s: dict[int, list[float]] = {i: [] for i in in_sequence}
+            for _ in range(ROUNDS):
+                for i in in_sequence:
+                    start = now()
+                    calls[i]()
+                    calls_s[i].append(now() - start)
+            for i, column in calls_s.items():
+                times[i].append(statistics.median(column))
+        layers = time_blocks(now, repeats, ROUNDS)
     out = {}
-    for i, k in enumerate(KERNELS):
-        column = [round_[i] for round_ in times]
+    for k, column in zip(KERNELS, times, strict=True):
         out[k.name] = Measured(k.name, min(column), k.macs, k.elem_ops, k.nbytes,
                                max(column) / min(column), str(k.op_class))
+    for t in layers:
+        out[t.name] = Measured(t.name, t.seconds, t.macs, t.elem_ops, 0, t.spread, str(t.op_class))
     return out

@@ -8,7 +8,7 @@ from chipcut.backends.energy import dynamic_energy_j
 from chipcut.backends.protocol import ALL_DRAM, Memory, OpCost, Placement, Work
 from chipcut.backends.spec import ChipSpec, LinkSpec
 from chipcut.core.fmt import capacity, rate, seconds
-from chipcut.core.vocab import OpClass
+from chipcut.core.vocab import PARENT_CLASS, OpClass
 
 
 def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, int]:
@@ -122,9 +122,16 @@ class RooflineBackend:
             a = spec.array
             parts.append(f"array {a.rows}x{a.cols} {a.dataflow} @ {rate(a.clock_hz, 'Hz')}")
         if spec.class_efficiency:
-            per = ", ".join(f"{c} {e:.2f}" for c, e in spec.class_efficiency.items())
-            rest = set(OpClass) - set(spec.class_efficiency)
-            parts.append(f"efficiency {per}" + (f", others {spec.compute_efficiency:.2f}" if rest else ""))
+            listed = spec.class_efficiency
+            per = [f"{c} {e:.2f}" for c, e in listed.items()]
+            unlisted = [c for c in OpClass if c not in listed]
+            for parent in dict.fromkeys(PARENT_CLASS[c] for c in unlisted if c in PARENT_CLASS):
+                if parent in listed:
+                    children = [c for c in unlisted if PARENT_CLASS.get(c) == parent]
+                    per.append(f"{', '.join(children)} as {parent}")
+                    unlisted = [c for c in unlisted if c not in children]
+            parts.append("efficiency " + ", ".join(per)
+                         + (f", others {spec.compute_efficiency:.2f}" if unlisted else ""))
         if spec.validation:
             parts.append(spec.validation)
         return "; ".join(parts)

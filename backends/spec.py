@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from chipcut.core.dtypes import ORDER
+from chipcut.core.vocab import PARENT_CLASS
 
 DTYPES = ORDER  # the dtypes a spec may list in peak_macs_per_s and pj_per_mac
 DATAFLOWS = ("weight-stationary", "output-stationary")
@@ -113,7 +114,8 @@ class ChipSpec:
             object.__setattr__(self, "energy", default_energy(self.sram_bytes))
 
     def efficiency(self, op_class: str | None) -> float:
-        """Compute efficiency of work of ``op_class`` (None: unclassified): its own, else
+        """Compute efficiency of work of ``op_class`` (None: unclassified): its own, else its
+        parent class's (``chipcut.core.vocab.PARENT_CLASS``: narrow -> dense), else
         ``compute_efficiency``.
 
         >>> from chipcut.backends.registry import get_backend
@@ -121,7 +123,10 @@ class ChipSpec:
         >>> spec.efficiency("depthwise") == spec.compute_efficiency
         True
         """
-        return self.class_efficiency.get(op_class, self.compute_efficiency)
+        if op_class in self.class_efficiency:
+            return self.class_efficiency[op_class]
+        parent = PARENT_CLASS.get(op_class)  # type: ignore[call-overload]
+        return self.class_efficiency.get(parent, self.compute_efficiency)
 
     @property
     def sram_only(self) -> bool:

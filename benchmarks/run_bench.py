@@ -1,13 +1,17 @@
 """Runtime benchmark: plans run as real pipelines, each costing beside what it predicted.
 
 Each model is compiled for 1 and 2 chips three ways and every plan is run with
-``chipcut.run`` (one process per stage, 1 thread each, gloo), ``--repeats`` times:
+``chipcut.run`` (one process per stage, 1 thread each, gloo), in ``--repeats`` runs. A run
+calibrates the CPU, profiles the model, compiles the six plans and executes them, one after
+another, so that each ratio compares a prediction with a measurement taken minutes apart on
+this shared machine (whose speed drifts by 10-20% over a longer span); the table gives the
+median over the runs of each ratio.
 
 - ``roofline``: the shipped ``cpu`` spec (nominal figures, not measured);
 - ``calibrated``: the spec ``chipcut calibrate --threads 1`` fits on this machine;
 - ``profile``: ``chipcut profile`` unit times (1 thread) on the calibrated spec's bytes and links.
 
-Reported per plan (medians over the repeats): predicted / measured time per stage, the
+Reported per plan (medians over the runs): predicted / measured time per stage, the
 throughput predicted and measured, whether the stage predicted slowest is the one measured
 slowest (when their predicted times differ by more than 10%), and for MobileNetV2 whether the
 profile-guided plan's measured bottleneck beats the roofline plan's.
@@ -37,18 +41,13 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure_plan(plan: chipcut.Plan, captured: chipcut.Captured, frames: int, microbatches: int,
-                 repeats: int) -> dict:
-    """Medians over ``repeats`` runs: per-stage measured seconds, throughput, bottleneck time."""
-    runs = [chipcut.run(plan, captured, frames=frames, microbatches=microbatches, threads=1)
-            for _ in range(repeats)]
-    chips = [s.chip for s in runs[0].stages]
-    busy = {c: _median([next(s.busy_s for s in m.stages if s.chip == c) for m in runs])
-            for c in chips}
-    return {"busy_s": busy, "throughput": _median([m.throughput_per_s for m in runs]),
-            "predicted_throughput": runs[0].predicted_throughput_per_s,
-            "bottleneck_s": _median([1 / m.throughput_per_s for m in runs]),
-            "max_abs_diff": max(m.max_abs_diff for m in runs)}
+def measure_plan(plan: chipcut.Plan, captured: chipcut.Captured, frames: int,
+                 microbatches: int) -> dict:
+    """One run of ``plan``: per-stage measured seconds, throughput, bottleneck time."""
+    m = chipcut.run(plan, captured, frames=frames, microbatches=microbatches, threads=1)
+    return {"busy_s": {s.chip: s.busy_s for s in m.stages}, "throughput": m.throughput_per_s,
+            "predicted_throughput": m.predicted_throughput_per_s,
+            "bottleneck_s": 1 / m.throughput_per_s, "max_abs_diff": m.max_abs_diff}
 
 
 def plan_for(costing: str, captured: chipcut.Captured, chips: int, spec: str,
@@ -59,22 +58,37 @@ def plan_for(costing: str, captured: chipcut.Captured, chips: int, spec: str,
     return chipcut.compile(captured, chips=chips, backend=backend, options=options)
 
 
-def row(label: str, costing: str, chips: int, plan: chipcut.Plan, got: dict) -> tuple[list, dict]:
+def one_run(plan: chipcut.Plan, got: dict) -> dict:
+    """What one run of a plan says: each stage's predicted / measured time, the throughput
+    ratio, which stage was predicted and measured slowest."""
     stages = [s for s in plan.stages if s.nodes]
-    ratios = {s.chip: s.time_s / got["busy_s"][s.chip] for s in stages if s.chip in got["busy_s"]}
     times = sorted((s.time_s for s in stages), reverse=True)
-    distinct = len(times) < 2 or times[0] > 1.1 * times[1]
-    pred_slowest = max(stages, key=lambda s: s.time_s).chip
-    meas_slowest = max(got["busy_s"], key=got["busy_s"].get)
-    through = got["predicted_throughput"] / got["throughput"]
+    return {"ratios": {s.chip: s.time_s / got["busy_s"][s.chip] for s in stages
+                       if s.chip in got["busy_s"]},
+            "distinct": len(times) < 2 or times[0] > 1.1 * times[1],
+            "pred_slowest": max(stages, key=lambda s: s.time_s).chip,
+            "meas_slowest": max(got["busy_s"], key=got["busy_s"].get),
+            "through": got["predicted_throughput"] / got["throughput"],
+            "predicted_throughput": got["predicted_throughput"],
+            "throughput": got["throughput"], "bottleneck_s": got["bottleneck_s"],
+            "max_abs_diff": got["max_abs_diff"]}
+
+
+def row(label: str, costing: str, chips: int, runs: list[dict]) -> tuple[list, dict]:
+    """The table row and the target check of one plan over its runs (medians)."""
+    stage_chips = list(runs[0]["ratios"])
+    ratios = {c: _median([r["ratios"][c] for r in runs if c in r["ratios"]]) for c in stage_chips}
+    distinct = [r for r in runs if r["distinct"]]
+    same = sum(r["pred_slowest"] == r["meas_slowest"] for r in distinct)
+    through = _median([r["through"] for r in runs])
     check = {"ratios": list(ratios.values()), "throughput": through,
-             "slowest_same": pred_slowest == meas_slowest, "distinct": distinct,
-             "bottleneck_s": got["bottleneck_s"]}
+             "slowest_same": same, "distinct": len(distinct),
+             "bottleneck_s": _median([r["bottleneck_s"] for r in runs])}
+    slowest = (f"{same} of {len(distinct)} runs" if distinct else "(within 10%)")
     cells = [label, costing, chips, ", ".join(f"{c}: {r:.2f}" for c, r in ratios.items()),
-             f"{got['predicted_throughput']:.4g}", f"{got['throughput']:.4g}", f"{through:.2f}",
-             f"chip {pred_slowest}", f"chip {meas_slowest}",
-             ("yes" if check["slowest_same"] else "no") if distinct else "(within 10%)",
-             f"{got['max_abs_diff']:.2g}"]
+             f"{_median([r['predicted_throughput'] for r in runs]):.4g}",
+             f"{_median([r['throughput'] for r in runs]):.4g}", f"{through:.2f}", slowest,
+             f"{max(r['max_abs_diff'] for r in runs):.2g}"]
     return cells, check
 
 
@@ -91,14 +105,19 @@ def verdicts(checks: dict) -> list[str]:
     ok = sum(abs(ch["throughput"] - 1) <= 0.15 for ch in two.values())
     lines.append(f"- profile-guided, 2 stages: executed throughput within 15% of predicted in "
                  f"{ok} of {len(two)} models")
-    judged = [ch for k, ch in checks.items() if k[2] == 2 and ch["distinct"]]
+    judged = [ch for k, ch in checks.items() if k[2] == 2]
     lines.append(f"- predicted slowest stage is the measured slowest (where predictions differ by "
-                 f"> 10%): {sum(ch['slowest_same'] for ch in judged)} of {len(judged)} plans")
+                 f"> 10%): {sum(ch['slowest_same'] for ch in judged)} of "
+                 f"{sum(ch['distinct'] for ch in judged)} runs")
     roof, prof = checks.get(("MobileNetV2", "roofline", 2)), checks.get(("MobileNetV2", "profile", 2))
     if roof and prof:
-        better = prof["bottleneck_s"] < roof["bottleneck_s"]
+        pairs = prof["pairs"]
+        wins = sum(p < r for p, r in pairs)
+        better = _median([p / r for p, r in pairs]) < 1
         lines.append(f"- MobileNetV2, 2 stages: measured bottleneck {prof['bottleneck_s'] * 1e3:.2f} ms "
-                     f"(profile-guided plan) vs {roof['bottleneck_s'] * 1e3:.2f} ms (roofline plan): "
+                     f"(profile-guided plan) vs {roof['bottleneck_s'] * 1e3:.2f} ms (roofline plan), "
+                     f"medians; the profile-guided plan's was lower in {wins} of {len(pairs)} runs "
+                     "(each pair measured in the same run): "
                      + ("better" if better else "NOT better"))
     return lines
 
@@ -108,30 +127,42 @@ def main(names: list[str], frames: int, microbatches: int, repeats: int,
     rows, checks = [], {}
     with tempfile.TemporaryDirectory() as folder:
         spec = str(Path(folder) / "cpu-calibrated.toml")
-        fitted = calibrate(spec, threads=1)
         for label in names:
             model, inputs = MODELS[label]()
             captured = chipcut.capture(model, inputs, name=label)
-            profile = chipcut.profile(captured, backend=spec, repeats=10)
-            for costing in COSTINGS:
-                for chips in CHIPS:
-                    plan = plan_for(costing, captured, chips, spec, profile, time_limit_s)
-                    got = measure_plan(plan, captured, frames, microbatches, repeats)
-                    cells, checks[label, costing, chips] = row(label, costing, chips, plan, got)
-                    rows.append(cells)
-                    print(" | ".join(str(c) for c in cells), flush=True)
+            runs: dict[tuple[str, int], list[dict]] = {}
+            for k in range(repeats):
+                fitted = calibrate(spec, threads=1)
+                profile = chipcut.profile(captured, backend=spec, repeats=10)
+                for costing in COSTINGS:
+                    for chips in CHIPS:
+                        plan = plan_for(costing, captured, chips, spec, profile, time_limit_s)
+                        got = one_run(plan, measure_plan(plan, captured, frames, microbatches))
+                        runs.setdefault((costing, chips), []).append(got)
+                        print(f"{label} run {k + 1}: {costing} x{chips}: stage ratios "
+                              + ", ".join(f"{r:.2f}" for r in got["ratios"].values()), flush=True)
+            for (costing, chips), got in runs.items():
+                cells, checks[label, costing, chips] = row(label, costing, chips, got)
+                rows.append(cells)
+            if ("profile", 2) in runs and ("roofline", 2) in runs:
+                checks[label, "profile", 2]["pairs"] = [
+                    (p["bottleneck_s"], r["bottleneck_s"])
+                    for p, r in zip(runs["profile", 2], runs["roofline", 2], strict=True)]
     headers = ["model", "costing", "chips", "predicted / measured per stage", "pred. frames/s",
-               "meas. frames/s", "pred. / meas.", "pred. slowest", "meas. slowest", "same",
+               "meas. frames/s", "pred. / meas.", "pred. slowest measured slowest",
                "max abs diff"]
     body = "\n".join([
         "## Runtime: plans run as real pipelines (`benchmarks/run_bench.py`)", "",
         f"{machine()}. One process per stage with 1 thread, gloo, `gpipe`, {frames} frames in "
-        f"steps of {microbatches} after one warmup step; every plan run {repeats} times, medians "
-        "shown. A stage's measured time is the median time inside its forward per frame; a stage "
+        f"steps of {microbatches} after one warmup step. {repeats} runs per model, each "
+        "calibrating the CPU, profiling the model, compiling and executing the six plans one "
+        "after another (ratios within one run); medians over the runs shown. A stage's measured "
+        "time is the median time inside its forward per frame; a stage "
         "ratio (predicted / measured time) above 1 means the plan predicted the stage slower "
         "than it ran, a frames/s ratio above 1 that it promised more than was measured. "
         "Costings: `roofline` (the shipped `cpu` "
-        f"spec), `calibrated` ({fitted.description}), `profile` (unit times from `chipcut "
+        f"spec), `calibrated` (fitted afresh in each run; the last: {fitted.description}), "
+        "`profile` (unit times from `chipcut "
         "profile` at 1 thread on the calibrated spec).", "",
         table(headers, rows), "", "Against the targets:", "", *verdicts(checks)])
     write_section("run", body)

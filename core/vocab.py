@@ -39,12 +39,20 @@ class OpClass(StrEnum):
     """The kind of kernel a node's work runs as; a spec may give each its own compute efficiency
     (``[compute] efficiency``). Classified by ``chipcut.passes.op_classes``."""
 
-    DENSE = "dense"  # GEMM, linear, matmul; convolution with groups = 1 on a large map
+    DENSE = "dense"  # convolution with groups = 1 on a large map; ops with MACs not named below
+    GEMM = "gemm"  # linear, matmul, bmm, einsum, grouped (expert) GEMMs
     DEPTHWISE = "depthwise"  # depthwise and grouped convolution
     SMALL_MAP = "small-map"  # convolution with groups = 1 and few output positions
+    NARROW = "narrow"  # convolution with groups = 1 and few input or output channels per position
     ATTENTION = "attention"  # scaled dot-product attention
     POOL = "pool"  # windowed max and average pooling (adaptive pooling is a reduction)
     ELEMENTWISE = "elementwise"  # pointwise, norms, softmax, reductions, pad, copies, the rest
+
+
+# A class a spec does not rate runs at its parent's efficiency when the spec rates that one: a
+# narrow conv or a GEMM is dense work, where nobody measured the difference (on one x86 thread,
+# in a model's sequence of layers, BERT-base's GEMMs run ~10% below ResNet-50's 3x3 convs).
+PARENT_CLASS: dict[OpClass, OpClass] = {OpClass.NARROW: OpClass.DENSE, OpClass.GEMM: OpClass.DENSE}
 
 
 class Status(StrEnum):

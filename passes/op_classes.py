@@ -19,17 +19,26 @@ Classifier = Callable[[Gemms], OpClass]
 # 3x3 convs at 7x7 (49 positions) or less run at ~0.5-0.75 of the MAC rate they reach at
 # 14x14 and above, and at 10x10 already at ~0.85.
 SMALL_MAP_ROWS = 49
+# A groups=1 conv whose GEMM reduces over fewer than this many inputs (Cin*Kh*Kw) or makes
+# fewer outputs (Cout) per position is "narrow": measured single-threaded on x86 in a model's
+# sequence of layers, MobileNetV2's 1x1 expand/project convs (16-160 channels on one side) and
+# ResNet-50's 64-channel 1x1 convs run at 18-39 G MAC/s where its 3x3 convs and wide 1x1
+# convs reach 44-50.
+NARROW_CHANNELS = 128
 
 
 def _conv(gemms: Gemms) -> OpClass:
-    """Depthwise when grouped, small-map when it has few output positions, else dense. Reads
-    the conv rule's GEMM: (groups, N*Hout*Wout, Cin/groups*Kh*Kw, Cout/groups)."""
+    """Depthwise when grouped, small-map when it has few output positions, narrow when it has
+    few channels on one side, else dense. Reads the conv rule's GEMM: (groups, N*Hout*Wout,
+    Cin/groups*Kh*Kw, Cout/groups)."""
     if not gemms:
         return OpClass.DENSE
-    groups, rows, _, _ = gemms[0]
+    groups, rows, reduce, cols = gemms[0]
     if groups > 1:
         return OpClass.DEPTHWISE
-    return OpClass.SMALL_MAP if rows <= SMALL_MAP_ROWS else OpClass.DENSE
+    if rows <= SMALL_MAP_ROWS:
+        return OpClass.SMALL_MAP
+    return OpClass.NARROW if min(reduce, cols) < NARROW_CHANNELS else OpClass.DENSE
 
 
 _CONVS = [f"conv{d}d" for d in (1, 2, 3)] + [f"conv_transpose{d}d" for d in (1, 2, 3)]
@@ -50,7 +59,7 @@ OP_CLASSES: dict[str, OpClass | Classifier] = {
     **dict.fromkeys(_CONVS + ["convolution", "_convolution"], _conv),
     **dict.fromkeys(_SDPA, OpClass.ATTENTION),
     **dict.fromkeys(_POOLS, OpClass.POOL),
-    **dict.fromkeys(_GEMMS, OpClass.DENSE),
+    **dict.fromkeys(_GEMMS, OpClass.GEMM),
 }
 
 
@@ -62,6 +71,8 @@ def classify(op: str, macs: int, gemms: Gemms) -> OpClass:
     <OpClass.DEPTHWISE: 'depthwise'>
     >>> classify("conv2d", 512 * 512 * 9 * 49, ((1, 49, 4608, 512),)).value
     'small-map'
+    >>> classify("conv2d", 24 * 144 * 3136, ((1, 3136, 24, 144),)).value
+    'narrow'
     >>> classify("pad", 0, ()).value, classify("mylib::fused_mlp", 10**6, ()).value
     ('elementwise', 'dense')
     """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -24,7 +25,7 @@ from ortools.sat.python import cp_model
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.packing import overfull_chip, packed_split
-from chipcut.compiler.solver.problem import PartitionProblem, Solution, as_affine
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Solution, as_affine
 from chipcut.core.vocab import Objective, Status, Topology
 
 TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
@@ -204,6 +205,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                                   base if prefixes else None)
             best, exact = (found.chip_of_unit, found.replicas), _lattice_exact(problem)
             method = f"lattice DP ({len(ideals)} ideals)"
+            if not exact:
+                best, bound = _linkless(problem, ideals, best, bound, deadline, prefixes)
         except lattice.OutOfTime:
             say("lattice: out of time or too many pairs, keeping the chain DP plan")
             if best is None:
@@ -251,6 +254,28 @@ def _lattice_exact(problem: PartitionProblem) -> bool:
     for throughput (the switch's bytes per stage are additive); a ring routes otherwise."""
     return problem.topology == Topology.CHAIN or (problem.topology == Topology.SWITCH and
                                                   problem.objective == Objective.THROUGHPUT)
+
+
+def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: float,
+              deadline: float, prefixes: bool) -> tuple[tuple, float]:
+    """On a topology the lattice program does not route exactly (a ring; a switch for
+    latency): the same program with every link free, whose optimum bounds every pipeline's
+    value from below (links only add resources and time), and whose plan is a candidate.
+
+    (the better of ``best`` and that plan, the larger of ``bound`` and that optimum). When
+    the best plan's value meets the bound it is proven optimal, which it is whenever links
+    do not decide the optimum."""
+    free = AffineLink(np.inf, 0.0)
+    relaxed = replace(problem, topology=Topology.CHAIN, links=(free,) * problem.n_chips,
+                      switch=None)
+    try:
+        found = _lattice_best(relaxed, ideals, np.inf, deadline, prefixes)
+    except (lattice.OutOfTime, NoFit):
+        return best, bound
+    plan = (found.chip_of_unit, found.replicas)
+    if evaluate(problem, *plan)[0] < evaluate(problem, *best)[0] * (1 - 1e-12):
+        best = plan
+    return best, max(bound, evaluate(relaxed, *plan)[0])
 
 
 def _cp_sat_applies(problem: PartitionProblem, deadline: float) -> bool:

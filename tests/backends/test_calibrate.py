@@ -3,7 +3,6 @@ and the cpu preset staying the shipped default."""
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import stat
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from chipcut.backends import calibrate as calibration
+from chipcut.backends.blockbench import blocks
 from chipcut.backends.calibrate import (
     DEFAULT_FILE,
     Measured,
@@ -67,24 +67,25 @@ def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, fl
 def test_fitted_model_reproduces_the_benchmarks_it_was_fitted_to(calibrated: tuple[Path, float]) -> None:
     spec = load_spec(calibrated[0])
     backend = from_spec(spec)
-    measured = {k.name: spec.extra[f"measured_{k.name}_s"] for k in KERNELS}
-
-    def ratio(k) -> float:  # predicted / measured, past the per-op overhead both share
-        work = Work(k.macs, k.elem_ops, 0, 0, 0, op_class=k.op_class)
-        return (backend.cost(work).time_s - spec.op_overhead_s) / busy_s(
-            Measured(k.name, measured[k.name]), spec.op_overhead_s)
-
-    by_class: dict[str, list[float]] = {}
-    for k in KERNELS:
-        if k.op_class:
-            by_class.setdefault(k.op_class, []).append(ratio(k))
-    for op_class, ratios in by_class.items():
+    benchmarks = [(k.name, k.op_class, k.macs, k.elem_ops) for k in KERNELS if k.op_class]
+    benchmarks += [(f"{b.name}-{layer.name}", layer.op_class, layer.macs, layer.elem_ops)
+                   for b in blocks() for layer in b.layers]
+    predicted: dict[str, float] = {}
+    measured: dict[str, float] = {}
+    for name, op_class, macs, elem_ops in benchmarks:  # past the per-op overhead both share
+        work = Work(macs, elem_ops, 0, 0, 0, op_class=op_class)
+        predicted[op_class] = (predicted.get(op_class, 0.0)
+                               + backend.cost(work).time_s - spec.op_overhead_s)
+        measured[op_class] = measured.get(op_class, 0.0) + busy_s(
+            Measured(name, spec.extra[f"measured_{name}_s"]), spec.op_overhead_s)
+    assert set(predicted) == set(OpClass)
+    for op_class in predicted:
         if spec.efficiency(op_class) < 1:  # an efficiency of 1 is a clamp: faster than the peaks
-            # Exact for a class's lone benchmark; over several, their geometric mean is exact.
-            assert math.prod(ratios) == pytest.approx(1.0, rel=1e-9), op_class
+            # Summed over the class's benchmarks, the fit is exact.
+            assert predicted[op_class] == pytest.approx(measured[op_class], rel=1e-9), op_class
     assert spec.compute_efficiency == spec.efficiency("dense")
     assert "fitted for 1 thread per process" in spec.source
-    assert f"fastest of {REPEATS} timings; spread (slowest / fastest) dense " in spec.source
+    assert f"fastest of {REPEATS} repeats; spread (slowest / fastest) dense " in spec.source
 
 
 def test_fitted_model_predicts_a_fresh_gemm_within_a_small_factor(calibrated: tuple[Path, float]) -> None:
@@ -106,8 +107,8 @@ def _timed(fn) -> float:
 
 OVERHEAD_S = 2e-6
 PEAK, VECTOR = 128e9, 8e9  # MAC/s (the nominal peak below), element ops/s
-ETA = {"dense": 0.5, "depthwise": 0.1, "small-map": 0.4, "attention": 0.6, "pool": 0.02,
-       "elementwise": 0.25}
+ETA = {"dense": 0.5, "gemm": 0.45, "depthwise": 0.1, "small-map": 0.4, "narrow": 0.3,
+       "attention": 0.6, "pool": 0.02, "elementwise": 0.25}
 
 
 def _class(name: str, op_class: str, macs: int, elem_ops: int, spread: float = 1.0) -> Measured:
@@ -125,8 +126,10 @@ SYNTHETIC = {
     "dw-56": _class("dw-56", "depthwise", 2**24, 2**20),
     "sdpa": _class("sdpa", "attention", 2**26, 2**20),
     "conv-56": _class("conv-56", "dense", 2**27, 2**18, 1.1),
+    "conv-28": _class("conv-28", "dense", 2**25, 2**18),
     "conv-7": _class("conv-7", "small-map", 2**27, 2**15),
-    "gemm": _class("gemm", "dense", 2**27, 2**18),
+    "expand-56": _class("expand-56", "narrow", 2**24, 2**20),
+    "gemm": _class("gemm", "gemm", 2**27, 2**18),
     "stream": Measured("stream", OVERHEAD_S + 3 * 2**26 / 10e9, 0, 2**24, 3 * 2**26),
     "copy": Measured("copy", OVERHEAD_S + 2**27 / 20e9, 0, 0, 2**27),
 }
@@ -158,8 +161,9 @@ def test_fit_is_exact_on_synthetic_measurements() -> None:
 def test_fit_reports_the_spread_of_each_class() -> None:
     table = fit(synthetic_nominal(), SYNTHETIC)
     assert table["source"].endswith(
-        "fastest of 7 timings; spread (slowest / fastest) dense 1.10, depthwise 1.00, small-map "
-        "1.00, attention 1.00, pool 1.50, elementwise 1.25; link: assumed a memory copy")
+        "fastest of 7 repeats; spread (slowest / fastest) dense 1.10, gemm 1.00, depthwise 1.00, "
+        "small-map 1.00, narrow 1.00, attention 1.00, pool 1.50, elementwise 1.25; link: assumed a "
+        "memory copy")
     assert table["extra"]["spread_dense"] == 1.1 and table["extra"]["spread_gemm"] == 1.0
     assert table["extra"]["measured_gemm_s"] == SYNTHETIC["gemm"].seconds
 
@@ -167,12 +171,15 @@ def test_fit_reports_the_spread_of_each_class() -> None:
 def test_measured_rate_above_nominal_raises_the_peak_and_efficiency_stays_a_fraction() -> None:
     nominal = Nominal(1, 1e9, 4, 1, 2**20, 2**30)  # nominal 4 GMAC/s
     measured = dict(SYNTHETIC)
-    measured["gemm"] = Measured("gemm", 1e-3, 10**7, 0, 0, 1.0, "dense")  # 10 GMAC/s
+    measured["gemm"] = Measured("gemm", 1e-3, 10**7, 0, 0, 1.0, "gemm")  # 10 GMAC/s
     measured["conv-56"] = Measured("conv-56", 2e-3, 10**7, 0, 0, 1.0, "dense")
+    measured["conv-28"] = Measured("conv-28", 5e-3, 3 * 10**7, 0, 0, 1.0, "dense")
     table = fit(nominal, measured)
     assert table["compute"]["peak_macs_per_s"]["fp32"] == pytest.approx(10**7 / (1e-3 - OVERHEAD_S))
+    assert table["compute"]["efficiency"]["gemm"] == pytest.approx(1.0)
+    # time-weighted over the class: (time at peak, summed) / (time past the overhead, summed)
     assert table["compute"]["efficiency"]["dense"] == pytest.approx(
-        math.sqrt((1e-3 - OVERHEAD_S) / (2e-3 - OVERHEAD_S)))
+        4 * (1e-3 - OVERHEAD_S) / (7e-3 - 2 * OVERHEAD_S))
     assert table["compute"]["efficiency"]["small-map"] == 1.0  # faster than both peaks: clamped
 
 
@@ -228,8 +235,9 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
     assert out[1] == ("  fp32 128 GMAC/s peak; vector 8 Gop/s; DRAM 20 GB/s x memory efficiency "
                       "0.500; per-op overhead 2 us; link 2 GB/s + 30 us (gloo between processes "
                       "on this host)")
-    assert out[2] == ("  compute efficiency by op class: dense 0.500 (spread 1.10); depthwise 0.100 "
-                      "(spread 1.00); small-map 0.400 (spread 1.00); attention 0.600 (spread 1.00); "
+    assert out[2] == ("  compute efficiency by op class: dense 0.500 (spread 1.10); gemm 0.450 "
+                      "(spread 1.00); depthwise 0.100 (spread 1.00); small-map 0.400 (spread 1.00); "
+                      "narrow 0.300 (spread 1.00); attention 0.600 (spread 1.00); "
                       "pool 0.020 (spread 1.50); elementwise 0.250 (spread 1.25)")
     assert out[3] == ("use it with --backend cpu-calibrated.toml (backend 'cpu' stays the shipped "
                       "default)")

@@ -25,28 +25,11 @@ class Call(torch.nn.Module):
         return self.fn(*inputs, *self.weights)
 
 
-def _conv(c: int, c_out: int, size: int, groups: int = 1, stride: int = 1):
-    return (Call(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=groups),
-                 torch.randn(c_out, c // groups, 3, 3), torch.randn(c_out)),
-            (torch.randn(1, c, size, size),))
-
-
 # The same kernels at the same shapes as the benchmarks, written as a model would hold them.
 KERNEL_MODELS = {
     "max-pool": lambda: (Call(lambda x: F.max_pool2d(x, 3, 2, 1)), (torch.randn(1, 64, 112, 112),)),
     "pad-add": lambda: (Call(lambda x, y: F.pad(x, (1, 1, 1, 1)) + y),
                         (torch.randn(1, 144, 56, 56), torch.randn(1, 144, 58, 58))),
-    "layer-norm": lambda: (Call(lambda x, w, b: F.layer_norm(x, (768,), w, b), torch.randn(768),
-                                torch.randn(768)), (torch.randn(128, 768),)),
-    "dw-56": lambda: _conv(144, 144, 56, 144),
-    "dw-56-s2": lambda: _conv(144, 144, 56, 144, 2),
-    "dw-14": lambda: _conv(576, 576, 14, 576),
-    "sdpa": lambda: (Call(F.scaled_dot_product_attention),
-                     tuple(torch.randn(1, 12, 128, 64) for _ in range(3))),
-    "conv-56": lambda: _conv(64, 64, 56),
-    "conv-7": lambda: _conv(512, 512, 7),
-    "gemm": lambda: (Call(F.linear, torch.randn(3072, 768), torch.randn(3072)),
-                     (torch.randn(128, 768),)),
 }
 
 
@@ -61,9 +44,11 @@ def test_benchmark_work_and_class_are_what_accounting_counts(kernel) -> None:
 
 
 def test_every_op_class_has_a_benchmark() -> None:
+    from chipcut.backends.blockbench import blocks
     from chipcut.core.vocab import OpClass
 
-    assert {k.op_class for k in KERNELS if k.op_class} == set(OpClass)
+    layers = {layer.op_class for b in blocks() for layer in b.layers}
+    assert {k.op_class for k in KERNELS if k.op_class} | layers == set(OpClass)
 
 
 def test_timed_keeps_the_fastest_timing_and_reports_the_spread(monkeypatch) -> None:

@@ -121,9 +121,12 @@ def test_describe_shows_per_class_efficiencies_and_the_fallback_only_when_used()
     assert "efficiency" not in chip().describe()
     assert chip(class_efficiency=CLASSES).describe().endswith(
         "; efficiency dense 0.80, depthwise 0.20, small-map 0.60, attention 0.70, pool 0.30, "
-        "others 0.50")
+        "gemm, narrow as dense, others 0.50")
     every = CLASSES | {"elementwise": 0.4}
-    assert chip(class_efficiency=every).describe().endswith("pool 0.30, elementwise 0.40")
+    assert chip(class_efficiency=every).describe().endswith(
+        "pool 0.30, elementwise 0.40, gemm, narrow as dense")
+    assert chip(class_efficiency={"depthwise": 0.2}).describe().endswith(
+        "efficiency depthwise 0.20, others 0.50")  # no dense: a GEMM runs at the fallback
 
 
 def test_per_class_efficiencies_round_trip_through_to_dict_and_from_dict() -> None:

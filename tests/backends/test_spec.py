@@ -68,6 +68,8 @@ def test_good_spec_with_units_loads_every_field(tmp_path: Path) -> None:
     assert spec.class_efficiency == {"dense": 0.9, "depthwise": 0.25}
     assert (spec.efficiency("dense"), spec.efficiency("depthwise")) == (0.9, 0.25)
     assert spec.efficiency("pool") == spec.efficiency(None) == 0.8  # unlisted, unclassified
+    # A GEMM or a narrow conv the spec does not rate runs as dense work.
+    assert spec.efficiency("gemm") == spec.efficiency("narrow") == 0.9
     assert spec.op_overhead_s == pytest.approx(2e-6)
     assert (spec.sram_bytes, spec.dram_bytes, spec.dram_bytes_per_s) == (8 * 2**20, 16 * 10**9, 34e9)
     assert spec.link == LinkSpec(3.94e9, pytest.approx(1.5e-6), "PCIe Gen3 x4")
@@ -111,10 +113,11 @@ def replace(text: str, old: str, new: str) -> str:
     ("dense = 0.9,", "dense = 0,",
      "[compute] efficiency.dense = 0 is out of range; it must be > 0 and <= 1 fraction"),
     ("dense = 0.9,", "conv = 0.9,", "[compute] efficiency = {'conv': 0.9, 'depthwise': '25 %'} has "
-     "unknown op class 'conv'; use one of dense, depthwise, small-map, attention, pool, elementwise"),
+     "unknown op class 'conv'; use one of dense, gemm, depthwise, small-map, narrow, attention, "
+     "pool, elementwise"),
     ('efficiency = { dense = 0.9, depthwise = "25 %" }', "efficiency = 0.9",
      "[compute] efficiency = 0.9 must be a table of op class = fraction, e.g. { dense = 0.8, "
-     "depthwise = 0.2 } (classes: dense, depthwise, small-map"),
+     "depthwise = 0.2 } (classes: dense, gemm, depthwise, small-map"),
     ('fp16 = "23 TMAC/s"', 'fp16 = "23 TB/s"',
      "[compute] peak_macs_per_s.fp16 = '23 TB/s' has unit 'TB/s', which is not a unit of MAC/s"),
     ('fp16 = "23 TMAC/s"', 'fp6 = "23 TMAC/s"',
