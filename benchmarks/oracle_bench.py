@@ -45,8 +45,9 @@ def main(cases: int = 1000) -> None:
         "fewest bytes, a bound above the optimum, a plan over capacity, a reported figure that",
         "is not the plan's cost, or 'does not fit' where a pipeline fits. FEASIBLE plans carry",
         "their proven gap. A ring (and a switch at the latency objective) is solved as a chain",
-        "and re-costed: OPTIMAL there only when the bound proves it, and the fewest bytes are",
-        "not claimed.", "",
+        "and again with every link free; the better plan is costed on the topology and the",
+        "link-free optimum bounds it: OPTIMAL there when the plan meets that bound, and the",
+        "fewest bytes are not claimed.", "",
         table(["feature", "cases", "OPTIMAL", "FEASIBLE", "does not fit", "mismatches"], rows), "",
         f"Total: {cases} cases, {statuses['OPTIMAL']} OPTIMAL, {statuses['FEASIBLE']} FEASIBLE, "
         f"{statuses['does not fit']} do not fit; **{len(mismatches)} mismatches**.",

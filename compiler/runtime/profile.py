@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from queue import Empty
 
 import torch
 import torch.fx
@@ -35,9 +37,10 @@ from chipcut.backends.protocol import Work
 from chipcut.compiler.lowering.costing import is_free
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.profile import PROFILE_SCHEMA_VERSION, Profile, UnitTime
+from chipcut.compiler.runtime.launch import _context, _main_script_not_rerun
 from chipcut.compiler.runtime.load import background_load
 from chipcut.core.errors import ChipcutError
-from chipcut.core.heap import kept_heap
+from chipcut.core.heap import keep_heap, kept_heap
 
 DEVICES = ("cpu", "cuda")
 
@@ -164,10 +167,35 @@ class Measurement:
 def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work], inputs: tuple,
                   options: ProfileOptions, progress: Callable[[str], None] | None = None
                   ) -> Measurement:
-    """Time every unit of ``gm`` (and the whole graph) under ``options``; the caller's thread
-    count is restored after."""
+    """Time every unit of ``gm`` (and the whole graph) under ``options``.
+
+    On the CPU the timing runs in a fresh process, pinned to one core with its heap kept, as
+    a pipeline stage process runs: the caller's process may have a heap that earlier work left
+    large and scattered (MobileNetV2's units then run ~20% slower in it than in a stage).
+    On a GPU it runs here; the caller's thread count is restored after."""
     _check_real(gm, inputs)
     say = progress or (lambda _msg: None)
+    timed = [not is_free(w) for w in works]
+    modules = [unit_module(gm, names) for names in units.units]
+    if options.load:
+        say(f"starting {options.load} background copies of the graph")
+    with background_load(gm, inputs, options.load, options.threads):
+        if options.device == "cuda":
+            samples, whole, clock, device = _time_here(gm, modules, inputs, timed, options, say)
+        else:
+            samples, whole, clock, device = _time_in_child(gm, modules, inputs, timed, options,
+                                                           say)
+    timings = iter(samples)
+    out = [UnitTime(w.key, w.op, w.macs, w.elem_ops, *_spread(next(timings)))
+           if t else UnitTime(w.key, w.op, w.macs, w.elem_ops, 0.0, 0.0, 0.0)
+           for w, t in zip(works, timed, strict=True)]
+    return Measurement(tuple(out), statistics.median(whole), clock, device)
+
+
+def _time_here(gm: torch.fx.GraphModule, modules: list[UnitModule], inputs: tuple,
+               timed: list[bool], options: ProfileOptions, say: Callable[[str], None]):
+    """(per timed unit its seconds per pass, the whole graph's seconds per pass, the clock's
+    name, the device in words), timed in this process."""
     before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
@@ -175,17 +203,14 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
             gm = _on_device(gm, options.device)
             inputs = tuple(t.to(options.device) if isinstance(t, torch.Tensor) else t
                            for t in inputs)
-        modules = [unit_module(gm, names) for names in units.units]
+            modules = [UnitModule(_on_device(m.module, options.device), m.inputs, m.outputs)
+                       for m in modules]
         placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
         feed = dict(zip(placeholders, inputs, strict=True))
-        timed = [not is_free(w) for w in works]
         clock = _Clock(options.device)
         samples: list[list[float]] = [[] for _ in range(sum(timed))]
         whole: list[float] = []
-        if options.load:
-            say(f"starting {options.load} background copies of the graph")
-        with background_load(gm, inputs, options.load, options.threads), torch.no_grad(), \
-                kept_heap():  # as the stage processes run them
+        with torch.no_grad(), kept_heap():  # as the stage processes run them
             for k in range(options.warmup + options.repeats):
                 say(f"timing {len(modules)} units and the whole graph, pass {k + 1} of "
                     f"{options.warmup + options.repeats}")
@@ -198,14 +223,67 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
                     for column, s in zip(samples, seconds, strict=True):
                         column.append(s())
                     whole.append(took())
-        timings = iter(samples)
-        out = [UnitTime(w.key, w.op, w.macs, w.elem_ops, *_spread(next(timings)))
-               if t else UnitTime(w.key, w.op, w.macs, w.elem_ops, 0.0, 0.0, 0.0)
-               for w, t in zip(works, timed, strict=True)]
-        return Measurement(tuple(out), statistics.median(whole), clock.name,
-                           device_name(options.device))
+        return samples, whole, clock.name, device_name(options.device)
     finally:
         torch.set_num_threads(before)
+
+
+def _plain(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A plain GraphModule over the same graph and tensors: export's tracer class does not
+    unpickle."""
+    plain = torch.fx.GraphModule(gm, gm.graph)
+    plain._tracer_cls = None
+    return plain
+
+
+def _time_in_child(gm: torch.fx.GraphModule, modules: list[UnitModule], inputs: tuple,
+                   timed: list[bool], options: ProfileOptions, say: Callable[[str], None]):
+    """:func:`_time_here` in a fresh process (see :func:`measure_units`); its progress lines
+    come back as it goes, and a process that dies is reported in one line."""
+    ctx = _context()
+    queue = ctx.Queue()
+    # One pickle: the weights the units share with the graph are written once.
+    units = [UnitModule(_plain(m.module), m.inputs, m.outputs) for m in modules]
+    payload = pickle.dumps((_plain(gm), units, inputs, timed, options))
+    say("starting a process to time the units in")
+    with _main_script_not_rerun():
+        proc = ctx.Process(target=_child, args=(payload, queue), name="chipcut profile")
+        proc.start()
+    try:
+        while True:
+            try:
+                kind, value = queue.get(timeout=1.0)
+            except Empty:
+                if not proc.is_alive():
+                    raise ChipcutError(f"the profiling process ended (exit code {proc.exitcode}) "
+                                       "before it reported; profile again, or with fewer "
+                                       "--repeats if memory is short") from None
+                continue
+            if kind == "progress":
+                say(value)
+            elif kind == "error":
+                raise ChipcutError(value)
+            else:
+                return value
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
+def _child(payload: bytes, queue) -> None:
+    """The profiling process: on the first core this process may use, its heap kept."""
+    if hasattr(os, "sched_getaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    keep_heap()
+    try:
+        gm, modules, inputs, timed, options = pickle.loads(payload)
+        result = _time_here(gm, modules, inputs, timed, options,
+                            lambda msg: queue.put(("progress", msg)))
+        queue.put(("done", result))
+    except Exception as e:  # noqa: BLE001 - reported to the parent in one line
+        queue.put(("error", f"profiling failed: {type(e).__name__}: {e}"))
 
 
 def _on_device(gm: torch.fx.GraphModule, device: str) -> torch.fx.GraphModule:
