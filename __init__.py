@@ -3,7 +3,8 @@
 The stages are public: ``lower`` (capture, passes, accounting) -> ``solve`` (the
 pipeline cut) -> ``schedule`` (the Plan); ``compile`` runs all three. ``run`` executes a
 plan as a real pipeline of processes and measures it beside the prediction; ``profile`` times
-each partition unit on this machine, and ``compile(..., profile=...)`` costs units by those times.
+each partition unit on this machine, and ``compile(..., profile=...)`` costs units by those times;
+``refine`` scales a profile's stages to what a run of a plan measured.
 ``llm_step`` captures a causal LM's prefill or decode step; ``serve`` plans the prefill and
 decode pools that serve it under TTFT and TPOT targets.
 
@@ -21,6 +22,7 @@ from chipcut.compiler.api import (
     compile,
     lower,
     profile,
+    refine,
     schedule,
     solve,
 )
@@ -37,5 +39,5 @@ from chipcut.core.errors import ChipcutError, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
            "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
-           "RunOptions", "Measured", "profile", "Profile", "llm_step",
+           "RunOptions", "Measured", "profile", "Profile", "refine", "llm_step",
            "serve", "ServePlan", "Targets"]

@@ -24,8 +24,10 @@ from chipcut.compiler.llm.stamp import capture_repeated
 from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, fingerprint, summarize
 from chipcut.compiler.lowering.units import UnitGraph, build_units
+from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.plan.model import SCHEMA_VERSION, ChipRecord, ModelInfo, Plan, SolverInfo
 from chipcut.compiler.plan.profile import Profile
+from chipcut.compiler.plan.profile import refine as refine_profile
 from chipcut.compiler.plan.savings import with_savings
 from chipcut.compiler.plan.schedule import Costed, build_schedule
 from chipcut.compiler.plan.serving import serving_of
@@ -268,6 +270,23 @@ def load_profile(profile: str | os.PathLike | Profile) -> tuple[Profile, str]:
     return Profile.from_json(os.fspath(profile)), os.path.basename(os.fspath(profile))
 
 
+def refine(profile: str | os.PathLike | Profile, plan: str | os.PathLike | Plan,
+           measured: str | os.PathLike | Measured) -> Profile:
+    """``profile`` (a Profile or its file) with each stage's unit times scaled to what the
+    ``measured`` run (``chipcut.run``, or ``chipcut run --out``) of ``plan`` found that stage
+    took (see :func:`chipcut.compiler.plan.profile.refine`): compile with it to balance the
+    stages as they run.
+
+    >>> refined = chipcut.refine(prof, plan, chipcut.run(plan, model, inputs))  # doctest: +SKIP
+    >>> plan = chipcut.compile(model, inputs, chips=2, backend="cpu", profile=refined)  # doctest: +SKIP
+    """
+    prof, _ = load_profile(profile)
+    plan = plan if isinstance(plan, Plan) else Plan.from_json(os.fspath(plan))
+    measured = (measured if isinstance(measured, Measured)
+                else Measured.from_json(os.fspath(measured), plan))
+    return refine_profile(prof, plan, measured)
+
+
 def profiled(backends: list[Backend], lowered: Lowered, options: CompileOptions) -> list[Backend]:
     """The chips with unit times from ``options.profile``, checked against ``lowered``: the
     same graph, every unit that does work timed, at ``options.threads``."""
@@ -363,5 +382,5 @@ def check_calibration(gm: torch.fx.GraphModule, calibration_inputs: Sequence[tup
     return tuple(out)
 
 
-__all__ = ["compile", "lower", "solve", "schedule", "profile", "CompileOptions", "Lowered",
-           "Solved", "resolve_chips"]
+__all__ = ["compile", "lower", "solve", "schedule", "profile", "refine", "CompileOptions",
+           "Lowered", "Solved", "resolve_chips"]

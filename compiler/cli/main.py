@@ -93,13 +93,20 @@ def _options(args: argparse.Namespace):
         return None if text is None else positive(
             flag, text, q.BYTES_PER_S, 'must be a finite rate > 0 bytes/s, e.g. "32 GB/s"')
     batch = getattr(args, "batch", None)
+    profile = getattr(args, "profile", None)
+    if getattr(args, "refine", None):
+        from chipcut.compiler.api import refine
+
+        if profile is None:
+            raise ChipcutError("--refine PLAN MEASURED rescales the unit times of a --profile; "
+                               "give --profile profile.json too")
+        profile = refine(profile, *args.refine)
     return CompileOptions(time_limit_s=args.time_limit, batch=8 if batch is None else batch,
                           passes=args.passes, topology=args.topology, objective=args.objective,
                           replicate=args.replicate,
                           switch_bytes_per_s=rate("--switch-bw", args.switch_bw),
                           host_bytes_per_s=rate("--host-bw", args.host_bw),
-                          profile=getattr(args, "profile", None),
-                          threads=getattr(args, "threads", 1))
+                          profile=profile, threads=getattr(args, "threads", 1))
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -130,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     llm.add_arguments(c)
     c.add_argument("--profile", metavar="PATH", help="cost units by the measured times of a "
                    "profile (chipcut profile --out) instead of the backend's model")
+    c.add_argument("--refine", nargs=2, metavar=("PLAN", "MEASURED"),
+                   help="with --profile: scale each stage's unit times to what a run of PLAN "
+                        "(chipcut run --out MEASURED) measured, then cut")
     c.add_argument("--threads", type=int, default=1, metavar="T",
                    help="torch threads each stage runs with; a --profile must be measured at "
                         "this count (default 1)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Profile:
     model_s: float
     units: tuple[UnitTime, ...]
     load: int = 0  # other processes running the graph while the units were timed
+    refined: str = ""  # how measured runs rescaled the times ("" when they are as timed)
 
     def times_s(self) -> dict[str, float]:
         """Seconds by unit key."""
@@ -130,6 +131,39 @@ class Profile:
                                "of this compile")
 
 
+def refine(profile: Profile, plan: Any, measured: Any) -> Profile:
+    """``profile`` with each stage's unit times scaled to what ``measured`` (a run of ``plan``,
+    a plan of the same graph) found that stage took: the times' sum over a stage's units
+    becomes the stage's measured busy time, their proportions stay.
+
+    A unit timed in the whole graph's sequence runs in a stage beside fewer others, with
+    other data in cache; the run says by how much, per stage, and a plan compiled from the
+    refined profile balances what the stages take when they run. Units of stages the run did
+    not measure keep their times."""
+    measured.check_plan(plan, "the measured run")
+    if plan.fingerprint != profile.fingerprint:
+        raise ChipcutError(f"the plan was compiled from another graph (fingerprint "
+                           f"{plan.fingerprint}) than the profile (fingerprint "
+                           f"{profile.fingerprint}); refine a profile with a run of a plan of "
+                           "the same model, --input and --passes")
+    stage_of = {name: s.chip for s in plan.stages for name in s.nodes}
+    busy = {m.chip: m.busy_s for m in measured.stages}
+    chips = [next((stage_of[n] for n in u.key.split("+") if n in stage_of), None)
+             for u in profile.units]
+    timed: dict[int, float] = {}
+    for u, chip in zip(profile.units, chips, strict=True):
+        if chip in busy:
+            timed[chip] = timed.get(chip, 0.0) + u.time_s
+    factor = {c: busy[c] / t for c, t in timed.items() if t > 0}
+    units = tuple(UnitTime(u.key, u.op, u.macs, u.elem_ops, u.time_s * factor.get(c, 1.0),
+                           u.min_s * factor.get(c, 1.0), u.max_s * factor.get(c, 1.0))
+                  for u, c in zip(profile.units, chips, strict=True))
+    scaled = ", ".join(f"chip {c} x{f:.3f}" for c, f in sorted(factor.items()))
+    note = f"scaled to a measured run of plan {measured.plan_hash} ({scaled})"
+    return replace(profile, units=units,
+                   refined="; ".join(filter(None, (profile.refined, note))))
+
+
 def _fields(cls: type, data: Any, where: str, skip: str = "") -> dict:
     """The scalar fields of ``cls`` from ``data``, each checked against its type."""
     if not isinstance(data, dict):
@@ -137,6 +171,8 @@ def _fields(cls: type, data: Any, where: str, skip: str = "") -> dict:
     out = {}
     for f in fields(cls):
         if f.name == skip:
+            continue
+        if f.name not in data and f.default is not MISSING:  # written before the field was
             continue
         if f.name not in data:
             raise ChipcutError(f"{where}: field {f.name} is missing; {REMEDY}")

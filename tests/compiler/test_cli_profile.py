@@ -123,3 +123,61 @@ def test_profile_of_a_meta_model_writes_nothing(capsys, model, tmp_path) -> None
                          "--out", str(path))
     one_line_error(code, out, err, "captured on the meta device")
     assert not path.exists()
+
+
+def test_refine_scales_each_stage_to_its_measured_run(capsys, model, profile_file,
+                                                      tmp_path) -> None:
+    import chipcut
+
+    plan_path, measured_path = tmp_path / "plan.json", tmp_path / "measured.json"
+    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
+                       "2", "--profile", str(profile_file), "--out", str(plan_path))
+    assert code == 0, err
+    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "8",
+                       "--out", str(measured_path))
+    assert code == 0, err
+    plan = chipcut.Plan.from_json(str(plan_path))
+    measured = chipcut.Measured.from_json(str(measured_path), plan)
+    before = chipcut.Profile.from_json(str(profile_file))
+    refined = chipcut.refine(str(profile_file), str(plan_path), str(measured_path))
+    busy = {m.chip: m.busy_s for m in measured.stages}
+    for stage in plan.stages:  # each stage's units now sum to its measured busy time
+        keys = [u.key for u in before.units if u.key.split("+")[0] in stage.nodes]
+        old = {u.key: u.time_s for u in before.units if u.key in keys}
+        new = {u.key: u.time_s for u in refined.units if u.key in keys}
+        assert sum(new.values()) == pytest.approx(busy[stage.chip], rel=1e-12)
+        factor = busy[stage.chip] / sum(old.values())
+        assert new == pytest.approx({k: t * factor for k, t in old.items()}, rel=1e-12)
+    assert refined.refined.startswith(f"scaled to a measured run of plan {measured.plan_hash} (")
+    assert chipcut.Profile.from_json(refined.to_json()) == refined
+    # Compiling from the refined profile: the plan's stages cost the scaled times.
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--chips", "2", "--profile", str(profile_file), "--refine",
+                         str(plan_path), str(measured_path), "--out", str(tmp_path / "p2.json"))
+    assert code == 0, err
+    stages = json.loads((tmp_path / "p2.json").read_text())["stages"]
+    assert sum(s["time_s"] for s in stages) == pytest.approx(
+        sum(u.time_s for u in refined.units), rel=1e-12)
+
+
+def test_refine_without_a_profile_or_with_another_plans_run_writes_nothing(
+        capsys, model, profile_file, tmp_path) -> None:
+    plan_path, other = tmp_path / "plan.json", tmp_path / "other.json"
+    for chips, path in (("2", plan_path), ("1", other)):
+        code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                           "--chips", chips, "--out", str(path))
+        assert code == 0, err
+    measured = tmp_path / "measured.json"
+    code, _, err = run(capsys, "run", model, str(other), "--input", "1x8", "--frames", "4",
+                       "--out", str(measured))
+    assert code == 0, err
+    out_path = tmp_path / "refined-plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--refine", str(plan_path), str(measured), "--out", str(out_path))
+    one_line_error(code, out, err, "--refine PLAN MEASURED rescales the unit times of a "
+                   "--profile; give --profile profile.json too")
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--profile", str(profile_file), "--refine", str(plan_path),
+                         str(measured), "--out", str(out_path))
+    assert code == 2 and err.count("\n") == 1 and "was measured on another plan" in err, err
+    assert not out_path.exists()
