@@ -118,7 +118,7 @@ def test_a_spec_file_path_is_a_backend(tmp_path: Path) -> None:
 def test_describe_is_one_line_with_peaks_sram_dram_and_link() -> None:
     assert describe("t4") == ("t4: int4 130 TMAC/s, int8 65 TMAC/s, fp16 32.5 TMAC/s, fp32 4.05 TMAC/s; "
                               "SRAM 4 MiB; DRAM 320 GB/s (16 GiB); link PCIe Gen3 x16 15.75 GB/s + 5 us; "
-                              "efficiency dense 0.48, gemm, narrow as dense, others 0.70; "
+                              "efficiency dense 0.48, gemm 0.35, narrow as dense, others 0.70; "
                               "fitted to MLPerf Inference v1.1 and TensorRT demoBERT (T4, int8)")
     assert "no DRAM (SRAM only); link PCIe Gen3 x4 3.94 GB/s + 2 us;" in describe("hailo-8")
     assert describe("generic").endswith("; unvalidated: illustrative figures, not a real chip")
