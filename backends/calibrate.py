@@ -1,4 +1,4 @@
-"""CPU calibration: fit a ``cpu`` spec file to this machine with a few-second microbenchmark.
+"""CPU calibration: fit a ``cpu`` spec file to this machine with 15 seconds of microbenchmarks.
 
 Nominal peaks come from the CPU's features (cores x clock x SIMD lanes x FMA units); the
 benchmarks (chipcut.backends.microbench) then fit what the roofline cannot know: a compute

@@ -158,7 +158,7 @@ KERNELS: tuple[Kernel, ...] = (
 
 
 def measure(repeats: int = REPEATS) -> dict[str, Measured]:
-    """Run every benchmark (a few seconds in all) with the threads torch uses now: ``repeats``
+    """Run every benchmark (about 10 s in all) with the threads torch uses now: ``repeats``
     blocks, each timing the looped kernels once and then calling the others in sequence
     ``ROUNDS`` times (see the module docstring)."""
     import torch

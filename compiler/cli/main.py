@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (.toml) to describe too")
     from chipcut.backends.calibrate import DEFAULT_FILE  # torch loads only when it measures
 
-    cal = sub.add_parser("calibrate", help="measure this machine's CPU (a few seconds) and write "
+    cal = sub.add_parser("calibrate", help="measure this machine's CPU (about 15 s) and write "
                          "a spec file to pass as --backend")
     cal.add_argument("--out", default=DEFAULT_FILE,
                      help=f"where to write the fitted spec (default: ./{DEFAULT_FILE})")

@@ -45,7 +45,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 def test_calibration_is_short_and_writes_a_valid_spec(calibrated: tuple[Path, float]) -> None:
     path, seconds = calibrated
-    assert seconds < 20  # a few seconds on an idle machine; generous for shared CI
+    assert seconds < 40  # about 15 s on an idle 2-core machine; generous for shared CI
     spec = load_spec(path)
     assert spec.name == "fitted" and "calibrated by chipcut calibrate on " in spec.source
     assert set(spec.peak_macs_per_s) == {"fp32"}
