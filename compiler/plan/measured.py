@@ -174,10 +174,15 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ChipcutError(f"measured field {where} = {value!r} must be a finite number")
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        value = float(value)
+    elif not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ChipcutError(f"measured field {where} = {value!r} must be {hint.__name__}; "
                            "measure again")
+    # Times, sizes, rates, counts and indices are never negative (timeline spans are times
+    # from an origin each host takes for itself, and are left as they are).
+    if hint in (int, float) and value < 0 and ".spans[" not in where:
+        raise ChipcutError(f"measured field {where} = {value!r} must be >= 0; measure again "
+                           "with chipcut run --out")
     return value
 
 

@@ -141,6 +141,21 @@ def refine(profile: Profile, plan: Any, measured: Any) -> Profile:
     refined profile balances what the stages take when they run. Units of stages the run did
     not measure keep their times."""
     measured.check_plan(plan, "the measured run")
+    if (measured.threads, measured.device) != (profile.threads, profile.device):
+        raise ChipcutError(f"the measured run used {measured.threads} thread(s) per stage on "
+                           f"{measured.device}, the profile {profile.threads} on {profile.device}; "
+                           f"run the plan with --threads {profile.threads} on {profile.device}, or "
+                           "profile again as the run ran")
+    staged = {s.chip for s in plan.stages if s.nodes}
+    ran = [m.chip for m in measured.stages]
+    if sorted(ran) != sorted(staged):
+        raise ChipcutError(f"the measured run has stages on chips {ran}, the plan on "
+                           f"{sorted(staged)}; give the measured file chipcut run --out wrote "
+                           "for this plan")
+    slow = [m for m in measured.stages if not m.busy_s > 0]
+    if slow:
+        raise ChipcutError(f"the measured run gives chip {slow[0].chip} a busy time of "
+                           f"{slow[0].busy_s!r} s; a stage that ran takes > 0 s: measure again")
     if plan.fingerprint != profile.fingerprint:
         raise ChipcutError(f"the plan was compiled from another graph (fingerprint "
                            f"{plan.fingerprint}) than the profile (fingerprint "

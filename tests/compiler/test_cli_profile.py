@@ -181,3 +181,33 @@ def test_refine_without_a_profile_or_with_another_plans_run_writes_nothing(
                          str(measured), "--out", str(out_path))
     assert code == 2 and err.count("\n") == 1 and "was measured on another plan" in err, err
     assert not out_path.exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["stages"][0].update(busy_s=-1e-5),
+     "measured field measured.stages[0].busy_s = -1e-05 must be >= 0"),
+    (lambda m: m["stages"][0].update(busy_s=0.0), "a stage that ran takes > 0 s"),
+    (lambda m: m["stages"][0].update(chip=7), "the measured run has stages on chips [7, 1], "
+     "the plan on [0, 1]"),
+    (lambda m: m.update(stages=[]), "the measured run has stages on chips [], the plan on [0, 1]"),
+    (lambda m: m.update(threads=2), "the measured run used 2 thread(s) per stage on cpu, the "
+     "profile 1 on cpu; run the plan with --threads 1"),
+])
+def test_refine_refuses_a_measured_file_it_cannot_scale_by(capsys, model, profile_file, tmp_path,
+                                                           edit, message) -> None:
+    plan_path, measured = tmp_path / "plan.json", tmp_path / "measured.json"
+    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
+                       "2", "--profile", str(profile_file), "--out", str(plan_path))
+    assert code == 0, err
+    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "4",
+                       "--out", str(measured))
+    assert code == 0, err
+    data = json.loads(measured.read_text())
+    edit(data)
+    measured.write_text(json.dumps(data))
+    out_path = tmp_path / "refined-plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                         "--chips", "2", "--profile", str(profile_file), "--refine",
+                         str(plan_path), str(measured), "--out", str(out_path))
+    one_line_error(code, out, err, message)
+    assert not out_path.exists()
