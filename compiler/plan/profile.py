@@ -104,6 +104,9 @@ class Profile:
         if not isinstance(units, list):
             raise ChipcutError(f"{where}: field units must be a list; {REMEDY}")
         top = _fields(cls, data, where, skip="units")
+        for name in ("threads", "repeats"):
+            if top[name] < 1:
+                raise ChipcutError(f"{where}: field {name} = {top[name]!r} must be >= 1; {REMEDY}")
         return cls(**top, units=tuple(UnitTime(**_fields(UnitTime, u, f"{where}: units[{i}]"))
                                       for i, u in enumerate(units)))
 

@@ -105,6 +105,17 @@ def test_compile_with_a_missing_or_broken_profile(capsys, model, tmp_path) -> No
     assert not plan.exists()
 
 
+def test_a_profile_of_no_threads_is_refused(capsys, model, profile_file, tmp_path) -> None:
+    data = json.loads(profile_file.read_text())
+    data["threads"] = 0
+    (tmp_path / "zero.json").write_text(json.dumps(data))
+    plan = tmp_path / "plan.json"
+    code, out, err = run(capsys, "compile", model, "--input", "1x8", "--profile",
+                         str(tmp_path / "zero.json"), "--out", str(plan))
+    one_line_error(code, out, err, "field threads = 0 must be >= 1")
+    assert not plan.exists()
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (("--threads", "0"), "threads = 0: must be a whole number >= 1"),
     (("--repeats", "0"), "repeats = 0"),
