@@ -18,7 +18,8 @@ class ProfiledBackend:
     """``base`` with each unit's time taken from ``times_s`` (seconds by ``Work.key``).
 
     Bytes per memory level, energy, memory, residency, links, dtypes and ops stay the base's;
-    only a unit's time (and its compute/memory split, scaled to it) comes from the profile.
+    only a unit's time (and its compute/memory split, scaled to it) comes from the profile,
+    and a link's time is the base's times ``link_scale`` (1 unless a measured run refined it).
     ``ops`` holds each profiled unit's MACs + element ops: work that does more or less than
     that (the same unit at another batch) takes the measured time scaled by its work.
 
@@ -34,6 +35,7 @@ class ProfiledBackend:
     times_s: Mapping[str, float]
     ops: Mapping[str, int] = field(default_factory=dict)
     source: str = ""  # where the times come from (a profile file's name); names the backend
+    link_scale: float = 1.0  # measured / predicted link time of a run (chipcut.refine)
 
     @property
     def name(self) -> str:
@@ -64,7 +66,7 @@ class ProfiledBackend:
         return self.base.link()
 
     def link_time_s(self, nbytes: int) -> float:
-        return self.base.link_time_s(nbytes)
+        return self.base.link_time_s(nbytes) * self.link_scale
 
     def memory(self) -> Memory:
         return self.base.memory()
@@ -88,7 +90,8 @@ class ProfiledBackend:
         return self.base.static_power_w()
 
     def describe(self) -> str:
-        return (f"{self.name}: measured times of {len(self.times_s)} units over "
+        links = f", link times x{self.link_scale:.3g}" if self.link_scale != 1.0 else ""
+        return (f"{self.name}: measured times of {len(self.times_s)} units{links} over "
                 f"{self.base.describe()}")
 
     def to_dict(self) -> dict | None:
@@ -98,7 +101,7 @@ class ProfiledBackend:
         if spec is None:
             return None
         return {**spec, PROFILE_TABLE: {"source": self.source, "times_s": dict(self.times_s),
-                                        "ops": dict(self.ops)}}
+                                        "ops": dict(self.ops), "link_scale": self.link_scale}}
 
 
 def from_table(base: Backend, table: object, origin: str) -> ProfiledBackend:
@@ -118,4 +121,10 @@ def from_table(base: Backend, table: object, origin: str) -> ProfiledBackend:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ChipcutError(f"{origin}: {PROFILE_TABLE}.ops[{key!r}] = {value!r} must be a "
                                "whole number >= 0; recompile with --profile")
-    return ProfiledBackend(base, {k: float(v) for k, v in times.items()}, dict(ops), source)
+    scale = table.get("link_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
+            math.isfinite(scale) and scale > 0):
+        raise ChipcutError(f"{origin}: {PROFILE_TABLE}.link_scale = {scale!r} must be a finite "
+                           "number > 0; recompile with --profile")
+    return ProfiledBackend(base, {k: float(v) for k, v in times.items()}, dict(ops), source,
+                           float(scale))

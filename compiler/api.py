@@ -297,7 +297,8 @@ def profiled(backends: list[Backend], lowered: Lowered, options: CompileOptions)
                            "give one backend (--chips N --backend NAME) with --profile")
     prof.check(lowered.fingerprint, list(lowered.works), lowered.passes, options.threads,
                f"profile {source}")
-    chip = validate(ProfiledBackend(backends[0], prof.times_s(), prof.ops(), source))
+    chip = validate(ProfiledBackend(backends[0], prof.times_s(), prof.ops(), source,
+                                    prof.link_scale))
     return [chip] * len(backends)
 
 

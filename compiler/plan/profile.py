@@ -64,6 +64,7 @@ class Profile:
     units: tuple[UnitTime, ...]
     load: int = 0  # other processes running the graph while the units were timed
     refined: str = ""  # how measured runs rescaled the times ("" when they are as timed)
+    link_scale: float = 1.0  # measured / predicted link time in the runs that refined it
 
     def times_s(self) -> dict[str, float]:
         """Seconds by unit key."""
@@ -104,9 +105,11 @@ class Profile:
         if not isinstance(units, list):
             raise ChipcutError(f"{where}: field units must be a list; {REMEDY}")
         top = _fields(cls, data, where, skip="units")
-        for name in ("threads", "repeats"):
-            if top[name] < 1:
-                raise ChipcutError(f"{where}: field {name} = {top[name]!r} must be >= 1; {REMEDY}")
+        for name, low, words in (("threads", 1, ">= 1"), ("repeats", 1, ">= 1"),
+                                 ("link_scale", 1e-300, "> 0")):
+            if name in top and top[name] < low:
+                raise ChipcutError(f"{where}: field {name} = {top[name]!r} must be {words}; "
+                                   f"{REMEDY}")
         return cls(**top, units=tuple(UnitTime(**_fields(UnitTime, u, f"{where}: units[{i}]"))
                                       for i, u in enumerate(units)))
 
@@ -177,8 +180,14 @@ def refine(profile: Profile, plan: Any, measured: Any) -> Profile:
                            u.min_s * factor.get(c, 1.0), u.max_s * factor.get(c, 1.0))
                   for u, c in zip(profile.units, chips, strict=True))
     scaled = ", ".join(f"chip {c} x{f:.3f}" for c, f in sorted(factor.items()))
-    note = f"scaled to a measured run of plan {measured.plan_hash} ({scaled})"
-    return replace(profile, units=units,
+    # Links: the median of measured / predicted over the links the run timed (the plan's link
+    # model already carries any earlier scale, so the new one multiplies it).
+    links = sorted(x.time_s / x.predicted_s for x in measured.links
+                   if x.predicted_s > 0 and x.time_s > 0)
+    link = links[len(links) // 2] if links else 1.0
+    note = (f"scaled to a measured run of plan {measured.plan_hash} ({scaled}"
+            + (f"; links x{link:.3f}" if links else "") + ")")
+    return replace(profile, units=units, link_scale=profile.link_scale * link,
                    refined="; ".join(filter(None, (profile.refined, note))))
 
 

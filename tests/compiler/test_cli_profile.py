@@ -166,9 +166,17 @@ def test_refine_scales_each_stage_to_its_measured_run(capsys, model, profile_fil
                          "--chips", "2", "--profile", str(profile_file), "--refine",
                          str(plan_path), str(measured_path), "--out", str(tmp_path / "p2.json"))
     assert code == 0, err
-    stages = json.loads((tmp_path / "p2.json").read_text())["stages"]
-    assert sum(s["time_s"] for s in stages) == pytest.approx(
+    refined_plan = json.loads((tmp_path / "p2.json").read_text())
+    assert sum(s["time_s"] for s in refined_plan["stages"]) == pytest.approx(
         sum(u.time_s for u in refined.units), rel=1e-12)
+    # Links: scaled by the median measured / predicted link time of the run.
+    ratios = sorted(x.time_s / x.predicted_s for x in measured.links if x.predicted_s > 0)
+    assert ratios and refined.link_scale == pytest.approx(ratios[len(ratios) // 2], rel=1e-12)
+    assert f"; links x{refined.link_scale:.3f})" in refined.refined
+    cpu = chipcut.compiler.api.get_backend("cpu")
+    for t in refined_plan["transfers"]:
+        assert t["time_s"] == pytest.approx(cpu.link_time_s(t["bytes"]) * refined.link_scale,
+                                            rel=1e-9)
 
 
 def test_refine_without_a_profile_or_with_another_plans_run_writes_nothing(
