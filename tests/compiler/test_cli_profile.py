@@ -230,3 +230,26 @@ def test_refine_refuses_a_measured_file_it_cannot_scale_by(capsys, model, profil
                          str(plan_path), str(measured), "--out", str(out_path))
     one_line_error(code, out, err, message)
     assert not out_path.exists()
+
+
+def test_refine_names_a_file_given_in_the_wrong_place(capsys, model, profile_file,
+                                                      tmp_path) -> None:
+    plan_path, measured = tmp_path / "plan.json", tmp_path / "measured.json"
+    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
+                       "2", "--out", str(plan_path))
+    assert code == 0, err
+    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "4",
+                       "--out", str(measured))
+    assert code == 0, err
+    out_path = tmp_path / "refined-plan.json"
+    for profile, plan, meas, message in (
+            (profile_file, measured, plan_path, f"{measured} is a measured run file, given as "
+             "the plan; give the file chipcut compile --out wrote there"),
+            (plan_path, plan_path, measured, f"{plan_path} is a plan file, given as the profile"),
+            (profile_file, plan_path, profile_file, f"{profile_file} is a profile file, given as "
+             "the measured run")):
+        code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                             "--profile", str(profile), "--refine", str(plan), str(meas),
+                             "--out", str(out_path))
+        one_line_error(code, out, err, message)
+        assert not out_path.exists()
