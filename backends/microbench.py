@@ -54,17 +54,6 @@ def clock() -> Callable[[], float]:
     return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
 
 
-def timed(fn: Callable[[], object], repeats: int = REPEATS, timing_s: float = TIMING_S) -> tuple[float, float]:
-    """(fastest seconds per call, slowest / fastest) over ``repeats`` timings of ``fn``.
-
-    Each timing loops ``fn`` for at least ``timing_s`` so that the clock's resolution and one
-    interruption weigh little; on a shared machine the fastest timing is the least disturbed.
-    """
-    loop = _loop(fn, timing_s, clock())
-    times = [loop() for _ in range(repeats)]
-    return min(times), max(times) / min(times)
-
-
 def _loop(fn: Callable[[], object], timing_s: float, now: Callable[[], float]) -> Callable[[], float]:
     """A timing of ``fn``: seconds per call over enough calls to last ``timing_s``, the count
     found by doubling it (which warms up allocations, kernel selection and caches)."""

@@ -95,7 +95,7 @@ def _options(args: argparse.Namespace):
     batch = getattr(args, "batch", None)
     profile = getattr(args, "profile", None)
     if getattr(args, "refine", None):
-        from chipcut.compiler.api import refine
+        from chipcut.compiler.plan.loading import refine
 
         if profile is None:
             raise ChipcutError("--refine PLAN MEASURED rescales the unit times of a --profile; "
@@ -219,7 +219,8 @@ def _serve(args: argparse.Namespace, options, paths: dict[str, Path],
 
 def _check_before_capture(chips, backend: str, options) -> None:
     """What can be checked without the model: the chips, their backends and the passes."""
-    from chipcut.compiler.api import load_profile, resolve_chips
+    from chipcut.compiler.api import resolve_chips
+    from chipcut.compiler.plan.loading import load_profile
     from chipcut.passes.manager import as_pipeline
 
     resolve_chips(chips, backend)

@@ -176,13 +176,18 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
     _check_real(gm, inputs)
     say = progress or (lambda _msg: None)
     timed = [not is_free(w) for w in works]
-    modules = [unit_module(gm, names) for names in units.units]
     if options.load:
         say(f"starting {options.load} background copies of the graph")
     with background_load(gm, inputs, options.load, options.threads):
         if options.device == "cuda":
+            # The units are cut from the graph on the GPU: they share its tensors there.
+            gm = _on_device(gm, options.device)
+            inputs = tuple(t.to(options.device) if isinstance(t, torch.Tensor) else t
+                           for t in inputs)
+            modules = [unit_module(gm, names) for names in units.units]
             samples, whole, clock, device = _time_here(gm, modules, inputs, timed, options, say)
         else:
+            modules = [unit_module(gm, names) for names in units.units]
             samples, whole, clock, device = _time_in_child(gm, modules, inputs, timed, options,
                                                            say)
     timings = iter(samples)
@@ -195,16 +200,11 @@ def measure_units(gm: torch.fx.GraphModule, units: UnitGraph, works: list[Work],
 def _time_here(gm: torch.fx.GraphModule, modules: list[UnitModule], inputs: tuple,
                timed: list[bool], options: ProfileOptions, say: Callable[[str], None]):
     """(per timed unit its seconds per pass, the whole graph's seconds per pass, the clock's
-    name, the device in words), timed in this process."""
+    name, the device in words), timed in this process on the device ``gm`` and ``inputs``
+    are on."""
     before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
-        if options.device == "cuda":
-            gm = _on_device(gm, options.device)
-            inputs = tuple(t.to(options.device) if isinstance(t, torch.Tensor) else t
-                           for t in inputs)
-            modules = [UnitModule(_on_device(m.module, options.device), m.inputs, m.outputs)
-                       for m in modules]
         placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
         feed = dict(zip(placeholders, inputs, strict=True))
         clock = _Clock(options.device)

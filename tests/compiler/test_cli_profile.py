@@ -136,17 +136,25 @@ def test_profile_of_a_meta_model_writes_nothing(capsys, model, tmp_path) -> None
     assert not path.exists()
 
 
+def compiled_and_run(capsys, model: str, tmp_path: Path, *flags: str, chips: str = "2",
+                     frames: str = "4") -> tuple[Path, Path]:
+    """A plan of ``model`` on ``chips`` cpu chips (compile ``flags``) and a measured run of it."""
+    plan_path, measured = tmp_path / f"plan-{chips}.json", tmp_path / f"measured-{chips}.json"
+    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
+                       chips, *flags, "--out", str(plan_path))
+    assert code == 0, err
+    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", frames,
+                       "--out", str(measured))
+    assert code == 0, err
+    return plan_path, measured
+
+
 def test_refine_scales_each_stage_to_its_measured_run(capsys, model, profile_file,
                                                       tmp_path) -> None:
     import chipcut
 
-    plan_path, measured_path = tmp_path / "plan.json", tmp_path / "measured.json"
-    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
-                       "2", "--profile", str(profile_file), "--out", str(plan_path))
-    assert code == 0, err
-    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "8",
-                       "--out", str(measured_path))
-    assert code == 0, err
+    plan_path, measured_path = compiled_and_run(capsys, model, tmp_path, "--profile",
+                                                str(profile_file), frames="8")
     plan = chipcut.Plan.from_json(str(plan_path))
     measured = chipcut.Measured.from_json(str(measured_path), plan)
     before = chipcut.Profile.from_json(str(profile_file))
@@ -181,15 +189,11 @@ def test_refine_scales_each_stage_to_its_measured_run(capsys, model, profile_fil
 
 def test_refine_without_a_profile_or_with_another_plans_run_writes_nothing(
         capsys, model, profile_file, tmp_path) -> None:
-    plan_path, other = tmp_path / "plan.json", tmp_path / "other.json"
-    for chips, path in (("2", plan_path), ("1", other)):
-        code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
-                           "--chips", chips, "--out", str(path))
-        assert code == 0, err
-    measured = tmp_path / "measured.json"
-    code, _, err = run(capsys, "run", model, str(other), "--input", "1x8", "--frames", "4",
-                       "--out", str(measured))
+    plan_path = tmp_path / "plan.json"
+    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
+                       "--chips", "2", "--out", str(plan_path))
     assert code == 0, err
+    _, measured = compiled_and_run(capsys, model, tmp_path, chips="1")  # another plan's run
     out_path = tmp_path / "refined-plan.json"
     code, out, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu",
                          "--refine", str(plan_path), str(measured), "--out", str(out_path))
@@ -214,13 +218,7 @@ def test_refine_without_a_profile_or_with_another_plans_run_writes_nothing(
 ])
 def test_refine_refuses_a_measured_file_it_cannot_scale_by(capsys, model, profile_file, tmp_path,
                                                            edit, message) -> None:
-    plan_path, measured = tmp_path / "plan.json", tmp_path / "measured.json"
-    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
-                       "2", "--profile", str(profile_file), "--out", str(plan_path))
-    assert code == 0, err
-    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "4",
-                       "--out", str(measured))
-    assert code == 0, err
+    plan_path, measured = compiled_and_run(capsys, model, tmp_path, "--profile", str(profile_file))
     data = json.loads(measured.read_text())
     edit(data)
     measured.write_text(json.dumps(data))
@@ -234,13 +232,7 @@ def test_refine_refuses_a_measured_file_it_cannot_scale_by(capsys, model, profil
 
 def test_refine_names_a_file_given_in_the_wrong_place(capsys, model, profile_file,
                                                       tmp_path) -> None:
-    plan_path, measured = tmp_path / "plan.json", tmp_path / "measured.json"
-    code, _, err = run(capsys, "compile", model, "--input", "1x8", "--backend", "cpu", "--chips",
-                       "2", "--out", str(plan_path))
-    assert code == 0, err
-    code, _, err = run(capsys, "run", model, str(plan_path), "--input", "1x8", "--frames", "4",
-                       "--out", str(measured))
-    assert code == 0, err
+    plan_path, measured = compiled_and_run(capsys, model, tmp_path)
     out_path = tmp_path / "refined-plan.json"
     for profile, plan, meas, message in (
             (profile_file, measured, plan_path, f"{measured} is a measured run file, given as "
