@@ -6,7 +6,7 @@ Each cuts the unit order (a topological order) into N contiguous stages:
 - ``parameters`` (DeepSpeed ``partition_method="parameters"``, Coral ``--num_segments``):
   a cut where cumulative parameter bytes reach 1/N, 2/N, ...;
 - ``MAC quantiles``: a cut where cumulative MACs reach 1/N, 2/N, ...;
-- ``chain DP``: the exact program over that one order (``compiler.partition.chain_dp``).
+- ``chain DP``: the exact program over that one order (``compiler.solver.lattice.chain_dp``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bisect import bisect_left
 from itertools import accumulate
 
 from chipcut.backends.protocol import Work
-from chipcut.compiler.solver.engine import chain_dp
+from chipcut.compiler.solver.lattice import chain_dp
 from chipcut.compiler.solver.problem import PartitionProblem
 
 

@@ -1,16 +1,17 @@
-"""Partitioner: the exact lattice program, and CP-SAT where the lattice is too large
-(the only OR-Tools import).
+"""Partitioner: the exact lattice program, and where the lattice is too large the cut bound,
+balanced orders and CP-SAT (the only OR-Tools import: CP-SAT and the bound's minimum cuts).
 
 ``solve`` first runs the exact program over the prefixes of the unit order (the
 classic chain DP: a plan and an upper bound). When the unit graph has at most
 ``MAX_IDEALS`` ideals, the program over all of them is exact for every pipeline
-(``chipcut.compiler.solver.lattice``): status OPTIMAL, no search. Otherwise CP-SAT searches,
-warm-started from the chain DP: variables y[u][k] = [chip(u) >= k] for k = 1..N-1
-make stages contiguous (y[p][k] <= y[c][k] along every edge, so no cycle between
-chips) and keep the model linear: load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a
-tensor crosses link k when y[c][k] - y[p][k] = 1 for some consumer c. Phase 1
-minimizes the bottleneck (slowest chip or link), phase 2 the bytes moved at that
-bottleneck.
+(``chipcut.compiler.solver.lattice``): status OPTIMAL, no search. Otherwise
+(``chipcut.compiler.solver.wide``) a bound that sees the links and plans cut along orders
+that fill each stage come first; CP-SAT then searches from the best plan:
+variables y[u][k] = [chip(u) >= k] for k = 1..N-1 make stages contiguous
+(y[p][k] <= y[c][k] along every edge, so no cycle between chips) and keep the model
+linear: load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a tensor crosses link k when
+y[c][k] - y[p][k] = 1 for some consumer c. Phase 1 minimizes the bottleneck (slowest
+chip or link; skipped when the plan meets the bound), phase 2 the bytes moved at it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+from ortools.graph.python import max_flow
 from ortools.sat.python import cp_model
 
-from chipcut.compiler.solver import lattice
+from chipcut.compiler.solver import lattice, wide
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.packing import overfull_chip, packed_split
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Solution, as_affine
@@ -35,41 +37,6 @@ FALLBACK = "time limit: packed split"
 
 class NoFit(Exception):
     """No pipeline keeps every chip's weights and live activations within its memory."""
-
-
-def stage_model(problem: PartitionProblem, replicate: bool = True) -> lattice.StageModel:
-    n, chips = len(problem.unit_time_s), problem.n_chips
-    times = np.asarray(problem.unit_time_s, dtype=np.float64).reshape(n, chips).T
-    reps = problem.max_replicas if (replicate and problem.max_replicas) else (1,) * chips
-    return lattice.StageModel(
-        time_s=times, tensors=problem.tensors,
-        weight_bytes=np.asarray(problem.weight_bytes or (0,) * n, dtype=np.float64),
-        live_bytes=np.asarray(problem.live_bytes or (0,) * n, dtype=np.float64),
-        memory_bytes=np.asarray(problem.memory_bytes or (0,) * chips, dtype=np.float64),
-        links=tuple(problem.link(k) for k in range(chips)),
-        overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
-        max_replicas=np.asarray(reps, dtype=np.int64),
-        residency=problem.residency,
-        switch=problem.switch if problem.topology == Topology.SWITCH else None,
-    )
-
-
-def predecessors(problem: PartitionProblem) -> list[int]:
-    preds = [0] * len(problem.unit_time_s)
-    for p, consumers, _ in problem.tensors:
-        for c in consumers:
-            preds[c] |= 1 << p
-    return preds
-
-
-def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
-             replicate: bool = True, upper_s: float = np.inf) -> lattice.Chain | None:
-    """The exact program over the prefixes of the unit order (one topological order).
-    ``upper_s``: a known plan's value; only stages within it are considered."""
-    model = stage_model(problem, replicate)
-    chain = lattice.Lattice(lattice.prefix_ideals(len(problem.unit_time_s)), model, prefix=True)
-    return lattice.solve_chain(chain, model, problem.objective, upper_s, deadline,
-                               max(problem.host_in_s, problem.host_out_s))
 
 
 def _packed_upper(problem: PartitionProblem) -> tuple[tuple[int, ...] | None, float]:
@@ -175,7 +142,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     method = "chain DP"
     packed, upper = _packed_upper(problem)
     try:
-        base = chain_dp(problem, deadline, replicate=False, upper_s=upper)
+        base = lattice.chain_dp(problem, deadline, replicate=False, upper_s=upper)
     except lattice.OutOfTime:
         base, method = None, FALLBACK
         say("chain DP: out of time, falling back to the packed split of the unit order")
@@ -191,7 +158,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         method = "time limit: the given start" if timed_out else "chain DP, bettered by the given start"
     bound = lower_bound_s(problem)
     exact = False
-    ideals = None if timed_out else lattice.enumerate_ideals(predecessors(problem), max_ideals)
+    ideals = None if timed_out else lattice.enumerate_ideals(lattice.predecessors(problem), max_ideals)
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -214,15 +181,13 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                     raise NoFit from None
                 best, method = (packed, None), FALLBACK
             elif _cp_sat_applies(problem, deadline):
-                method = f"CP-SAT (lattice of {len(ideals)} ideals too large)"
-                found, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
-                best = (tuple(found), None)
+                best, bound, method = _wide(problem, best, bound, deadline, progress,
+                                            f"lattice of {len(ideals)} ideals too large")
     elif best is None:
         raise NoFit
     elif _cp_sat_applies(problem, deadline):
-        method = f"CP-SAT (more than {max_ideals} ideals)"
-        found, bound = _cp_sat(problem, list(best[0]), bound, deadline, progress)
-        best = (tuple(found), None)
+        best, bound, method = _wide(problem, best, bound, deadline, progress,
+                                    f"more than {max_ideals} ideals")
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
@@ -288,8 +253,8 @@ def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, de
                   prefixes: bool = False, plain_found: lattice.Chain | None = None) -> lattice.Chain:
     """The exact plan without replication (``plain_found`` when already known), or with it
     when that is strictly better."""
-    plain = stage_model(problem, replicate=False)
-    model = stage_model(problem)
+    plain = lattice.stage_model(problem, replicate=False)
+    model = lattice.stage_model(problem)
     replicable = problem.objective == Objective.THROUGHPUT and model.max_replicas.max(initial=1) > 1
     if plain_found is not None and not replicable:
         return plain_found
@@ -308,34 +273,70 @@ def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, de
     return found
 
 
+def _wide(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
+          progress: Callable[[str], None] | None, why: str) -> tuple[tuple, float, str]:
+    """A graph too wide for the lattice program: the cut bound, plans along balanced orders,
+    then CP-SAT from the best of them; (the best plan, its proven bound, the method)."""
+    say = progress or (lambda _msg: None)
+    bound = max(bound, wide.cut_bound(problem, _min_cut, deadline))
+    value = evaluate(problem, *best)[0]
+    say(f"cut bound {bound * 1e3:.4g} ms; chain DP plan {value * 1e3:.4g} ms")
+    method = f"CP-SAT ({why})"
+    found = wide.balanced_plan(problem, bound, value, deadline)
+    if found is not None and evaluate(problem, found)[0] < value * (1 - 1e-12):
+        best, value = (found, None), evaluate(problem, found)[0]
+        method = f"balanced orders, CP-SAT ({why})"
+        say(f"balanced orders: {value * 1e3:.4g} ms")
+    proven = value <= bound * (1 + 1e-9)
+    assignment, bound, bytes_proven = _cp_sat(problem, list(best[0]), bound, deadline, progress,
+                                              bottleneck_proven=proven)
+    if not bytes_proven:
+        method += "; fewest bytes not proven"
+    return (tuple(assignment), None), bound, method
+
+
+def _min_cut(tails: np.ndarray, heads: np.ndarray, caps: np.ndarray, source: int, sink: int) -> int:
+    """The least cut between source and sink (0 when the solve fails: still a bound)."""
+    flow = max_flow.SimpleMaxFlow()
+    flow.add_arcs_with_capacity(tails, heads, caps)
+    return flow.optimal_flow() if flow.solve(source, sink) == flow.OPTIMAL else 0
+
+
 def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: float,
-            progress: Callable[[str], None] | None) -> tuple[list[int], float]:
-    """CP-SAT from the warm start ``best``: (the best assignment, a proven bound)."""
+            progress: Callable[[str], None] | None,
+            bottleneck_proven: bool = False) -> tuple[list[int], float, bool]:
+    """CP-SAT from the warm start ``best``: (the best assignment, a proven bound, whether its
+    bytes are proven the fewest at its bottleneck). Phase 1 (the bottleneck) is skipped when
+    ``best`` already meets ``bound``."""
     n, chips = len(problem.unit_time_s), problem.n_chips
     value, _ = evaluate(problem, best)
     tick_s = max(value, 1e-30) / TICKS
     m, y, bottleneck, bytes_expr, exact = _build(problem, tick_s)
-    # Phase 1: the bottleneck.
-    m.minimize(bottleneck)
-    _hint(m, y, best, chips)
-    solver = _solver((deadline - time.perf_counter()) * 0.7)
-    cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
-    code = solver.solve(m, cb)
-    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        found = _read(solver, y, n, chips)
-        found_value, _ = evaluate(problem, found)
-        if found_value < value * (1 - 1e-12):
-            best, value = found, found_value
-        # Optimal at tick resolution (1e-6 of the bottleneck) counts as optimal.
-        # With every link in the model, optimal at tick resolution counts as optimal; with a
-        # link left out, CP-SAT's optimum is only a bound.
-        proven = code == cp_model.OPTIMAL and exact
-        bound = value if proven else max(bound, min(solver.best_objective_bound * tick_s, value))
+    replicable = max(problem.max_replicas, default=1) > 1
+    if not bottleneck_proven:
+        m.minimize(bottleneck)
+        _hint(m, y, best, chips)
+        solver = _solver((deadline - time.perf_counter()) * 0.7)
+        cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
+        code = solver.solve(m, cb)
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            found = _read(solver, y, n, chips)
+            found_value, _ = evaluate(problem, found)
+            if found_value < value * (1 - 1e-12):
+                best, value = found, found_value
+            # With every link in the model, optimal at tick resolution (1e-6 of the
+            # bottleneck) counts as optimal; with a link left out, CP-SAT's optimum is a bound.
+            # The model has no replicas: where a stage may have them, it bounds nothing.
+            if not replicable:
+                proven = code == cp_model.OPTIMAL and exact
+                bound = value if proven else max(bound, min(solver.best_objective_bound * tick_s,
+                                                            value))
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     m.add(bottleneck <= round(value / tick_s))
     m.minimize(bytes_expr)
     _hint(m, y, best, chips)
     remaining = deadline - time.perf_counter()
+    bytes_proven = False
     if remaining > 0.05:
         solver = _solver(remaining * 0.9)
         cb = _Progress(progress, "bytes", 1 / 1e6, "MB") if progress else None
@@ -345,7 +346,9 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
             found_value, found_bytes = evaluate(problem, found)
             if found_value <= value * (1 + 1e-9) and found_bytes < evaluate(problem, best)[1]:
                 best = found
-    return best, bound
+            bytes_proven = (code == cp_model.OPTIMAL and exact and not replicable
+                            and found_value <= value * (1 + 1e-9))
+    return best, bound, bytes_proven
 
 
 def _solver(limit_s: float) -> cp_model.CpSolver:

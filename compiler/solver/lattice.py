@@ -33,10 +33,48 @@ from chipcut.compiler.solver.ideals import (
     live_max,
     prefix_ideals,
 )
-from chipcut.core.vocab import Objective
+from chipcut.compiler.solver.problem import PartitionProblem
+from chipcut.core.vocab import Objective, Topology
 
-__all__ = ["INF", "MAX_PAIRS", "Chain", "Lattice", "OutOfTime", "StageModel", "enumerate_ideals",
-           "prefix_ideals", "solve_chain"]
+__all__ = ["INF", "MAX_PAIRS", "Chain", "Lattice", "OutOfTime", "StageModel", "chain_dp",
+           "enumerate_ideals", "predecessors", "prefix_ideals", "solve_chain", "stage_model"]
+
+
+def stage_model(problem: PartitionProblem, replicate: bool = True) -> StageModel:
+    """The program's per-chip tables of a problem (replicas only when ``replicate``)."""
+    n, chips = len(problem.unit_time_s), problem.n_chips
+    times = np.asarray(problem.unit_time_s, dtype=np.float64).reshape(n, chips).T
+    reps = problem.max_replicas if (replicate and problem.max_replicas) else (1,) * chips
+    return StageModel(
+        time_s=times, tensors=problem.tensors,
+        weight_bytes=np.asarray(problem.weight_bytes or (0,) * n, dtype=np.float64),
+        live_bytes=np.asarray(problem.live_bytes or (0,) * n, dtype=np.float64),
+        memory_bytes=np.asarray(problem.memory_bytes or (0,) * chips, dtype=np.float64),
+        links=tuple(problem.link(k) for k in range(chips)),
+        overlap=np.asarray([problem.overlaps(k) for k in range(chips)]),
+        max_replicas=np.asarray(reps, dtype=np.int64),
+        residency=problem.residency,
+        switch=problem.switch if problem.topology == Topology.SWITCH else None,
+    )
+
+
+def predecessors(problem: PartitionProblem) -> list[int]:
+    """Per unit, the bitset of its direct predecessors."""
+    preds = [0] * len(problem.unit_time_s)
+    for p, consumers, _ in problem.tensors:
+        for c in consumers:
+            preds[c] |= 1 << p
+    return preds
+
+
+def chain_dp(problem: PartitionProblem, deadline: float = float("inf"),
+             replicate: bool = True, upper_s: float = np.inf) -> Chain | None:
+    """The exact program over the prefixes of the unit order (one topological order).
+    ``upper_s``: a known plan's value; only stages within it are considered."""
+    model = stage_model(problem, replicate)
+    chain = Lattice(prefix_ideals(len(problem.unit_time_s)), model, prefix=True)
+    return solve_chain(chain, model, problem.objective, upper_s, deadline,
+                       max(problem.host_in_s, problem.host_out_s))
 
 
 def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: float,

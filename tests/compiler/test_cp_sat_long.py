@@ -40,6 +40,6 @@ def test_cp_sat_runs_to_its_limit_on_an_encoder_decoder() -> None:
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     method, status, same_value, same_plan = json.loads(out.stdout.splitlines()[-1])
-    assert method.startswith("CP-SAT")
+    assert "CP-SAT" in method
     assert status in ("OPTIMAL", "FEASIBLE")
     assert same_value and same_plan  # same inputs, same plan

@@ -8,8 +8,9 @@ import random
 import pytest
 
 from chipcut.compiler.solver import lattice
-from chipcut.compiler.solver.engine import NoFit, chain_dp, predecessors, solve
+from chipcut.compiler.solver.engine import NoFit, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s, measure
+from chipcut.compiler.solver.lattice import chain_dp, predecessors
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
 
 
@@ -77,7 +78,7 @@ def test_cp_sat_fallback_is_never_worse_than_the_chain_dp(seed: int) -> None:
     rng = random.Random(200 + seed)
     problem = random_problem(rng, rng.randint(8, 20), 3)
     solution = solve(problem, time_limit_s=3, max_ideals=1)
-    assert solution.method.startswith("CP-SAT")
+    assert "CP-SAT" in solution.method
     assert solution.bottleneck_s <= chain_dp(problem).value * (1 + 1e-9)
     assert solution.bound_s <= solution.bottleneck_s
 

@@ -1,0 +1,274 @@
+"""Graphs whose lattice of ideals is too large to enumerate: a lower bound that sees the links,
+and plans cut along orders that fill each stage.
+
+**The cut bound.** A pipeline's cut after chip k is an ideal I_k; the chips before it do the work
+W(I_k) (each unit at its fastest chip), so W(I_k) - W(I_{k-1}) <= T for a bottleneck T, and the
+link after chip k carries the bytes B(I_k) of the tensors leaving I_k. Which ideals have W(I) in
+[a, b]? One holding unit u has W(I) >= W(ancestors of u and u); one without it has
+W(I) <= total - W(descendants of u and u). So on [a, b] some units must be in and some out, and
+the fewest bytes an ideal can send there is a minimum cut of the unit graph with those units
+pinned (a closure problem: ``min_cut`` is given by the solver's engine). Positions in [0, total]
+split into intervals where the pinned sets do not change; a pipeline of bottleneck T needs cut
+positions 0 = w_0 <= ... <= w_N = total, steps of at most T (r T for a stage on r replicas),
+each in an interval whose least link time is at most T. The least T for which such positions
+exist bounds every pipeline from below; nesting of the ideals is what it drops, so it is a
+relaxation. On a wide net whose early cuts carry two big feature maps it is far above
+total / N, where CP-SAT's own bound stays.
+
+**Balanced orders.** The chain program is exact over the prefixes of one unit order; here
+the order is built to fill stages of a target time T: repeatedly the largest unit whose
+predecessors are placed and that still fits in the current stage, a new stage when none
+fits. Each target gives an order whose prefixes land near k T; the chain program then
+picks the best cuts along it (links, memory and residency exactly).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from chipcut.compiler.solver import lattice
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.problem import PartitionProblem, Residency
+from chipcut.core.vocab import Objective, Topology
+
+# (tails, heads, capacities, source, sink) -> the least cut's capacity (0 when not solved)
+MinCut = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], int]
+
+
+def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> float:
+    """A lower bound on the bottleneck of every pipeline of a chain (throughput objective),
+    at least ``lower_bound_s``; links are assumed no faster for more bytes."""
+    floor = lower_bound_s(problem)
+    if (problem.topology != Topology.CHAIN or problem.objective != Objective.THROUGHPUT
+            or problem.n_chips < 2 or not problem.tensors):
+        return floor
+    work = np.asarray([min(t) for t in problem.unit_time_s], dtype=np.float64)
+    total = float(work.sum())
+    ancestors, descendants = _closure_work(problem, work)
+    bins, first_in, last_out = _bins(ancestors, total - descendants, total)
+    least_s = _least_link_s(problem, _least_bytes(problem, first_in, last_out, min_cut, deadline))
+    rmax = max(problem.max_replicas, default=1) or 1
+    if _reachable(bins, least_s, floor, problem.n_chips, rmax, total):
+        return floor
+    lo, hi = floor, total * (1 + 1e-6) + float(np.max(least_s, where=np.isfinite(least_s),
+                                                      initial=0.0))
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        if _reachable(bins, least_s, mid, problem.n_chips, rmax, total):
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return lo  # infeasible: every pipeline is slower than lo
+
+
+def _bins(ancestors: np.ndarray, latest_out: np.ndarray,
+          total: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Work positions split where the pinned units change: ((start, end) per bin, and per bin and
+    unit whether the unit is pinned in, pinned out). The work of an ideal holding u is at least
+    ancestors[u]; of one without u at most latest_out[u]. Values within a hair (rounding) are one
+    cluster; a bin is a cluster or the open gap between two, so every ideal lies in a bin."""
+    hair = 1e-9 * max(total, 1e-300)
+    values = np.unique(np.concatenate([ancestors, latest_out, [0.0, total]]))
+    breaks = np.flatnonzero(np.diff(values) > 4 * hair)
+    lo = np.concatenate([values[:1], values[breaks + 1]])
+    hi = np.concatenate([values[breaks], values[-1:]])
+    cluster_of = {}
+    for c, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        cluster_of.update({v: c for v in values[(values >= a) & (values <= b)]})
+    up = np.asarray([cluster_of[v] for v in ancestors])
+    down = np.asarray([cluster_of[v] for v in latest_out])
+    starts, ends, pin_in, pin_out = [], [], [], []
+    for c in range(len(lo)):
+        starts.append(lo[c] - hair)
+        ends.append(hi[c] + hair)
+        pin_in.append(down < c)
+        pin_out.append(up > c)
+        if c + 1 < len(lo):
+            starts.append(hi[c] + hair)
+            ends.append(lo[c + 1] - hair)
+            pin_in.append(down <= c)
+            pin_out.append(up >= c + 1)
+    return np.column_stack([starts, ends]), np.asarray(pin_in), np.asarray(pin_out)
+
+
+def _closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the work of it with its ancestors, and of it with its descendants
+    (units are in a topological order)."""
+    n = len(work)
+    preds: list[set[int]] = [set() for _ in range(n)]
+    for p, consumers, _ in problem.tensors:
+        for c in consumers:
+            preds[c].add(p)
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for c in range(n):
+        for p in preds[c]:
+            succs[p].append(c)
+    up, down = [0] * n, [0] * n
+    for u in range(n):
+        up[u] = (1 << u) | _union(up[p] for p in preds[u])
+    for u in reversed(range(n)):
+        down[u] = (1 << u) | _union(down[c] for c in succs[u])
+    return _weigh(up, n, work), _weigh(down, n, work)
+
+
+def _union(sets) -> int:
+    out = 0
+    for s in sets:
+        out |= s
+    return out
+
+
+def _weigh(bitsets: list[int], n: int, work: np.ndarray) -> np.ndarray:
+    size = (n + 7) // 8
+    raw = np.frombuffer(b"".join(b.to_bytes(size, "little") for b in bitsets), dtype=np.uint8)
+    members = np.unpackbits(raw.reshape(n, size), axis=1, bitorder="little")[:, :n]
+    return members @ work
+
+
+def _least_bytes(problem: PartitionProblem, pin_in: np.ndarray, pin_out: np.ndarray,
+                 min_cut: MinCut, deadline: float) -> np.ndarray:
+    """Per bin, the fewest bytes leaving an ideal with its pinned units in and out (inf when no
+    ideal has them; 0 where time ran out: still a bound). Nodes: units, one per tensor, source,
+    sink; a tensor costs its bytes when its producer is in and its node out, and its node is in
+    only with every consumer; a unit is in only with its predecessors."""
+    n, tensors = pin_in.shape[1], problem.tensors
+    source, sink = n + len(tensors), n + len(tensors) + 1
+    big = sum(b for _, _, b in tensors) + 1
+    tails, heads, caps = [], [], []
+    for t, (p, consumers, nbytes) in enumerate(tensors):
+        tails += [p] + [n + t] * len(consumers) + list(consumers)
+        heads += [n + t] + list(consumers) + [p] * len(consumers)
+        caps += [nbytes] + [big] * (2 * len(consumers))
+    arcs = (np.asarray(tails, np.int32), np.asarray(heads, np.int32), np.asarray(caps, np.int64))
+    out = np.zeros(len(pin_in))
+    for i, (ins, outs) in enumerate(zip(pin_in, pin_out, strict=True)):
+        if time.perf_counter() > deadline:
+            break
+        if (ins & outs).any():
+            out[i] = np.inf
+            continue
+        if not ins.any() or not outs.any():
+            continue  # the empty or the full ideal keeps the pins: nothing need cross
+        pinned_in, pinned_out = np.flatnonzero(ins).astype(np.int32), np.flatnonzero(outs).astype(np.int32)
+        tail = np.concatenate([arcs[0], np.full(len(pinned_in), source, np.int32), pinned_out])
+        head = np.concatenate([arcs[1], pinned_in, np.full(len(pinned_out), sink, np.int32)])
+        cap = np.concatenate([arcs[2], np.full(len(pinned_in) + len(pinned_out), big, np.int64)])
+        flow = min_cut(tail, head, cap, source, sink)
+        out[i] = np.inf if flow >= big else flow
+    return out
+
+
+def _least_link_s(problem: PartitionProblem, nbytes: np.ndarray) -> np.ndarray:
+    """The fastest chip link's time for each byte count."""
+    links = [problem.link(k) for k in range(problem.n_chips)]
+    values, inverse = np.unique(nbytes, return_inverse=True)
+    fastest = [0.0 if b <= 0 else np.inf if not np.isfinite(b) else min(link(int(b)) for link in links)
+               for b in values]
+    return np.asarray(fastest, dtype=np.float64)[inverse.reshape(-1)]
+
+
+def _reachable(bins: np.ndarray, least_s: np.ndarray, limit_s: float, chips: int, rmax: int,
+               total: float) -> bool:
+    """Whether cut positions with steps of at most limit_s (r limit_s on r replicas), each in a
+    bin whose least link time is within limit_s, reach the total on ``chips`` chips. The
+    furthest position reached with c chips is the best one: from further on, every later
+    position reachable before is still reachable."""
+    allowed = least_s <= limit_s * (1 + 1e-12)
+    starts, ends = bins[allowed, 0], bins[allowed, 1]
+    furthest = np.zeros(chips + 1)
+    for c in range(1, chips + 1):
+        for r in range(1, min(rmax, c) + 1):
+            w = furthest[c - r]
+            reach = w + r * limit_s
+            hit = (starts <= reach) & (ends >= w)
+            step = max(w, float(np.minimum(ends[hit], reach).max())) if hit.any() else w
+            furthest[c] = max(furthest[c], step)
+    return furthest[chips] >= total - 1e-9 * total
+
+
+def balanced_order(problem: PartitionProblem, stage_s: float) -> list[int]:
+    """A topological order of the units that fills stages of ``stage_s`` (fastest-chip times):
+    the largest ready unit that fits, a new stage when none does."""
+    n = len(problem.unit_time_s)
+    work = [min(t) for t in problem.unit_time_s]
+    preds: list[set[int]] = [set() for _ in range(n)]
+    for p, consumers, _ in problem.tensors:
+        for c in consumers:
+            preds[c].add(p)
+    waiting = [len(p) for p in preds]
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for c in range(n):
+        for p in preds[c]:
+            succs[p].append(c)
+    ready = [u for u in range(n) if not waiting[u]]
+    order: list[int] = []
+    load = 0.0
+    while ready:
+        room = stage_s - load
+        fits = [u for u in ready if work[u] <= room * (1 + 1e-12)]
+        if not fits and load > 0:
+            load = 0.0
+            continue
+        u = max(fits or ready, key=lambda v: (work[v], -v))
+        ready.remove(u)
+        order.append(u)
+        load += work[u]
+        for c in succs[u]:
+            waiting[c] -= 1
+            if not waiting[c]:
+                ready.append(c)
+    return order
+
+
+def permuted(problem: PartitionProblem, order: Sequence[int]) -> PartitionProblem:
+    """The same problem with unit i of the result being unit order[i] (a topological order)."""
+    position = {u: i for i, u in enumerate(order)}
+
+    def each(values):
+        return tuple(values[u] for u in order) if values else values
+    tensors = tuple((position[p], tuple(sorted(position[c] for c in cs)), b)
+                    for p, cs, b in problem.tensors)
+    residency = tuple(Residency(each(r.streamed_s), r.resident_bytes, r.sram_bytes, r.free_levels,
+                                tuple(each(row) for row in r.resident_s))
+                      for r in problem.residency)
+    return replace(problem, unit_time_s=each(problem.unit_time_s), tensors=tensors,
+                   weight_bytes=each(problem.weight_bytes), live_bytes=each(problem.live_bytes),
+                   residency=residency)
+
+
+ORDERS = 16  # balanced orders tried, at targets spread from the bound to the best plan
+
+
+def balanced_plan(problem: PartitionProblem, bound: float, value: float,
+                  deadline: float) -> tuple[int, ...] | None:
+    """The best plan of a chain (throughput objective) cut along balanced orders at targets
+    from ``bound`` to ``value``, within half the time left, stopping at one that meets
+    ``bound``; None when none beats ``value``."""
+    stop = time.perf_counter() + (deadline - time.perf_counter()) / 2
+    best, n, top = None, len(problem.unit_time_s), value
+    for i in range(ORDERS):
+        if time.perf_counter() > stop:
+            break
+        order = balanced_order(problem, bound + (top - bound) * i / ORDERS)
+        try:
+            found = lattice.chain_dp(permuted(problem, order), stop, replicate=False,
+                                     upper_s=value * (1 + 1e-9))
+        except lattice.OutOfTime:
+            break
+        if found is None:
+            continue
+        chip = [0] * n
+        for position, u in enumerate(order):
+            chip[u] = found.chip_of_unit[position]
+        found_value = evaluate(problem, chip)[0]
+        if found_value < value * (1 - 1e-12):
+            best, value = tuple(chip), found_value
+            if value <= bound * (1 + 1e-9):
+                break
+    return best

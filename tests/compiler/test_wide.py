@@ -1,0 +1,124 @@
+"""Graphs too wide for the lattice program: the cut bound and balanced orders, checked against
+brute force and against the lattice program where it can still run."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from benchmarks.oracle import brute_force, check, random_case
+from chipcut.compiler.solver import wide
+from chipcut.compiler.solver.engine import NoFit, _min_cut, solve
+from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
+from chipcut.core.vocab import Objective, Status, Topology
+
+
+def _bound(problem: PartitionProblem) -> float:
+    return wide.cut_bound(problem, _min_cut, time.perf_counter() + 10)
+
+
+def _two_streams(link_bytes_per_s: float) -> PartitionProblem:
+    """Six 1 ms units, each feeding the next two (as NASNet cells feed the next two cells): a
+    cut inside carries three 1 kB tensors, one after the first or before the last two."""
+    tensors = tuple((u, (c,), 1000) for u in range(5) for c in (u + 1, u + 2) if c < 6)
+    return PartitionProblem(((1e-3,) * 3,) * 6, tensors, 3, (AffineLink(link_bytes_per_s, 0.0),) * 3)
+
+
+def test_the_cut_bound_sees_links_that_total_over_n_does_not() -> None:
+    # At 1 MB/s an inner cut takes 3 ms on its link and an end cut 2 ms; no plan beats 3 ms
+    # ({0}, {1..3}, {4, 5}: the middle chip 3 ms, the links 2 ms), which brute force confirms
+    # and the bound proves, where total / N says 2 ms.
+    problem = _two_streams(1e6)
+    best, _ = brute_force(problem)
+    assert lower_bound_s(problem) == pytest.approx(2e-3)
+    assert best == pytest.approx(3e-3)
+    assert _bound(problem) == pytest.approx(best, rel=1e-9)
+
+
+def test_with_fast_links_the_cut_bound_is_total_over_n() -> None:
+    problem = _two_streams(1e12)
+    assert _bound(problem) == pytest.approx(lower_bound_s(problem)) == pytest.approx(2e-3)
+
+
+def _chain_throughput(seed: int) -> bool:
+    problem = random_case(seed).problem
+    return problem.topology == Topology.CHAIN and problem.objective == Objective.THROUGHPUT
+
+
+@pytest.mark.parametrize("seed", [s for s in range(200) if _chain_throughput(s)])
+def test_the_wide_path_agrees_with_brute_force(seed: int) -> None:
+    # The lattice program disabled (max_ideals=0): the cut bound, balanced orders and CP-SAT
+    # alone, on every chain-throughput case of the oracle (replicas, residency, capacity,
+    # host links, mixed chips, overlap off): the bound never above the optimum, OPTIMAL only
+    # when it is, bytes claimed only when they are the fewest.
+    case = random_case(seed)
+    problem = case.problem
+    try:
+        solution = solve(problem, time_limit_s=5, max_ideals=0)
+    except NoFit:
+        assert brute_force(problem) is None
+        return
+    assert check(case, solution) is None, f"{case.features}: {check(case, solution)}"
+    assert _bound(problem) <= brute_force(problem)[0] * (1 + 1e-9)
+
+
+def _cells(seed: int, cells: int = 6, width: int = 5) -> PartitionProblem:
+    """A NASNet-like net: each cell has ``width`` parallel units, alternately reading the last
+    and the one-before-last cell's output, joined by a concat unit; big tensors between cells
+    (a cut inside a cell carries several), random unit times."""
+    rng = random.Random(seed)
+    times, tensors, joins = [0.1], [], [0]
+    readers: dict[int, list[int]] = {0: []}
+    for _ in range(cells):
+        branch = list(range(len(times), len(times) + width))
+        times += [rng.uniform(0.2, 1.0) for _ in branch]
+        for b in branch:
+            source = joins[-1] if b % 2 or len(joins) < 2 else joins[-2]
+            readers[source].append(b)
+        join = len(times)
+        times.append(0.05)
+        tensors += [(b, (join,), 1000) for b in branch]
+        joins.append(join)
+        readers[join] = []
+    tensors += [(j, tuple(rs), 4000) for j, rs in readers.items() if rs]
+    chips = 4
+    return PartitionProblem(tuple((t * 1e-3,) * chips for t in times), tuple(tensors), chips,
+                            (AffineLink(4e6, 0.0),) * chips)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_wide_path_against_the_lattice_program(seed: int) -> None:
+    # 674 ideals: the lattice program is exact; forced onto the wide path the solver's bound
+    # stays below that optimum, OPTIMAL is claimed only at it, and the fewest bytes only
+    # when they are.
+    problem = _cells(seed)
+    exact = solve(problem, time_limit_s=30)
+    found = solve(problem, time_limit_s=5, max_ideals=10)
+    assert exact.status == Status.OPTIMAL and "lattice" in exact.method
+    assert "lattice" not in found.method
+    assert found.bound_s <= exact.bottleneck_s * (1 + 1e-9)
+    assert found.bottleneck_s >= exact.bottleneck_s * (1 - 1e-9)
+    assert evaluate(problem, found.chip_of_unit)[0] == pytest.approx(found.bottleneck_s)
+    if found.status == Status.OPTIMAL:
+        assert found.bottleneck_s == pytest.approx(exact.bottleneck_s, rel=1e-6)
+        if "fewest bytes not proven" not in found.method:
+            assert found.bytes_moved == exact.bytes_moved
+
+
+def test_a_balanced_order_is_topological_and_fills_stages() -> None:
+    problem = _cells(0)
+    stage_s = sum(t[0] for t in problem.unit_time_s) / 4
+    order = wide.balanced_order(problem, stage_s)
+    position = {u: i for i, u in enumerate(order)}
+    assert sorted(order) == list(range(len(problem.unit_time_s)))
+    assert all(position[p] < position[c] for p, cs, _ in problem.tensors for c in cs)
+    # The permuted problem is the same problem: an assignment costs the same in both.
+    moved = wide.permuted(problem, order)
+    assignment = [min(3, int(4 * i / len(order))) for i in range(len(order))]
+    back = [0] * len(order)
+    for i, u in enumerate(order):
+        back[u] = assignment[i]
+    assert evaluate(moved, assignment) == pytest.approx(evaluate(problem, back), rel=1e-12)
