@@ -278,7 +278,8 @@ def _wide(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
     """A graph too wide for the lattice program: the cut bound, plans along balanced orders,
     then CP-SAT from the best of them; (the best plan, its proven bound, the method)."""
     say = progress or (lambda _msg: None)
-    bound = max(bound, wide.cut_bound(problem, _min_cut, deadline))
+    share = time.perf_counter() + (deadline - time.perf_counter()) / 4
+    bound = max(bound, wide.cut_bound(problem, _min_cut, share))
     value = evaluate(problem, *best)[0]
     say(f"cut bound {bound * 1e3:.4g} ms; chain DP plan {value * 1e3:.4g} ms")
     method = f"CP-SAT ({why})"

@@ -49,8 +49,9 @@ def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> fl
     work = np.asarray([min(t) for t in problem.unit_time_s], dtype=np.float64)
     total = float(work.sum())
     ancestors, descendants = _closure_work(problem, work)
-    bins, first_in, last_out = _bins(ancestors, total - descendants, total)
-    least_s = _least_link_s(problem, _least_bytes(problem, first_in, last_out, min_cut, deadline))
+    bins, clusters, first, last = _bins(ancestors, total - descendants, total)
+    least_s = _least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
+                                                  deadline))
     rmax = max(problem.max_replicas, default=1) or 1
     if _reachable(bins, least_s, floor, problem.n_chips, rmax, total):
         return floor
@@ -68,33 +69,26 @@ def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> fl
 
 
 def _bins(ancestors: np.ndarray, latest_out: np.ndarray,
-          total: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Work positions split where the pinned units change: ((start, end) per bin, and per bin and
-    unit whether the unit is pinned in, pinned out). The work of an ideal holding u is at least
-    ancestors[u]; of one without u at most latest_out[u]. Values within a hair (rounding) are one
-    cluster; a bin is a cluster or the open gap between two, so every ideal lies in a bin."""
+          total: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Work positions split where the pinned units change: (start, end) per bin, and per unit
+    its clusters (up, down) and per bin the thresholds (first, last): u is pinned in where
+    down[u] < first, pinned out where up[u] > last. The work of an ideal holding u is at least
+    ancestors[u]; of one without u at most latest_out[u]. Values within a hair (rounding) are
+    one cluster; a bin is a cluster or the open gap between two, so every ideal lies in one."""
     hair = 1e-9 * max(total, 1e-300)
     values = np.unique(np.concatenate([ancestors, latest_out, [0.0, total]]))
     breaks = np.flatnonzero(np.diff(values) > 4 * hair)
     lo = np.concatenate([values[:1], values[breaks + 1]])
     hi = np.concatenate([values[breaks], values[-1:]])
-    cluster_of = {}
-    for c, (a, b) in enumerate(zip(lo, hi, strict=True)):
-        cluster_of.update({v: c for v in values[(values >= a) & (values <= b)]})
-    up = np.asarray([cluster_of[v] for v in ancestors])
-    down = np.asarray([cluster_of[v] for v in latest_out])
-    starts, ends, pin_in, pin_out = [], [], [], []
+    up = np.searchsorted(lo, ancestors, side="right") - 1  # the cluster holding each value
+    down = np.searchsorted(lo, latest_out, side="right") - 1
+    rows = []
     for c in range(len(lo)):
-        starts.append(lo[c] - hair)
-        ends.append(hi[c] + hair)
-        pin_in.append(down < c)
-        pin_out.append(up > c)
-        if c + 1 < len(lo):
-            starts.append(hi[c] + hair)
-            ends.append(lo[c + 1] - hair)
-            pin_in.append(down <= c)
-            pin_out.append(up >= c + 1)
-    return np.column_stack([starts, ends]), np.asarray(pin_in), np.asarray(pin_out)
+        rows.append((lo[c] - hair, hi[c] + hair, c, c))
+        if c + 1 < len(lo):  # the gap: more than cluster c's work, less than cluster c + 1's
+            rows.append((hi[c] + hair, lo[c + 1] - hair, c + 1, c))
+    table = np.asarray(rows)
+    return table[:, :2], np.column_stack([up, down]), table[:, 2].astype(int), table[:, 3].astype(int)
 
 
 def _closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,19 +119,24 @@ def _union(sets) -> int:
 
 
 def _weigh(bitsets: list[int], n: int, work: np.ndarray) -> np.ndarray:
+    """The work of each bitset's units, a block of rows at a time."""
     size = (n + 7) // 8
-    raw = np.frombuffer(b"".join(b.to_bytes(size, "little") for b in bitsets), dtype=np.uint8)
-    members = np.unpackbits(raw.reshape(n, size), axis=1, bitorder="little")[:, :n]
-    return members @ work
+    out = np.empty(len(bitsets))
+    for at in range(0, len(bitsets), 1024):
+        block = bitsets[at:at + 1024]
+        raw = np.frombuffer(b"".join(b.to_bytes(size, "little") for b in block), dtype=np.uint8)
+        members = np.unpackbits(raw.reshape(len(block), size), axis=1, bitorder="little")[:, :n]
+        out[at:at + len(block)] = members @ work
+    return out
 
 
-def _least_bytes(problem: PartitionProblem, pin_in: np.ndarray, pin_out: np.ndarray,
-                 min_cut: MinCut, deadline: float) -> np.ndarray:
+def _least_bytes(problem: PartitionProblem, clusters: np.ndarray, first: np.ndarray,
+                 last: np.ndarray, min_cut: MinCut, deadline: float) -> np.ndarray:
     """Per bin, the fewest bytes leaving an ideal with its pinned units in and out (inf when no
     ideal has them; 0 where time ran out: still a bound). Nodes: units, one per tensor, source,
     sink; a tensor costs its bytes when its producer is in and its node out, and its node is in
     only with every consumer; a unit is in only with its predecessors."""
-    n, tensors = pin_in.shape[1], problem.tensors
+    n, tensors = len(clusters), problem.tensors
     source, sink = n + len(tensors), n + len(tensors) + 1
     big = sum(b for _, _, b in tensors) + 1
     tails, heads, caps = [], [], []
@@ -146,10 +145,11 @@ def _least_bytes(problem: PartitionProblem, pin_in: np.ndarray, pin_out: np.ndar
         heads += [n + t] + list(consumers) + [p] * len(consumers)
         caps += [nbytes] + [big] * (2 * len(consumers))
     arcs = (np.asarray(tails, np.int32), np.asarray(heads, np.int32), np.asarray(caps, np.int64))
-    out = np.zeros(len(pin_in))
-    for i, (ins, outs) in enumerate(zip(pin_in, pin_out, strict=True)):
+    out = np.zeros(len(first))
+    for i, (lowest, highest) in enumerate(zip(first, last, strict=True)):
         if time.perf_counter() > deadline:
             break
+        ins, outs = clusters[:, 1] < lowest, clusters[:, 0] > highest
         if (ins & outs).any():
             out[i] = np.inf
             continue
