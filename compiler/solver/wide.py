@@ -24,6 +24,7 @@ picks the best cuts along it (links, memory and residency exactly).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -33,6 +34,7 @@ import numpy as np
 from chipcut.compiler.solver import lattice
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.problem import PartitionProblem, Residency
+from chipcut.compiler.solver.stagebound import pair_bound
 from chipcut.core.vocab import Objective, Topology
 
 # (tails, heads, capacities, source, sink) -> the least cut's capacity (0 when not solved)
@@ -53,19 +55,28 @@ def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> fl
     least_s = _least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
                                                   deadline))
     rmax = max(problem.max_replicas, default=1) or 1
-    if _reachable(bins, least_s, floor, problem.n_chips, rmax, total):
+    bound = _least_limit(bins, least_s, floor, problem.n_chips, rmax, total)
+    with_residency = pair_bound(problem, bins, clusters, first, last, least_s, deadline)
+    return bound if with_residency is None else max(bound, with_residency)
+
+
+def _least_limit(bins: np.ndarray, least_s: np.ndarray, floor: float, chips: int, rmax: int,
+                 total: float) -> float:
+    """The least step limit for which cut positions reach the total (``floor`` if it does):
+    bisected, returning the infeasible side, below which every pipeline is."""
+    if _reachable(bins, least_s, floor, chips, rmax, total):
         return floor
     lo, hi = floor, total * (1 + 1e-6) + float(np.max(least_s, where=np.isfinite(least_s),
                                                       initial=0.0))
     for _ in range(64):
         mid = (lo + hi) / 2
-        if _reachable(bins, least_s, mid, problem.n_chips, rmax, total):
+        if _reachable(bins, least_s, mid, chips, rmax, total):
             hi = mid
         else:
             lo = mid
         if hi - lo <= 1e-12 * hi:
             break
-    return lo  # infeasible: every pipeline is slower than lo
+    return lo
 
 
 def _bins(ancestors: np.ndarray, latest_out: np.ndarray,
@@ -193,8 +204,9 @@ def _reachable(bins: np.ndarray, least_s: np.ndarray, limit_s: float, chips: int
 
 
 def balanced_order(problem: PartitionProblem, stage_s: float) -> list[int]:
-    """A topological order of the units that fills stages of ``stage_s`` (fastest-chip times):
-    the largest ready unit that fits, a new stage when none does."""
+    """A topological order of the units that fills stages of ``stage_s``: the largest ready
+    unit that fits, a new stage when none does. A stage is timed as chip 0 runs it (under
+    its residency, when the chips share one table), else at each unit's fastest time."""
     n = len(problem.unit_time_s)
     work = [min(t) for t in problem.unit_time_s]
     preds: list[set[int]] = [set() for _ in range(n)]
@@ -208,22 +220,60 @@ def balanced_order(problem: PartitionProblem, stage_s: float) -> list[int]:
             succs[p].append(c)
     ready = [u for u in range(n) if not waiting[u]]
     order: list[int] = []
-    load = 0.0
+    clock = _Clock(problem, work)
     while ready:
-        room = stage_s - load
-        fits = [u for u in ready if work[u] <= room * (1 + 1e-12)]
-        if not fits and load > 0:
-            load = 0.0
+        fits = [u for u in ready if clock.with_unit(u) <= stage_s * (1 + 1e-12)]
+        if not fits and clock.units:
+            clock.start()
             continue
         u = max(fits or ready, key=lambda v: (work[v], -v))
         ready.remove(u)
         order.append(u)
-        load += work[u]
+        clock.add(u)
         for c in succs[u]:
             waiting[c] -= 1
             if not waiting[c]:
                 ready.append(c)
     return order
+
+
+class _Clock:
+    """A stage's time as units join it: under the chips' one residency table when they share
+    it (weights resident when they fit, activations in the SRAM left), else the sum of the
+    units' fastest times."""
+
+    def __init__(self, problem: PartitionProblem, work: list[float]) -> None:
+        tables = problem.residency
+        self.table = tables[0] if tables and all(t is tables[0] for t in tables) else None
+        self.work = work
+        self.weights = problem.weight_bytes or (0,) * len(work)
+        if self.table is not None:
+            self.streamed = np.asarray(self.table.streamed_s)
+            self.resident = np.asarray(self.table.resident_s)
+        self.start()
+
+    def start(self) -> None:
+        self.units, self.load, self.weight = 0, 0.0, 0
+        if self.table is not None:
+            self.streamed_sum, self.resident_sum = 0.0, np.zeros(self.resident.shape[0])
+
+    def with_unit(self, u: int) -> float:
+        if self.table is None:
+            return self.load + self.work[u]
+        weight = self.weight + self.weights[u]
+        if weight > self.table.resident_bytes:
+            return self.streamed_sum + self.streamed[u]
+        level = max(bisect.bisect_right(self.table.free_levels,
+                                        max(self.table.sram_bytes - weight, 0)) - 1, 0)
+        return float(self.resident_sum[level] + self.resident[level, u])
+
+    def add(self, u: int) -> None:
+        self.units += 1
+        self.load += self.work[u]
+        self.weight += self.weights[u]
+        if self.table is not None:
+            self.streamed_sum += self.streamed[u]
+            self.resident_sum += self.resident[:, u]
 
 
 def permuted(problem: PartitionProblem, order: Sequence[int]) -> PartitionProblem:

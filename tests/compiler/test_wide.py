@@ -12,7 +12,7 @@ from benchmarks.oracle import brute_force, check, random_case
 from chipcut.compiler.solver import wide
 from chipcut.compiler.solver.engine import NoFit, _min_cut, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
-from chipcut.compiler.solver.problem import AffineLink, PartitionProblem
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
 from chipcut.core.vocab import Objective, Status, Topology
 
 
@@ -41,6 +41,30 @@ def test_the_cut_bound_sees_links_that_total_over_n_does_not() -> None:
 def test_with_fast_links_the_cut_bound_is_total_over_n() -> None:
     problem = _two_streams(1e12)
     assert _bound(problem) == pytest.approx(lower_bound_s(problem)) == pytest.approx(2e-3)
+
+
+def _first_unit_needs_sram() -> PartitionProblem:
+    """Four 1 ms units in a row on two chips that keep weights resident: the first unit takes
+    3 ms unless its stage leaves it 95 of the 100 bytes of SRAM, i.e. holds no other unit's
+    10 bytes of weights."""
+    table = Residency(streamed_s=(1e-3,) * 4, resident_bytes=100, sram_bytes=100,
+                      free_levels=(0, 95), resident_s=((3e-3, 1e-3, 1e-3, 1e-3), (1e-3,) * 4))
+    tensors = tuple((u, (u + 1,), 1) for u in range(3))
+    return PartitionProblem(((1e-3,) * 2,) * 4, tensors, 2, (AffineLink(1e12, 0.0),) * 2,
+                            weight_bytes=(0, 10, 10, 10), residency=(table, table))
+
+
+def test_the_cut_bound_sees_a_stage_slowed_by_its_own_weights() -> None:
+    # Alone, the first unit is fast: {0} | {1, 2, 3} takes 3 ms, and any stage holding it
+    # with another unit takes 4 ms. Unit times at their fastest say 2 ms; the bound over pairs
+    # of cuts counts the slowdown of the units surely in a stage and proves 3 ms.
+    problem = _first_unit_needs_sram()
+    best, _ = brute_force(problem)
+    assert best == pytest.approx(3e-3)
+    assert lower_bound_s(problem) == pytest.approx(2e-3)
+    assert best * (1 - 1e-8) <= _bound(problem) <= best  # conservative by rounding's hair
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert solution.status == Status.OPTIMAL and solution.bottleneck_s == pytest.approx(best)
 
 
 def _chain_throughput(seed: int) -> bool:
