@@ -34,7 +34,7 @@ def pair_bound(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray
     if (not tables or any(t is not tables[0] for t in tables) or len(bins) > MAX_BINS
             or any(len(set(row)) > 1 for row in problem.unit_time_s)):
         return None
-    slow = _slowdown(problem, bins, clusters, first, last)
+    slow = _slowdown(problem, bins, clusters, first, last, deadline)
     if slow is None:
         return None
     m = len(bins)
@@ -53,9 +53,10 @@ def pair_bound(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray
 
 
 def _slowdown(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray,
-              first: np.ndarray, last: np.ndarray) -> np.ndarray | None:
+              first: np.ndarray, last: np.ndarray, deadline: float) -> np.ndarray | None:
     """(M, M): the least time the surely-included units of a stage from bin i to bin j add to
-    their fastest times; None when no unit is ever slower than its fastest."""
+    their fastest times; None when no unit is ever slower than its fastest, or past the
+    deadline."""
     table = problem.residency[0]
     fastest = np.asarray([row[0] for row in problem.unit_time_s], dtype=np.float64)
     streamed = np.asarray(table.streamed_s, dtype=np.float64)
@@ -76,6 +77,8 @@ def _slowdown(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray,
     m = len(bins)
     out = np.zeros((m, m))
     for u in units:
+        if time.perf_counter() > deadline:
+            return None
         rows = int(np.searchsorted(last, up[u], side="left"))  # bins i with last_i < up[u]
         cols = int(np.searchsorted(first, down[u], side="right"))  # bins j with first_j > down[u]
         if rows == 0 or cols == m:
