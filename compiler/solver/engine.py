@@ -16,6 +16,7 @@ chip or link; skipped when the plan meets the bound), phase 2 the bytes moved at
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,7 +31,10 @@ from chipcut.compiler.solver.packing import overfull_chip, packed_split
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Solution, as_affine
 from chipcut.core.vocab import Objective, Status, Topology
 
-TICKS = 1_000_000  # the bottleneck of the warm start is ~TICKS integer time units
+# The bottleneck of the warm start is ~TICKS integer time units. Times are rounded down, so the
+# model's optimum never exceeds the problem's (its bound is a bound), and a plan it proves is
+# within a tick per unit of a stage of it (about 1e-6 for a thousand units).
+TICKS = 1_000_000_000
 MAX_IDEALS = 20_000
 FALLBACK = "time limit: packed split"
 
@@ -79,26 +83,35 @@ def _build(problem: PartitionProblem, tick_s: float):
             for c in consumers:
                 m.add(z >= y[c][k] - y[p][k])
             crossings[t, k] = z
-    ticks = [[round(problem.unit_time_s[u][k] / tick_s) for k in range(chips)] for u in range(n)]
-    horizon = sum(max(row) for row in ticks) + 1
-    link_ticks = []
+    ticks = [[math.floor(problem.unit_time_s[u][k] / tick_s) for k in range(chips)]
+             for u in range(n)]
+    links = {}  # k: ticks of the link from chip k - 1 to chip k, linear in the crossings
     for k in range(1, chips):
         # A link CP-SAT cannot encode exactly (not affine in bytes) is left out: the model is
         # then a relaxation, so its bound stays a bound; plans are costed exactly after.
         affine = as_affine(problem.link(k - 1))
         if affine is None:
             continue
-        lat = affine.latency_s
-        coef = [round(nbytes / affine.bytes_per_s / tick_s) for _, _, nbytes in problem.tensors]
-        link_ticks.append((k, round(lat / tick_s), coef))
-        horizon = max(horizon, round(lat / tick_s) + sum(coef) + 1)
+        coef = [math.floor(nbytes / affine.bytes_per_s / tick_s) for _, _, nbytes in problem.tensors]
+        terms = [c * crossings[t, k] for t, c in enumerate(coef) if c]
+        latency = math.floor(affine.latency_s / tick_s)
+        if latency:  # paid only when something is sent
+            sent = m.new_bool_var(f"sent{k}")
+            for t in range(len(problem.tensors)):
+                m.add_implication(crossings[t, k], sent)
+            terms.append(latency * sent)
+        if terms:
+            links[k] = (sum(terms), latency + sum(coef))
+    longest = max((top for _, top in links.values()), default=0)
+    horizon = sum(max(row) for row in ticks) + 2 * longest + 1
     bottleneck = m.new_int_var(0, horizon, "bottleneck")
     for k in range(chips):
-        m.add(sum(ticks[u][k] * (ge(u, k) - ge(u, k + 1)) for u in range(n)) <= bottleneck)
-    for k, lat, coef in link_ticks:
-        used = [coef[t] * crossings[t, k] for t in range(len(problem.tensors)) if coef[t]]
-        if used:
-            m.add(lat + sum(used) <= bottleneck)
+        load = sum(ticks[u][k] * (ge(u, k) - ge(u, k + 1)) for u in range(n))
+        if not problem.overlaps(k):  # busy for its transfers in and out too
+            load += sum(links[j][0] for j in (k, k + 1) if j in links)
+        m.add(load <= bottleneck)
+    for expr, _ in links.values():
+        m.add(expr <= bottleneck)
     for k, capacity in enumerate(problem.memory_bytes):
         if capacity > 0:
             on_k = [ge(u, k) - ge(u, k + 1) for u in range(n)]
@@ -111,7 +124,8 @@ def _build(problem: PartitionProblem, tick_s: float):
     bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
                      for k in range(1, chips))
     # With residency per stage the model holds each unit's fastest time: a relaxation too.
-    exact = len(link_ticks) == chips - 1 and not problem.residency
+    exact = not problem.residency and all(as_affine(problem.link(k - 1)) is not None
+                                          for k in range(1, chips))
     return m, y, bottleneck, bytes_expr, exact
 
 
@@ -325,15 +339,13 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
             found_value, _ = evaluate(problem, found)
             if found_value < value * (1 - 1e-12):
                 best, value = found, found_value
-            # With every link in the model, optimal at tick resolution (1e-6 of the
-            # bottleneck) counts as optimal; with a link left out, CP-SAT's optimum is a bound.
-            # The model has no replicas: where a stage may have them, it bounds nothing.
+            # Times rounded down, a link left out, the fastest residency: the model is a
+            # relaxation and its bound a bound; but it has no replicas, so where a stage may
+            # have them it bounds nothing.
             if not replicable:
-                proven = code == cp_model.OPTIMAL and exact
-                bound = value if proven else max(bound, min(solver.best_objective_bound * tick_s,
-                                                            value))
+                bound = max(bound, min(solver.best_objective_bound * tick_s, value))
     # Phase 2: bytes moved at (no worse than) that bottleneck.
-    m.add(bottleneck <= round(value / tick_s))
+    m.add(bottleneck <= math.floor(value / tick_s))
     m.minimize(bytes_expr)
     _hint(m, y, best, chips)
     remaining = deadline - time.perf_counter()
