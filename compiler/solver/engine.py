@@ -27,7 +27,7 @@ from ortools.sat.python import cp_model
 
 from chipcut.compiler.solver import lattice, wide
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
-from chipcut.compiler.solver.packing import overfull_chip, packed_split
+from chipcut.compiler.solver.packing import overfull_chip, packed_split, valid_start
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Solution, as_affine
 from chipcut.core.vocab import Objective, Status, Topology
 
@@ -163,10 +163,10 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     best = (base.chip_of_unit, base.replicas) if base else None
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
-        if packed is None and not _valid(problem, hint):
+        if packed is None and not valid_start(problem, hint):
             raise NoFit
         best = (packed, None) if packed is not None else None
-    if _valid(problem, hint) and (best is None or evaluate(problem, hint)[0] <
+    if valid_start(problem, hint) and (best is None or evaluate(problem, hint)[0] <
                                   evaluate(problem, *best)[0] * (1 - 1e-12)):
         best = (tuple(hint), None)
         method = "time limit: the given start" if timed_out else "chain DP, bettered by the given start"
@@ -218,14 +218,6 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     replicas = tuple(best[1]) if best[1] else (1,) * chips
     return Solution(tuple(best[0]), status, value, bound, gap, moved, time.perf_counter() - start,
                     replicas, method)
-
-
-def _valid(problem: PartitionProblem, hint: tuple[int, ...] | None) -> bool:
-    """Whether ``hint`` is a pipeline of this problem that fits every chip."""
-    n = len(problem.unit_time_s)
-    return (hint is not None and len(hint) == n and all(0 <= k < problem.n_chips for k in hint)
-            and all(hint[p] <= hint[c] for p, cs, _ in problem.tensors for c in cs)
-            and overfull_chip(problem, hint) is None)
 
 
 def _lattice_exact(problem: PartitionProblem) -> bool:

@@ -69,3 +69,11 @@ def overfull_chip(problem: PartitionProblem, chip_of_unit) -> int | None:
                                       + max(live[u] for u in on_k)) > capacity:
             return k
     return None
+
+
+def valid_start(problem: PartitionProblem, hint: tuple[int, ...] | None) -> bool:
+    """Whether ``hint`` is a pipeline of this problem that fits every chip."""
+    n = len(problem.unit_time_s)
+    return (hint is not None and len(hint) == n and all(0 <= k < problem.n_chips for k in hint)
+            and all(hint[p] <= hint[c] for p, cs, _ in problem.tensors for c in cs)
+            and overfull_chip(problem, hint) is None)
