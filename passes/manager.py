@@ -149,9 +149,9 @@ def _split_top(text: str) -> list[str]:
     return items
 
 
-# The order passes must run in: fold-bn rewrites the graph that quantize annotates, and fuse
-# groups nodes by the precision quantize chose. Each pass runs at most once.
-ORDER = ("fold-bn", "quantize", "fuse")
+# The order passes must run in: cse and fold-bn rewrite the graph that quantize annotates, and
+# fuse groups nodes by the precision quantize chose. Each pass runs at most once.
+ORDER = ("cse", "fold-bn", "quantize", "fuse")
 
 
 def _check_order(text: str, names: list[str]) -> None:
@@ -246,6 +246,7 @@ def _scalar(value: Any) -> str:
 
 def _load_builtins() -> None:
     # The built-in passes register themselves on import.
+    import chipcut.passes.cse  # noqa: F401
     import chipcut.passes.fold_bn  # noqa: F401
     import chipcut.passes.fuse  # noqa: F401
     import chipcut.passes.quantize  # noqa: F401

@@ -87,7 +87,7 @@ def test_backends_lists_generic(capsys) -> None:
     (["compile", "{model}:broken", "--input", "1x8"], "raised ValueError: boom"),
     (["show", "missing.json"], "cannot read plan"),
     (["compile", "{model}:tiny", "--input", "1x8", "--passes", "fold-bn,fusion"],
-     "unknown pass 'fusion'; known passes: fold-bn, fuse, quantize{"),
+     "unknown pass 'fusion'; known passes: cse, fold-bn, fuse, quantize{"),
     (["compile", "{model}:tiny", "--input", "1x8", "--passes", "quantize{dtype=fp8}"],
      "pass quantize{dtype=fp8} failed at node linear_1: linear_1 (2) would compute in fp8"),
 ])

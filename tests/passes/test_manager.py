@@ -30,7 +30,7 @@ def test_default_and_none() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("fold-bn,fusion", "unknown pass 'fusion'; known passes: fold-bn, fuse, quantize{dtype,"),
+    ("fold-bn,fusion", "unknown pass 'fusion'; known passes: cse, fold-bn, fuse, quantize{dtype,"),
     ("quantize{bits=8}", "pass quantize: unknown option 'bits=8'; its options are: dtype, weights,"),
     ("quantize{dtype=int3}", "pass quantize: dtype='int3' is not one of native, auto, int4, int8,"),
     ("quantize{threshold_db=high}", "option threshold_db='high' is invalid"),
