@@ -12,3 +12,8 @@ class ChipcutError(Exception):
 
 class DoesNotFit(ChipcutError):
     """The model's weights and live activations do not fit in the chips' memory."""
+
+
+class NoPlanInTime(ChipcutError):
+    """No plan that fits the chips' memory turned up within the time limit; none is proven
+    impossible (the graph was too wide to search all of it)."""

@@ -43,6 +43,10 @@ class NoFit(Exception):
     """No pipeline keeps every chip's weights and live activations within its memory."""
 
 
+class NotFound(Exception):
+    """No pipeline that fits memory was found within the time limit (none is proven absent)."""
+
+
 def _packed_upper(problem: PartitionProblem) -> tuple[tuple[int, ...] | None, float]:
     """The packed split and its value where that bounds the chain DP's stages (a chain,
     the throughput objective), else inf: the DP then holds only pairs within it."""
@@ -147,7 +151,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     never worse than ``hint`` (a known assignment, e.g. a plan for fewer chips) when it is valid.
 
     Same problem, same answer: the programs are exact and CP-SAT runs with fixed seed
-    and deterministic parallelism. Raises NoFit when no pipeline fits in memory.
+    and deterministic parallelism. Raises NoFit when no pipeline fits in memory, and NotFound
+    when none that fits was found in time (none proven absent).
     """
     start = time.perf_counter()
     deadline = start + time_limit_s
@@ -164,7 +169,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
         if packed is None and not valid_start(problem, hint):
-            raise NoFit
+            raise NotFound  # out of time along the unit order
         best = (packed, None) if packed is not None else None
     if valid_start(problem, hint) and (best is None or evaluate(problem, hint)[0] <
                                   evaluate(problem, *best)[0] * (1 - 1e-12)):
@@ -172,7 +177,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         method = "time limit: the given start" if timed_out else "chain DP, bettered by the given start"
     bound = lower_bound_s(problem)
     exact = False
-    ideals = None if timed_out else lattice.enumerate_ideals(lattice.predecessors(problem), max_ideals)
+    ideals = None if timed_out else lattice.enumerate_ideals(lattice.predecessors(problem),
+                                                              max_ideals, deadline)
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -190,18 +196,16 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                 best, bound = _linkless(problem, ideals, best, bound, deadline, prefixes)
         except lattice.OutOfTime:
             say("lattice: out of time or too many pairs, keeping the chain DP plan")
-            if best is None:
-                if packed is None:
-                    raise NoFit from None
-                best, method = (packed, None), FALLBACK
-            elif _cp_sat_applies(problem, deadline):
+            if _cp_sat_applies(problem, deadline):
                 best, bound, method = _wide(problem, best, bound, deadline, progress,
                                             f"lattice of {len(ideals)} ideals too large")
-    elif best is None:
-        raise NoFit
+            elif best is None:
+                raise NotFound from None
     elif _cp_sat_applies(problem, deadline):
         best, bound, method = _wide(problem, best, bound, deadline, progress,
                                     f"more than {max_ideals} ideals")
+    elif best is None:  # only the unit order was tried: all there is on one chip
+        raise NoFit if chips == 1 else NotFound
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
@@ -279,27 +283,50 @@ def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, de
     return found
 
 
-def _wide(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
+def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline: float,
           progress: Callable[[str], None] | None, why: str) -> tuple[tuple, float, str]:
-    """A graph too wide for the lattice program: the cut bound, plans along balanced orders,
-    then CP-SAT from the best of them; (the best plan, its proven bound, the method)."""
+    """A graph too wide for the lattice program: the cut bound, plans along balanced orders
+    (with replicas where stages may have them), then CP-SAT from the best plain one; (the
+    best plan, its proven bound, the method). ``best``: the chain DP plan, None when no cut
+    of the unit order fits memory. Raises NoFit when CP-SAT proves no pipeline fits, and
+    NotFound when none that fits turned up in time."""
     say = progress or (lambda _msg: None)
     share = time.perf_counter() + (deadline - time.perf_counter()) / 4
     bound = max(bound, wide.cut_bound(problem, _min_cut, share))
-    value = evaluate(problem, *best)[0]
-    say(f"cut bound {bound * 1e3:.4g} ms; chain DP plan {value * 1e3:.4g} ms")
+    replicable = max(problem.max_replicas, default=1) > 1
+    candidates = [best] if best else []
+    if replicable:
+        try:
+            along = lattice.chain_dp(problem, deadline, replicate=True)
+        except lattice.OutOfTime:
+            along = None
+        if along is not None:
+            candidates.append((along.chip_of_unit, along.replicas))
+    value = min((evaluate(problem, *c)[0] for c in candidates), default=np.inf)
+    say(f"cut bound {bound * 1e3:.4g} ms; along the unit order {value * 1e3:.4g} ms")
     method = f"CP-SAT ({why})"
-    found = wide.balanced_plan(problem, bound, value, deadline)
-    if found is not None and evaluate(problem, found)[0] < value * (1 - 1e-12):
-        best, value = (found, None), evaluate(problem, found)[0]
+    for found in wide.balanced_plans(problem, bound, value, deadline, replicable):
+        candidates.append(found)
         method = f"balanced orders, CP-SAT ({why})"
-        say(f"balanced orders: {value * 1e3:.4g} ms")
-    proven = value <= bound * (1 + 1e-9)
-    assignment, bound, bytes_proven = _cp_sat(problem, list(best[0]), bound, deadline, progress,
-                                              bottleneck_proven=proven)
-    if not bytes_proven:
+    plain = [c for c in candidates if not c[1] or max(c[1]) <= 1]
+    start = min(plain, key=lambda c: evaluate(problem, *c)[0], default=None)
+    value = min((evaluate(problem, *c)[0] for c in candidates), default=np.inf)
+    if start is not None:
+        say(f"best so far {value * 1e3:.4g} ms")
+    assignment, bound, bytes_proven = _cp_sat(problem, list(start[0]) if start else None, bound,
+                                              deadline, progress,
+                                              bottleneck_proven=value <= bound * (1 + 1e-9))
+    if assignment is not None:
+        candidates.append((tuple(assignment), None))
+    # The fastest, then the fewest bytes among those as fast (to rounding).
+    scored = [(evaluate(problem, *c), c) for c in candidates]
+    fastest = min(v for (v, _), _ in scored)
+    moved, _, chosen = min((b, i, c) for i, ((v, b), c) in enumerate(scored)
+                           if v <= fastest * (1 + 1e-9))
+    proven = bytes_proven and moved <= evaluate(problem, assignment)[1]
+    if not proven:
         method += "; fewest bytes not proven"
-    return (tuple(assignment), None), bound, method
+    return (tuple(chosen[0]), chosen[1]), bound, method
 
 
 def _min_cut(tails: np.ndarray, heads: np.ndarray, caps: np.ndarray, source: int, sink: int) -> int:
@@ -309,20 +336,22 @@ def _min_cut(tails: np.ndarray, heads: np.ndarray, caps: np.ndarray, source: int
     return flow.optimal_flow() if flow.solve(source, sink) == flow.OPTIMAL else 0
 
 
-def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: float,
+def _cp_sat(problem: PartitionProblem, best: list[int] | None, bound: float, deadline: float,
             progress: Callable[[str], None] | None,
-            bottleneck_proven: bool = False) -> tuple[list[int], float, bool]:
-    """CP-SAT from the warm start ``best``: (the best assignment, a proven bound, whether its
-    bytes are proven the fewest at its bottleneck). Phase 1 (the bottleneck) is skipped when
-    ``best`` already meets ``bound``."""
+            bottleneck_proven: bool = False) -> tuple[list[int] | None, float, bool]:
+    """CP-SAT from the warm start ``best`` (None: none known): (the best assignment, a proven
+    bound, whether its bytes are proven the fewest at its bottleneck). Phase 1 (the
+    bottleneck) is skipped when ``best`` already meets ``bound``. Without a start, raises
+    NoFit when the model has no solution and NotFound when none turned up in time."""
     n, chips = len(problem.unit_time_s), problem.n_chips
-    value, _ = evaluate(problem, best)
-    tick_s = max(value, 1e-30) / TICKS
+    value = evaluate(problem, best)[0] if best else np.inf
+    tick_s = max(value if best else bound, 1e-30) / TICKS
     m, y, bottleneck, bytes_expr, exact = _build(problem, tick_s)
     replicable = max(problem.max_replicas, default=1) > 1
     if not bottleneck_proven:
         m.minimize(bottleneck)
-        _hint(m, y, best, chips)
+        if best:
+            _hint(m, y, best, chips)
         solver = _solver((deadline - time.perf_counter()) * 0.7)
         cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
         code = solver.solve(m, cb)
@@ -336,6 +365,12 @@ def _cp_sat(problem: PartitionProblem, best: list[int], bound: float, deadline: 
             # have them it bounds nothing.
             if not replicable:
                 bound = max(bound, min(solver.best_objective_bound * tick_s, value))
+        elif best is None:
+            # The memory model is exact: no solution, no pipeline that fits (a replicated one
+            # holds on each chip what one of its stages would).
+            raise NoFit if code == cp_model.INFEASIBLE else NotFound
+    if best is None:
+        raise NotFound
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     m.add(bottleneck <= math.floor(value / tick_s))
     m.minimize(bytes_expr)

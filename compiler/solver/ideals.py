@@ -17,26 +17,36 @@ class OutOfTime(Exception):
     """The program ran past its deadline (or past MAX_PAIRS pairs)."""
 
 
-def enumerate_ideals(preds: list[int], limit: int) -> list[int] | None:
+_ENUMERATED: dict[tuple[tuple[int, ...], int], list[int] | None] = {}  # the last few graphs
+
+
+def enumerate_ideals(preds: list[int], limit: int, deadline: float = float("inf")) -> list[int] | None:
     """Every ideal as a bitset over units (``preds[u]``: bitset of u's direct predecessors),
-    or None when there are more than ``limit``.
+    or None when there are more than ``limit`` or the deadline passes first.
 
     Each ideal is generated once, from the ideal without its highest-numbered maximal
-    unit; ``frontier`` holds the units whose predecessors are all inside.
+    unit; ``frontier`` holds the units whose predecessors are all inside. A finished answer
+    is kept for the graph (the chip orders of one model ask for the same lattice).
     """
+    key = (tuple(preds), limit)
+    if key in _ENUMERATED:
+        return _ENUMERATED[key]
     n = len(preds)
     succ: list[list[int]] = [[] for _ in range(n)]
     for v in range(n):
         for u in _bits(preds[v]):
             succ[u].append(v)
-    out: list[int] = []
+    out: list[int] | None = []
     start = tuple(u for u in range(n) if not preds[u])
     stack: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = [(0, (), start)]
     while stack:
         ideal, maxes, frontier = stack.pop()
         out.append(ideal)
         if len(out) > limit:
-            return None
+            out = None
+            break
+        if len(out) % 4096 == 0 and time.perf_counter() > deadline:
+            return None  # not kept: another call may have the time
         for u in frontier:
             rest = tuple(m for m in maxes if not preds[u] >> m & 1)
             if rest and max(rest) > u:
@@ -44,6 +54,9 @@ def enumerate_ideals(preds: list[int], limit: int) -> list[int] | None:
             grown = ideal | 1 << u
             opened = tuple(v for v in succ[u] if not preds[v] & ~grown)
             stack.append((grown, rest + (u,), tuple(f for f in frontier if f != u) + opened))
+    if len(_ENUMERATED) >= 4:
+        _ENUMERATED.pop(next(iter(_ENUMERATED)))
+    _ENUMERATED[key] = out
     return out
 
 

@@ -18,7 +18,7 @@ from chipcut.backends.protocol import Backend, Work
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.solver.problem import Interconnect
 from chipcut.compiler.solver.residency import Partitioned, partition
-from chipcut.core.errors import ChipcutError
+from chipcut.core.errors import ChipcutError, NoPlanInTime
 from chipcut.core.vocab import Status
 
 MAX_ORDERS = 24
@@ -45,20 +45,26 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
                ) -> tuple[list[Backend], Partitioned]:
     """The chip order and plan with the least objective (then fewest bytes); ``hint`` (an
     assignment for the chips as given) is a plan to do no worse than."""
-    candidates, complete = orders(backends)
+    candidates, every = orders(backends)
+    complete = every
     start = time.perf_counter()
     best: tuple[list[Backend], Partitioned] | None = None
     bounds, failure = [], None
     for i, order in enumerate(candidates):
-        share = (time_limit_s - (time.perf_counter() - start)) / (len(candidates) - i)
+        left = time_limit_s - (time.perf_counter() - start)
+        if best is not None and left <= 0:
+            complete = False  # out of time: the bound covers the orders tried
+            break
+        share = max(left, 0.0) / (len(candidates) - i)
         if len(candidates) > 1 and progress:
             progress(f"chip order {i + 1}/{len(candidates)}: {', '.join(b.name for b in order)}")
         try:
-            found = partition(units, works, order, max(share, 0.05), progress, net, io_bytes,
+            found = partition(units, works, order, share, progress, net, io_bytes,
                               hint if [b.name for b in order] == [b.name for b in backends]
                               else None)
         except ChipcutError as e:
             failure = failure or e
+            complete = complete and not isinstance(e, NoPlanInTime)  # that order's bound unknown
             continue
         bounds.append(found.solution.bound_s)
         s = found.solution
@@ -75,8 +81,9 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
     gap = (s.bottleneck_s - bound) / s.bottleneck_s if s.bottleneck_s > 0 else 0.0
     status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
     note = (f"chip order chosen from {len(candidates)} orders" if complete else
-            f"chip order chosen from {len(candidates)} of the possible orders (given, fastest "
-            "first, fastest last); the bound covers no other order")
+            f"chip order chosen from {len(bounds)} of the possible orders"
+            + ("" if every else " (given, fastest first, fastest last)")
+            + "; the bound covers no other order")
     solution = replace(s, bound_s=bound, gap=gap, status=status,
                        wall_s=time.perf_counter() - start)
     return order, replace(found, solution=solution, notes=found.notes + (note,))

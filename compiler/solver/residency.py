@@ -25,11 +25,11 @@ from chipcut.compiler.solver.build import (
     residency_problem,
     states_of,
 )
-from chipcut.compiler.solver.engine import NoFit, solve
+from chipcut.compiler.solver.engine import NoFit, NotFound, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.fit import no_fit_error
 from chipcut.compiler.solver.problem import CHAIN, Interconnect, PartitionProblem, Solution
-from chipcut.core.errors import ChipcutError
+from chipcut.core.errors import ChipcutError, NoPlanInTime
 from chipcut.core.vocab import Status
 
 MAX_ROUNDS = 3
@@ -61,6 +61,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
             solution = solve(exact, time_limit_s=time_limit_s, progress=progress, hint=hint)
         except NoFit:
             raise no_fit_error(units, works, backends) from None
+        except NotFound:
+            raise _not_found(len(backends), time_limit_s) from None
         own = states_of(works, solution.chip_of_unit, backends)
         found = Partitioned(solution, make_problem(units, works, backends, own, net, io_bytes,
                                                    banned), own, lower_bound_s(exact))
@@ -82,6 +84,8 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
                              hint=hint if round_ == 0 else None)
         except NoFit:
             raise no_fit_error(units, works, backends) from None
+        except NotFound:
+            raise _not_found(len(backends), time_limit_s) from None
         own = states_of(works, solution.chip_of_unit, backends)
         if own == states:  # consistent: the solver's bound is a bound for this plan
             found = Partitioned(solution, problem, own, lower_bound_s(problem))
@@ -94,6 +98,13 @@ def partition(units: UnitGraph, works: list[Work], backends: list[Backend], time
             best = found
         states = own
     return _checked(best, units, works, backends, banned, restricted, start)
+
+
+def _not_found(chips: int, time_limit_s: float) -> NoPlanInTime:
+    return NoPlanInTime(f"no pipeline over {chips} chips that fits their memory turned up within "
+                        f"the time limit ({time_limit_s:.3g} s), though none is proven impossible "
+                        "(the graph is too wide to search it all); give a longer --time-limit, "
+                        "more chips, or chips with more memory")
 
 
 def _checked(best: Partitioned, units: UnitGraph, works: list[Work], backends: list[Backend],

@@ -295,19 +295,20 @@ def permuted(problem: PartitionProblem, order: Sequence[int]) -> PartitionProble
 ORDERS = 16  # balanced orders tried, at targets spread from the bound to the best plan
 
 
-def balanced_plan(problem: PartitionProblem, bound: float, value: float,
-                  deadline: float) -> tuple[int, ...] | None:
-    """The best plan of a chain (throughput objective) cut along balanced orders at targets
-    from ``bound`` to ``value``, within half the time left, stopping at one that meets
-    ``bound``; None when none beats ``value``."""
+def balanced_plans(problem: PartitionProblem, bound: float, value: float, deadline: float,
+                   replicate: bool = False) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Plans of a chain (throughput objective) cut along balanced orders at targets from
+    ``bound`` to ``value`` (twice the bound when no plan is known), each better than the one
+    before and than ``value``: (assignment, replicas) with replicas where ``replicate``. Within
+    half the time left; stops at one that meets ``bound``."""
     stop = time.perf_counter() + (deadline - time.perf_counter()) / 2
-    best, n, top = None, len(problem.unit_time_s), value
+    n, top, found_plans = len(problem.unit_time_s), value if np.isfinite(value) else 2 * bound, []
     for i in range(ORDERS):
         if time.perf_counter() > stop:
             break
         order = balanced_order(problem, bound + (top - bound) * i / ORDERS)
         try:
-            found = lattice.chain_dp(permuted(problem, order), stop, replicate=False,
+            found = lattice.chain_dp(permuted(problem, order), stop, replicate=replicate,
                                      upper_s=value * (1 + 1e-9))
         except lattice.OutOfTime:
             break
@@ -316,9 +317,10 @@ def balanced_plan(problem: PartitionProblem, bound: float, value: float,
         chip = [0] * n
         for position, u in enumerate(order):
             chip[u] = found.chip_of_unit[position]
-        found_value = evaluate(problem, chip)[0]
+        found_value = evaluate(problem, chip, found.replicas)[0]
         if found_value < value * (1 - 1e-12):
-            best, value = tuple(chip), found_value
+            found_plans.append((tuple(chip), tuple(found.replicas)))
+            value = found_value
             if value <= bound * (1 + 1e-9):
                 break
-    return best
+    return found_plans

@@ -10,8 +10,9 @@ import pytest
 
 from benchmarks.oracle import brute_force, check, random_case
 from chipcut.compiler.solver import wide
-from chipcut.compiler.solver.engine import NoFit, _min_cut, solve
+from chipcut.compiler.solver.engine import NoFit, NotFound, _min_cut, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
+from chipcut.compiler.solver.ideals import enumerate_ideals
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
 from chipcut.core.vocab import Objective, Status, Topology
 
@@ -146,3 +147,42 @@ def test_a_balanced_order_is_topological_and_fills_stages() -> None:
     for i, u in enumerate(order):
         back[u] = assignment[i]
     assert evaluate(moved, assignment) == pytest.approx(evaluate(problem, back), rel=1e-12)
+
+
+def _four_branches_in_small_memory() -> PartitionProblem:
+    """Four parallel branches of 6, 6, 4 and 4 bytes of weights into a sum, on two chips of 11
+    bytes: no cut of the unit order fits, but 6 + 4 on each chip does."""
+    return PartitionProblem(((1.0,) * 2,) * 5, tuple((u, (4,), 1) for u in range(4)), 2,
+                            (AffineLink(1e9, 0.0),) * 2, weight_bytes=(6, 6, 4, 4, 0),
+                            live_bytes=(1,) * 5, memory_bytes=(11, 11))
+
+
+def test_a_plan_that_fits_off_the_unit_order_is_found() -> None:
+    problem = _four_branches_in_small_memory()
+    best, _ = brute_force(problem)
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert solution.status == Status.OPTIMAL and solution.bottleneck_s == pytest.approx(best) == 3.0
+
+
+def test_without_time_a_plan_off_the_unit_order_is_not_called_impossible() -> None:
+    # Out of time before anything that fits turned up: not found, which is not "does not fit".
+    with pytest.raises(NotFound):
+        solve(_four_branches_in_small_memory(), time_limit_s=0.0, max_ideals=0)
+
+
+def test_the_wide_path_replicates_stages() -> None:
+    # Two branches into a join over a slow link: both chips running the whole model on
+    # alternate frames (1.5 s a frame) beats any cut (3 s on the link).
+    problem = PartitionProblem(((1.0, 1.0),) * 3, ((0, (2,), 1000), (1, (2,), 1000)), 2,
+                               (AffineLink(100.0, 0.0),) * 2, max_replicas=(2, 1))
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert brute_force(problem)[0] == 1.5
+    assert solution.status == Status.OPTIMAL and solution.bottleneck_s == 1.5
+    assert solution.replicas == (2, 0)
+
+
+def test_the_lattice_of_a_graph_is_enumerated_once_and_not_past_its_deadline() -> None:
+    preds = [0] * 16  # 16 independent units: 65,536 ideals
+    assert enumerate_ideals(preds, 10**6, deadline=time.perf_counter() - 1) is None
+    first = enumerate_ideals(preds, 10**6)
+    assert len(first) == 2**16 and enumerate_ideals(preds, 10**6) is first
