@@ -80,9 +80,11 @@ def empty_lines(plan: Plan) -> list[str]:
     if not empty:
         return []
     used = len(plan.stages) - len(empty)
+    why = (f"since spreading further does not make it faster (the {plan.metrics.bottleneck} "
+           "bounds it)" if plan.solver.status == "OPTIMAL" else
+           "the best found; it is not proven optimal, so a plan over more chips may be faster")
     return [f"note: chip{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} hold{'' if len(empty) > 1 else 's'} "
-            f"no work: the plan uses {used} of {len(plan.stages)} chips, since spreading further "
-            f"does not make it faster (the {plan.metrics.bottleneck} bounds it)"]
+            f"no work: the plan uses {used} of {len(plan.stages)} chips, {why}"]
 
 
 def unaccounted_lines(plan: Plan) -> list[str]:

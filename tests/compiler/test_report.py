@@ -27,3 +27,17 @@ def test_a_plan_using_every_chip_has_no_such_note() -> None:
                            options=chipcut.CompileOptions(passes="none"))
     assert all(s.nodes for s in plan.stages)
     assert "hold no work" not in chipcut.report(plan)
+
+
+def test_an_unproven_plan_does_not_say_spreading_would_not_help() -> None:
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4096),
+                                torch.nn.Linear(4096, 8))
+    plan = chipcut.compile(model, (torch.randn(1, 64),), chips=3,
+                           options=chipcut.CompileOptions(passes="none"))
+    unproven = dataclasses.replace(plan, solver=dataclasses.replace(plan.solver, status="FEASIBLE"))
+    line = next(x for x in chipcut.report(unproven).splitlines() if "hold no work" in x)
+    assert line.endswith("the plan uses 1 of 3 chips, the best found; it is not proven optimal, "
+                         "so a plan over more chips may be faster")
