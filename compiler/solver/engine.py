@@ -169,7 +169,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     timed_out = base is None and time.perf_counter() > deadline
     if timed_out:
         if packed is None and not valid_start(problem, hint):
-            raise NotFound  # out of time along the unit order
+            raise NoFit if _one_order(problem) else NotFound  # along the unit order
         best = (packed, None) if packed is not None else None
     if valid_start(problem, hint) and (best is None or evaluate(problem, hint)[0] <
                                   evaluate(problem, *best)[0] * (1 - 1e-12)):
@@ -204,8 +204,13 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     elif _cp_sat_applies(problem, deadline):
         best, bound, method = _wide(problem, best, bound, deadline, progress,
                                     f"more than {max_ideals} ideals")
-    elif best is None:  # only the unit order was tried: all there is on one chip
-        raise NoFit if chips == 1 else NotFound
+    elif best is None:  # only the unit order was tried
+        raise NoFit if chips == 1 or _one_order(problem) else NotFound
+    elif chips > 1:
+        method += ("; the time limit left no time to search past the unit order"
+                   if _cp_sat_applies(problem, np.inf) else
+                   f"; only the unit order searched (more than {max_ideals} ideals; CP-SAT "
+                   f"models the chain at the throughput objective)")
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
@@ -251,6 +256,13 @@ def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: 
     if evaluate(problem, *plan)[0] < evaluate(problem, *best)[0] * (1 - 1e-12):
         best = plan
     return best, max(bound, evaluate(relaxed, *plan)[0])
+
+
+def _one_order(problem: PartitionProblem) -> bool:
+    """Whether the unit order is the graph's only topological order (each unit feeds the next),
+    so that searching along it searches every pipeline."""
+    feeds = {(p, c) for p, consumers, _ in problem.tensors for c in consumers}
+    return all((u - 1, u) in feeds for u in range(1, len(problem.unit_time_s)))
 
 
 def _cp_sat_applies(problem: PartitionProblem, deadline: float) -> bool:

@@ -79,7 +79,7 @@ def test_out_of_time_plans_fit_or_the_model_does_not(seed: int) -> None:
         assert memory * chips < sum(weights) + chips  # nothing fits indeed
         return
     assert overfull_chip(problem, solution.chip_of_unit) is None
-    assert solution.method == "time limit: packed split"
+    assert solution.method.startswith("time limit: packed split")
 
 
 @pytest.mark.parametrize("seed", range(20))
