@@ -4,7 +4,7 @@ pools (replicas of each) that serve the most tokens/s within TTFT and TPOT targe
 Every candidate pipeline is an exact plan of its own phase (the partitioner, capacity with the
 KV cache included); the decode batch is searched over powers of two, up to ``max_batch``; the
 pools are then chosen by an integer program over those candidates
-(:func:`chipcut.compiler.solver.engine.choose_replicas`), proven optimal over them.
+(:func:`chipcut.compiler.solver.cpsat.choose_replicas`), proven optimal over them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from chipcut.compiler.plan.serve import (
     shared_option,
 )
 from chipcut.compiler.plan.serving import read_s
-from chipcut.compiler.solver.engine import choose_replicas
+from chipcut.compiler.solver.cpsat import choose_replicas
 from chipcut.compiler.solver.fit import memory_of
 from chipcut.core.errors import ChipcutError, DoesNotFit
 from chipcut.core.fmt import nbytes as fmt_b

@@ -192,3 +192,11 @@ class Interconnect:
 
 
 CHAIN = Interconnect()  # the default: a chain, throughput, no replication
+
+
+class NoFit(Exception):
+    """No pipeline keeps every chip's weights and live activations within its memory."""
+
+
+class NotFound(Exception):
+    """No pipeline that fits memory was found within the time limit (none is proven absent)."""

@@ -18,7 +18,7 @@ from chipcut.compiler.cli.main import main
 from chipcut.compiler.llm.step import decode_step, kv_cache_bytes
 from chipcut.compiler.plan.serve import ServePlan, Targets, served
 from chipcut.compiler.serve import serve
-from chipcut.compiler.solver.engine import choose_replicas
+from chipcut.compiler.solver.cpsat import choose_replicas
 from chipcut.core.errors import ChipcutError, DoesNotFit
 
 transformers = pytest.importorskip("transformers")

@@ -10,7 +10,8 @@ import pytest
 
 from benchmarks.oracle import brute_force, check, random_case
 from chipcut.compiler.solver import wide
-from chipcut.compiler.solver.engine import NoFit, NotFound, _min_cut, solve
+from chipcut.compiler.solver.cpsat import min_cut
+from chipcut.compiler.solver.engine import NoFit, NotFound, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.ideals import enumerate_ideals
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
@@ -18,7 +19,7 @@ from chipcut.core.vocab import Objective, Status, Topology
 
 
 def _bound(problem: PartitionProblem) -> float:
-    return wide.cut_bound(problem, _min_cut, time.perf_counter() + 10)
+    return wide.cut_bound(problem, min_cut, time.perf_counter() + 10)
 
 
 def _two_streams(link_bytes_per_s: float) -> PartitionProblem:
