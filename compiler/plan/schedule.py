@@ -111,7 +111,7 @@ def build_schedule(summary: GraphSummary, units: UnitGraph, works: list[Work],
     names = [n for _, _, _, n in units.tensors]
     transfers = tuple(Transfer(m.leads[x.src], m.leads[x.dst], x.bytes,
                                tuple(names[t] for t in x.tensors), x.seconds) for x in m.links)
-    in_bytes, out_bytes = _traffic(summary, chip_of_unit)
+    in_bytes, out_bytes = _traffic(summary, chip_of_unit, len(backends))
     stages, timeline = [], []
     for chip, us in enumerate(units_of_chip):
         if replicas[chip] > 0:
@@ -148,10 +148,11 @@ def _metrics(m: Breakdown, lower_bound_s: float, stages: list[Stage],
         host_in_s=m.host_in_s, host_out_s=m.host_out_s)
 
 
-def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Bytes each chip receives (graph inputs and tensors from other chips) and sends (tensors
-    to other chips and the model's outputs), per inference."""
-    n_chips = max(chip_of_unit, default=0) + 1
+def _traffic(summary: GraphSummary, chip_of_unit: tuple[int, ...],
+             n_chips: int) -> tuple[list[int], list[int]]:
+    """Bytes each of ``n_chips`` chips receives (graph inputs and tensors from other chips) and
+    sends (tensors to other chips and the model's outputs), per inference; empty chips 0."""
+    n_chips = max(n_chips, max(chip_of_unit, default=0) + 1)
     chip_of = {r.name: chip_of_unit[r.unit] for r in summary.nodes}
     users: dict[str, set[int]] = {}
     for r in summary.nodes:

@@ -97,3 +97,21 @@ def test_splitting_a_fused_group_is_refused(residual_cnn, tmp_path) -> None:
     edit(path, move)
     with pytest.raises(ChipcutError, match=f"nodes {first} and .* form one fused unit"):
         revalidate(Plan.from_json(path))
+
+
+def test_a_plan_with_every_node_on_the_first_of_three_chips_is_recosted(residual_cnn,
+                                                                         tmp_path) -> None:
+    # Two empty chips at the end of the pipeline: each receives and sends nothing.
+    plan = chipcut.compile(*residual_cnn, chips=3, time_limit_s=5, passes="none")
+    path = tmp_path / "plan.json"
+    plan.to_json(path)
+
+    def all_on_chip_0(data):
+        for stage in data["stages"][1:]:
+            data["stages"][0]["nodes"] += stage["nodes"]
+            stage["nodes"] = []
+    edit(path, all_on_chip_0)
+    replanned, edited = revalidate(Plan.from_json(path))
+    assert edited and [len(s.nodes) > 0 for s in replanned.stages] == [True, False, False]
+    assert [(s.in_bytes, s.out_bytes) for s in replanned.stages[1:]] == [(0, 0), (0, 0)]
+    assert replanned.stages[0].macs == plan.model.macs
