@@ -111,7 +111,11 @@ def _import_object(spec: str) -> object:
         path = Path(target)
         if not path.is_file():
             raise ChipcutError(f"model file {target} does not exist; check the path")
-        module = _exec_file(path)
+        try:
+            module = _exec_file(path)
+        except Exception as e:  # noqa: BLE001 - the user's file failed; say so in one line
+            raise ChipcutError(f"model file {target} raised {type(e).__name__} while loading: {e}; "
+                               "fix the file") from None
     else:
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
@@ -120,6 +124,9 @@ def _import_object(spec: str) -> object:
         except ModuleNotFoundError as e:
             raise ChipcutError(f"model {spec!r}: cannot import {target!r} ({e}); run from the folder "
                                "that holds the package or pass path/to/file.py:factory") from None
+        except Exception as e:  # noqa: BLE001 - the user's module failed on import
+            raise ChipcutError(f"model {spec!r}: importing {target} raised {type(e).__name__}: "
+                               f"{e}; fix the module") from None
     if not hasattr(module, attr):
         raise ChipcutError(f"model {spec!r}: {target} has no attribute {attr!r}")
     return getattr(module, attr)

@@ -51,7 +51,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     deadline = start + time_limit_s
     say = progress or (lambda _msg: None)
     chips = problem.n_chips
-    method = "chain DP"
+    method, stopped = "chain DP", ""  # stopped: why the search ended early, when it did
     packed, upper = _packed_upper(problem)
     try:
         base = lattice.chain_dp(problem, deadline, replicate=False, upper_s=upper)
@@ -98,9 +98,12 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         best, bound, method = _wide(problem, best, bound, deadline, progress,
                                     f"more than {max_ideals} ideals")
     elif best is None:  # only the unit order was tried
-        raise NoFit if chips == 1 or _one_order(problem) else NotFound
+        if chips == 1 or _one_order(problem):
+            raise NoFit
+        best, method = (_fitting(problem, deadline, progress), None), "CP-SAT for a plan that fits"
+        stopped = f"; only fitting searched ({problem.topology}, {problem.objective})"
     elif chips > 1:
-        method += ("; the time limit left no time to search past the unit order"
+        stopped = ("; the time limit left no time to search past the unit order"
                    if _cp_sat_applies(problem, np.inf) else
                    f"; only the unit order searched (more than {max_ideals} ideals; CP-SAT "
                    f"models the chain at the throughput objective)")
@@ -112,6 +115,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     bound = min(bound, value)
     gap = (value - bound) / value if value > 0 else 0.0
     status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
+    if status != Status.OPTIMAL:
+        method += stopped
     if not _lattice_exact(problem):
         # The programs count bytes along the chain; this topology routes them otherwise.
         method += f"; fewest bytes not proven on a {problem.topology}"
@@ -149,6 +154,16 @@ def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: 
     if evaluate(problem, *plan)[0] < evaluate(problem, *best)[0] * (1 - 1e-12):
         best = plan
     return best, max(bound, evaluate(relaxed, *plan)[0])
+
+
+def _fitting(problem: PartitionProblem, deadline: float,
+             progress: Callable[[str], None] | None) -> tuple[int, ...]:
+    """A pipeline that fits every chip's memory, by CP-SAT on the chain at the throughput
+    objective (memory does not depend on the topology or the objective). Raises NoFit when
+    none exists, NotFound when none turned up in time."""
+    chain = replace(problem, topology=Topology.CHAIN, objective=Objective.THROUGHPUT, switch=None)
+    assignment, _, _ = cpsat.search(chain, None, lower_bound_s(chain), deadline, progress)
+    return tuple(assignment)
 
 
 def _one_order(problem: PartitionProblem) -> bool:

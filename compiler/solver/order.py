@@ -49,7 +49,7 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
     complete = every
     start = time.perf_counter()
     best: tuple[list[Backend], Partitioned] | None = None
-    bounds, failure = [], None
+    bounds, failures = [], []
     for i, order in enumerate(candidates):
         left = time_limit_s - (time.perf_counter() - start)
         if best is not None and left <= 0:
@@ -63,7 +63,7 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
                               hint if [b.name for b in order] == [b.name for b in backends]
                               else None)
         except ChipcutError as e:
-            failure = failure or e
+            failures.append(e)
             complete = complete and not isinstance(e, NoPlanInTime)  # that order's bound unknown
             continue
         bounds.append(found.solution.bound_s)
@@ -71,8 +71,8 @@ def best_order(units: UnitGraph, works: list[Work], backends: list[Backend], tim
         if best is None or (s.bottleneck_s, s.bytes_moved) < (best[1].solution.bottleneck_s,
                                                              best[1].solution.bytes_moved):
             best = (order, found)
-    if best is None:
-        raise failure
+    if best is None:  # an order that ran out of time proves nothing: say that over "does not fit"
+        raise next((e for e in failures if isinstance(e, NoPlanInTime)), failures[0])
     order, found = best
     if len(candidates) == 1:
         return order, found

@@ -104,6 +104,15 @@ def test_user_errors_are_one_line_exit_2(capsys, model_file, tmp_path, argv, mes
     assert not out_path.exists()
 
 
+def test_a_model_file_that_fails_to_load_is_one_line(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad_model.py"
+    bad.write_text("raise ValueError('no weights here')\n")
+    code, out, err = run(capsys, "compile", f"{bad}:f", "--input", "1x8", "--out",
+                         str(tmp_path / "never.json"))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"model file {bad} raised ValueError while loading: no weights here" in err
+
+
 def test_corrupt_plan_is_one_line(capsys, tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -14,6 +14,7 @@ from chipcut.compiler.solver.cpsat import min_cut
 from chipcut.compiler.solver.engine import NoFit, NotFound, solve
 from chipcut.compiler.solver.evaluate import evaluate, lower_bound_s
 from chipcut.compiler.solver.ideals import enumerate_ideals
+from chipcut.compiler.solver.packing import overfull_chip
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
 from chipcut.core.vocab import Objective, Status, Topology
 
@@ -187,3 +188,27 @@ def test_the_lattice_of_a_graph_is_enumerated_once_and_not_past_its_deadline() -
     assert enumerate_ideals(preds, 10**6, deadline=time.perf_counter() - 1) is None
     first = enumerate_ideals(preds, 10**6)
     assert len(first) == 2**16 and enumerate_ideals(preds, 10**6) is first
+
+
+@pytest.mark.parametrize("how", [{"topology": Topology.RING}, {"objective": Objective.LATENCY}])
+def test_a_plan_that_fits_off_the_unit_order_is_found_on_any_topology_and_objective(how) -> None:
+    # CP-SAT models the chain at the throughput objective; memory does not depend on either,
+    # so it still finds a pipeline that fits, and says the rest was not searched.
+    from dataclasses import replace
+
+    problem = replace(_four_branches_in_small_memory(), **how)
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert overfull_chip(problem, solution.chip_of_unit) is None
+    assert solution.bottleneck_s >= brute_force(problem)[0] * (1 - 1e-9)
+    assert solution.bound_s <= brute_force(problem)[0] * (1 + 1e-9)
+    assert "CP-SAT for a plan that fits" in solution.method
+
+
+def test_when_nothing_fits_any_topology_hears_does_not_fit() -> None:
+    from dataclasses import replace
+
+    problem = replace(_four_branches_in_small_memory(), memory_bytes=(9, 9),
+                      topology=Topology.RING)
+    assert brute_force(problem) is None
+    with pytest.raises(NoFit):
+        solve(problem, time_limit_s=5, max_ideals=0)
