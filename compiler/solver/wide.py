@@ -42,18 +42,20 @@ MinCut = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], int]
 
 
 def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> float:
-    """A lower bound on the bottleneck of every pipeline of a chain (throughput objective),
-    at least ``lower_bound_s``; links are assumed no faster for more bytes."""
+    """A lower bound on the bottleneck of every pipeline (throughput objective), at least
+    ``lower_bound_s``. On a chain it counts the links (assumed no faster for more bytes); on a
+    ring or a switch, where a tensor may take another way, it leaves them out (they only add
+    time) and bounds by the stages alone."""
     floor = lower_bound_s(problem)
-    if (problem.topology != Topology.CHAIN or problem.objective != Objective.THROUGHPUT
-            or problem.n_chips < 2 or not problem.tensors):
+    if problem.objective != Objective.THROUGHPUT or problem.n_chips < 2 or not problem.tensors:
         return floor
     work = np.asarray([min(t) for t in problem.unit_time_s], dtype=np.float64)
     total = float(work.sum())
     ancestors, descendants = _closure_work(problem, work)
     bins, clusters, first, last = _bins(ancestors, total - descendants, total)
-    least_s = _least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
-                                                  deadline))
+    least_s = (_least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
+                                                   deadline))
+               if problem.topology == Topology.CHAIN else np.zeros(len(first)))
     rmax = max(problem.max_replicas, default=1) or 1
     bound = _least_limit(bins, least_s, floor, problem.n_chips, rmax, total)
     with_residency = pair_bound(problem, bins, clusters, first, last, least_s, deadline)
