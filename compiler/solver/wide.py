@@ -7,18 +7,20 @@ link after chip k carries the bytes B(I_k) of the tensors leaving I_k. Which ide
 [a, b]? One holding unit u has W(I) >= W(ancestors of u and u); one without it has
 W(I) <= total - W(descendants of u and u). So on [a, b] some units must be in and some out, and
 the fewest bytes an ideal can send there is a minimum cut of the unit graph with those units
-pinned (a closure problem: ``min_cut`` is given by the solver's engine). Positions in [0, total]
+pinned (a closure problem; ``min_cut`` is OR-Tools' max flow, chipcut.compiler.solver.cpsat).
+Positions in [0, total]
 split into intervals where the pinned sets do not change; a pipeline of bottleneck T needs cut
 positions 0 = w_0 <= ... <= w_N = total, steps of at most T (r T for a stage on r replicas),
 each in an interval whose least link time is at most T. The least T for which such positions
 exist bounds every pipeline from below; nesting of the ideals is what it drops, so it is a
 relaxation. On a wide net whose early cuts carry two big feature maps it is far above
-total / N, where CP-SAT's own bound stays.
+total / N, where CP-SAT's own bound stays. Where unit times depend on a stage's weights
+(residency), chipcut.compiler.solver.stagebound adds what the surely-included units lose.
 
 **Balanced orders.** The chain program is exact over the prefixes of one unit order; here
-the order is built to fill stages of a target time T: repeatedly the largest unit whose
-predecessors are placed and that still fits in the current stage, a new stage when none
-fits. Each target gives an order whose prefixes land near k T; the chain program then
+the order is built to fill stages of a target time T (timed under the chips' residency
+table when they share one): repeatedly the largest unit whose predecessors are placed and
+that still fits in the current stage, a new stage when none fits. Each target gives an order whose prefixes land near k T; the chain program then
 picks the best cuts along it (links, memory and residency exactly).
 """
 
