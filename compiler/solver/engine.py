@@ -73,6 +73,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     exact = False
     ideals = None if timed_out else lattice.enumerate_ideals(lattice.predecessors(problem),
                                                               max_ideals, deadline)
+    wide_why = (f"more than {max_ideals} ideals" if ideals is not None or timed_out
+                or time.perf_counter() < deadline else "out of time counting the ideals")
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -99,7 +101,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                 searched_one_order = True
     elif _cp_sat_applies(problem, deadline):
         best, bound, method = _wide(problem, best, bound, deadline, progress,
-                                    f"more than {max_ideals} ideals")
+                                    wide_why)
     elif best is None:  # only the unit order was tried
         if chips == 1 or _one_order(problem):
             raise NoFit
@@ -120,7 +122,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                 best, method = found, "balanced orders"
         stopped = ("; the time limit left no time to search past the unit order"
                    if _cp_sat_applies(problem, np.inf) else
-                   f"; only the unit order searched (more than {max_ideals} ideals; CP-SAT "
+                   f"; only the unit order searched ({wide_why}; CP-SAT "
                    f"models the chain at the throughput objective)")
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
