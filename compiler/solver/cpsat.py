@@ -128,7 +128,7 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     value = evaluate(problem, best)[0] if best else np.inf
     tick_s = max(value if best else bound, 1e-30) / TICKS
     m, y, bottleneck, bytes_expr, exact = _build(problem, tick_s)
-    replicable = max(problem.max_replicas, default=1) > 1
+    replicable = problem.most_replicas > 1
     if not bottleneck_proven:
         m.minimize(bottleneck)
         if best:

@@ -73,8 +73,8 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     exact = False
     ideals = None if timed_out else lattice.enumerate_ideals(lattice.predecessors(problem),
                                                               max_ideals, deadline)
-    wide_why = (f"more than {max_ideals} ideals" if ideals is not None or timed_out
-                or time.perf_counter() < deadline else "out of time counting the ideals")
+    counted_late = ideals is None and not timed_out and time.perf_counter() >= deadline
+    wide_why = "out of time counting the ideals" if counted_late else f"more than {max_ideals} ideals"
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -112,14 +112,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
         searched_one_order = True
         if (problem.objective == Objective.THROUGHPUT and problem.topology != Topology.CHAIN
                 and deadline - time.perf_counter() > 0.1):
-            # The stage bound, and orders that fill each stage: plans on any topology, costed
-            # on it exactly.
-            share = time.perf_counter() + (deadline - time.perf_counter()) / 4
-            bound = max(bound, wide.cut_bound(problem, cpsat.min_cut, share))
-            replicable = max(problem.max_replicas, default=1) > 1
-            for found in wide.balanced_plans(problem, bound, evaluate(problem, *best)[0],
-                                             deadline, replicable):
-                best, method = found, "balanced orders"
+            best, bound, method = _along_orders(problem, best, bound, deadline, method)
         stopped = ("; the time limit left no time to search past the unit order"
                    if _cp_sat_applies(problem, np.inf) else
                    f"; only the unit order searched ({wide_why}; CP-SAT "
@@ -222,6 +215,24 @@ def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, de
     return found
 
 
+def _cut_bound(problem: PartitionProblem, bound: float, deadline: float) -> float:
+    """The larger of ``bound`` and the cut bound (chipcut.compiler.solver.wide), which gets a
+    quarter of the time left."""
+    share = time.perf_counter() + (deadline - time.perf_counter()) / 4
+    return max(bound, wide.cut_bound(problem, cpsat.min_cut, share))
+
+
+def _along_orders(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
+                  method: str) -> tuple[tuple, float, str]:
+    """A ring or a switch past the lattice: the stage bound, and plans along orders that fill
+    each stage, costed on the topology exactly; (the best plan, its bound, the method)."""
+    bound = _cut_bound(problem, bound, deadline)
+    for found in wide.balanced_plans(problem, bound, evaluate(problem, *best)[0], deadline,
+                                     problem.most_replicas > 1):
+        best, method = found, "balanced orders"
+    return best, bound, method
+
+
 def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline: float,
           progress: Callable[[str], None] | None, why: str) -> tuple[tuple, float, str]:
     """A graph too wide for the lattice program: the cut bound, plans along balanced orders
@@ -230,48 +241,49 @@ def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline:
     of the unit order fits memory. Raises NoFit when CP-SAT proves no pipeline fits, and
     NotFound when none that fits turned up in time."""
     say = progress or (lambda _msg: None)
-    share = time.perf_counter() + (deadline - time.perf_counter()) / 4
-    bound = max(bound, wide.cut_bound(problem, cpsat.min_cut, share))
-    replicable = max(problem.max_replicas, default=1) > 1
-    candidates = [best] if best else []
+    bound = _cut_bound(problem, bound, deadline)
+    replicable = problem.most_replicas > 1
+    scored: list[tuple[float, int, tuple]] = []  # (value, bytes, plan) of every plan found
+
+    def add(plan: tuple) -> None:
+        scored.append((*evaluate(problem, *plan), plan))
+    if best:
+        add(best)
     if replicable:
         try:
             along = lattice.chain_dp(problem, deadline, replicate=True)
         except lattice.OutOfTime:
             along = None
         if along is not None:
-            candidates.append((along.chip_of_unit, along.replicas))
-    value = min((evaluate(problem, *c)[0] for c in candidates), default=np.inf)
+            add((along.chip_of_unit, along.replicas))
+    value = min((v for v, _, _ in scored), default=np.inf)
     say(f"cut bound {bound * 1e3:.4g} ms; along the unit order {value * 1e3:.4g} ms")
     method = f"CP-SAT ({why})"
     for found in wide.balanced_plans(problem, bound, value, deadline, replicable):
-        candidates.append(found)
+        add(found)
         method = f"balanced orders, CP-SAT ({why})"
-    plain = [c for c in candidates if not c[1] or max(c[1]) <= 1]
-    start = min(plain, key=lambda c: evaluate(problem, *c)[0], default=None)
-    value = min((evaluate(problem, *c)[0] for c in candidates), default=np.inf)
+    start = min((c for c in scored if not c[2][1] or max(c[2][1]) <= 1), key=lambda c: c[0],
+                default=None)
+    value = min((v for v, _, _ in scored), default=np.inf)
     if start is not None:
         say(f"best so far {value * 1e3:.4g} ms")
     # Building the model takes time of its own (~6 us per unit-or-reader and chip): without
     # that much left, a plan in hand is kept rather than the limit overrun.
     build_s = 6e-6 * problem.n_chips * (len(problem.unit_time_s)
                                         + 2 * sum(len(c) for _, c, _ in problem.tensors))
-    assignment, bytes_proven = None, False
+    searched_bytes = None  # the bytes CP-SAT proved the fewest at its bottleneck
     if start is None or deadline - time.perf_counter() > 2 * build_s:
         assignment, bound, bytes_proven = cpsat.search(
-            problem, list(start[0]) if start else None, bound, deadline, progress,
+            problem, list(start[2][0]) if start else None, bound, deadline, progress,
             bottleneck_proven=value <= bound * (1 + 1e-9))
-        candidates.append((tuple(assignment), None))
+        add((tuple(assignment), None))
+        searched_bytes = scored[-1][1] if bytes_proven else None
     else:
         method = method.replace("CP-SAT (", "no time left for CP-SAT (")
     # The fastest, then the fewest bytes among those as fast (to rounding).
-    scored = [(evaluate(problem, *c), c) for c in candidates]
-    fastest = min(v for (v, _), _ in scored)
-    moved, _, chosen = min((b, i, c) for i, ((v, b), c) in enumerate(scored)
+    fastest = min(v for v, _, _ in scored)
+    moved, _, chosen = min((b, i, plan) for i, (v, b, plan) in enumerate(scored)
                            if v <= fastest * (1 + 1e-9))
-    proven = bytes_proven and moved <= evaluate(problem, assignment)[1]
-    if not proven:
+    if searched_bytes is None or moved > searched_bytes:
         method += "; fewest bytes not proven"
     return (tuple(chosen[0]), chosen[1]), bound, method
-
-

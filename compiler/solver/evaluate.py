@@ -163,5 +163,5 @@ def lower_bound_s(problem: PartitionProblem) -> float:
     host = max(problem.host_in_s, problem.host_out_s)
     if problem.objective == Objective.LATENCY:
         return sum(fastest) + problem.host_in_s + problem.host_out_s
-    rmax = max(problem.max_replicas, default=1)
+    rmax = problem.most_replicas
     return max(sum(fastest) / problem.n_chips, max(fastest, default=0.0) / rmax, host)

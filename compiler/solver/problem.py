@@ -120,6 +120,11 @@ class PartitionProblem:
             return self.residency[k].stage_s(units, weights)
         return sum((self.unit_time_s[u][k] for u in units), 0.0)
 
+    @property
+    def most_replicas(self) -> int:
+        """The most identical chips any stage may run on (1: no replication)."""
+        return max(max(self.max_replicas, default=1), 1)
+
     def link(self, k: int) -> LinkTime:
         """The link out of chip k (the last one listed serves the chips after it)."""
         return self.links[min(k, len(self.links) - 1)]

@@ -40,7 +40,7 @@ def pair_bound(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray
     m = len(bins)
     cost = np.maximum(bins[None, :, 0] - bins[:, None, 1], 0.0) + slow
     cost[np.tril_indices(m, -1)] = np.inf  # cuts go forward
-    rmax = max(problem.max_replicas, default=1) or 1
+    rmax = problem.most_replicas
     best = np.full((problem.n_chips + 1, m), np.inf)
     best[0, 0] = 0.0
     for c in range(1, problem.n_chips + 1):

@@ -58,7 +58,7 @@ def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> fl
     least_s = (_least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
                                                    deadline))
                if problem.topology == Topology.CHAIN else np.zeros(len(first)))
-    rmax = max(problem.max_replicas, default=1) or 1
+    rmax = problem.most_replicas
     bound = _least_limit(bins, least_s, floor, problem.n_chips, rmax, total)
     with_residency = pair_bound(problem, bins, clusters, first, last, least_s, deadline)
     return bound if with_residency is None else max(bound, with_residency)
@@ -110,6 +110,18 @@ def _closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarr
     """Per unit, the work of it with its ancestors, and of it with its descendants
     (units are in a topological order)."""
     n = len(work)
+    preds, succs = _neighbours(problem)
+    up, down = [0] * n, [0] * n
+    for u in range(n):
+        up[u] = (1 << u) | _union(up[p] for p in preds[u])
+    for u in reversed(range(n)):
+        down[u] = (1 << u) | _union(down[c] for c in succs[u])
+    return _weigh(up, n, work), _weigh(down, n, work)
+
+
+def _neighbours(problem: PartitionProblem) -> tuple[list[set[int]], list[list[int]]]:
+    """Per unit, its direct predecessors and its direct successors."""
+    n = len(problem.unit_time_s)
     preds: list[set[int]] = [set() for _ in range(n)]
     for p, consumers, _ in problem.tensors:
         for c in consumers:
@@ -118,12 +130,7 @@ def _closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarr
     for c in range(n):
         for p in preds[c]:
             succs[p].append(c)
-    up, down = [0] * n, [0] * n
-    for u in range(n):
-        up[u] = (1 << u) | _union(up[p] for p in preds[u])
-    for u in reversed(range(n)):
-        down[u] = (1 << u) | _union(down[c] for c in succs[u])
-    return _weigh(up, n, work), _weigh(down, n, work)
+    return preds, succs
 
 
 def _union(sets) -> int:
@@ -213,15 +220,8 @@ def balanced_order(problem: PartitionProblem, stage_s: float) -> list[int]:
     its residency, when the chips share one table), else at each unit's fastest time."""
     n = len(problem.unit_time_s)
     work = [min(t) for t in problem.unit_time_s]
-    preds: list[set[int]] = [set() for _ in range(n)]
-    for p, consumers, _ in problem.tensors:
-        for c in consumers:
-            preds[c].add(p)
+    preds, succs = _neighbours(problem)
     waiting = [len(p) for p in preds]
-    succs: list[list[int]] = [[] for _ in range(n)]
-    for c in range(n):
-        for p in preds[c]:
-            succs[p].append(c)
     ready = [u for u in range(n) if not waiting[u]]
     order: list[int] = []
     clock = _Clock(problem, work)
