@@ -175,9 +175,7 @@ class Lattice:
         r = model.residency[k]
         streamed, resident = self.resident_sums[id(r)]
         weights = self.weight_bytes[pj] - self.weight_bytes[pi]
-        levels = np.asarray(r.free_levels, dtype=np.float64)
-        level = np.searchsorted(levels, r.sram_bytes - weights, side="right") - 1
-        level = np.clip(level, 0, len(levels) - 1)
+        level = r.levels(weights)
         kept = resident[pj, level] - resident[pi, level]
         return np.where(weights <= r.resident_bytes, kept, streamed[pj] - streamed[pi])
 

@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from chipcut.core.errors import ChipcutError
 from chipcut.core.vocab import Objective, Topology, parse
 
@@ -74,12 +76,22 @@ class Residency:
     free_levels: tuple[int, ...]
     resident_s: tuple[tuple[float, ...], ...]
 
+    def level(self, weight_bytes: int) -> int:
+        """The row of resident_s for a stage holding ``weight_bytes`` of resident weights (the
+        SRAM left free as chip_state leaves it)."""
+        return max(bisect.bisect_right(self.free_levels, max(self.sram_bytes - weight_bytes, 0)) - 1, 0)
+
+    def levels(self, weight_bytes: np.ndarray) -> np.ndarray:
+        """``level`` of each of an array of stage weights."""
+        free = np.maximum(self.sram_bytes - np.asarray(weight_bytes, dtype=np.float64), 0)
+        return np.clip(np.searchsorted(self.free_levels, free, side="right") - 1, 0,
+                       len(self.free_levels) - 1)
+
     def stage_s(self, units: list[int], weight_bytes: int) -> float:
         """Seconds of a stage of ``units`` holding ``weight_bytes`` of weights."""
         if weight_bytes > self.resident_bytes:
             return sum((self.streamed_s[u] for u in units), 0.0)
-        free = max(self.sram_bytes - weight_bytes, 0)  # as chip_state leaves it
-        level = bisect.bisect_right(self.free_levels, free) - 1
+        level = self.level(weight_bytes)
         return sum((self.resident_s[level][u] for u in units), 0.0)
 
 

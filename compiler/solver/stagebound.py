@@ -71,9 +71,7 @@ def _slowdown(problem: PartitionProblem, bins: np.ndarray, clusters: np.ndarray,
     up, down = clusters[:, 0], clusters[:, 1]
     weights = np.asarray(problem.weight_bytes or (0,) * len(fastest), dtype=np.float64)
     w_lo, w_hi = _stage_weights(weights, up, down, first, last)
-    free = np.maximum(table.sram_bytes - w_lo, 0)
-    level = np.clip(np.searchsorted(table.free_levels, free, side="right") - 1, 0,
-                    len(table.free_levels) - 1)
+    level = table.levels(w_lo)
     m = len(bins)
     out = np.zeros((m, m))
     for u in units:

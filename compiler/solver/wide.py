@@ -26,7 +26,6 @@ picks the best cuts along it (links, memory and residency exactly).
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -267,8 +266,7 @@ class _Clock:
         weight = self.weight + self.weights[u]
         if weight > self.table.resident_bytes:
             return self.streamed_sum + self.streamed[u]
-        level = max(bisect.bisect_right(self.table.free_levels,
-                                        max(self.table.sram_bytes - weight, 0)) - 1, 0)
+        level = self.table.level(weight)
         return float(self.resident_sum[level] + self.resident[level, u])
 
     def add(self, u: int) -> None:
