@@ -5,9 +5,14 @@ The model: variables y[u][k] = [chip(u) >= k] for k = 1..N-1 make stages contigu
 (y[p][k] <= y[c][k] along every edge, so no cycle between chips) and keep it linear:
 load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a tensor crosses link k when
 y[c][k] - y[p][k] = 1 for some consumer c; a chip that does not overlap its transfers also
-carries its links' times. Phase 1 minimizes the bottleneck (slowest chip or link; skipped
-when the start already meets the bound), phase 2 the bytes moved at it. Times are integer
-ticks rounded down, so the model is a relaxation and its bound a bound.
+carries its links' times. Where a chip's unit times depend on its stage's weights
+(residency), the stage's weights are a variable, a Boolean per threshold says whether they
+exceed it, and each threshold passed adds what it changes of the units on the chip: the
+model holds the state of every stage exactly, per pipeline. Phase 1 minimizes the
+bottleneck (slowest chip or link; skipped when the start already meets the bound), phase
+2 the bytes moved at it. Times are integer ticks rounded down, so the model is a
+relaxation and its bound a bound. A start's value caps the search: the first k chips do
+at most k times it, which pins most units of a long graph to a few chips.
 """
 
 from __future__ import annotations
@@ -15,19 +20,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from ortools.graph.python import max_flow
 from ortools.sat.python import cp_model
 
 from chipcut.compiler.solver.evaluate import evaluate
-from chipcut.compiler.solver.problem import NoFit, NotFound, PartitionProblem, as_affine
+from chipcut.compiler.solver.problem import NoFit, NotFound, PartitionProblem, Residency, as_affine
+from chipcut.compiler.solver.wide import closure_work
 from chipcut.core.vocab import Status
 
 # The bottleneck of the warm start is ~TICKS integer time units. Times are rounded down, so the
 # model's optimum never exceeds the problem's (its bound is a bound), and a plan it proves is
 # within a tick per unit of a stage of it (about 1e-6 for a thousand units).
 TICKS = 1_000_000_000
+
 
 class _Progress(cp_model.CpSolverSolutionCallback):
     def __init__(self, report: Callable[[str], None], phase: str, scale: float, unit: str) -> None:
@@ -39,7 +47,53 @@ class _Progress(cp_model.CpSolverSolutionCallback):
                      f"bound {self.best_objective_bound * self._scale:.4g} {self._unit}")
 
 
-def _build(problem: PartitionProblem, tick_s: float):
+@dataclass
+class _Stage:
+    """One chip's residency in the model: its stage's weights, and its unit times by them.
+
+    ``thresholds``: the weights at which the stage's state (streamed, or resident with so much
+    SRAM free) changes, ascending; above[j] = [weight > thresholds[j]]. A unit's ticks are
+    base below the first threshold and gain steps[j] = (extra, units, ticks) past the j-th:
+    extra >= sum of ticks[i] over those units on the chip when above[j], else extra >= 0.
+    Ticks are each state's times rounded down, so the sum at any weight is that state's.
+    """
+
+    weight: cp_model.IntVar
+    thresholds: list[int]
+    above: list[cp_model.IntVar]
+    base: np.ndarray
+    steps: list[tuple[int, cp_model.IntVar, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _Model:
+    cp: cp_model.CpModel
+    y: list  # y[u][k] = [chip(u) >= k], k = 1..N-1
+    crossings: dict  # (tensor, k): the tensor crosses the link into chip k
+    bottleneck: cp_model.IntVar
+    bytes_expr: object
+    exact: bool  # the model's optimum is the problem's (to ticks)
+    stages: dict[int, _Stage]  # chip: its residency, where it has one
+
+
+def states(table: Residency, tick_s: float, most_bytes: int) -> tuple[list[int], np.ndarray]:
+    """(thresholds, ticks): the stage weights in [0, most_bytes) past which a stage's state
+    changes, and each state's unit times in ticks (rounded down), the first for weights up to
+    thresholds[0]: states between equal neighbours merged."""
+    cuts = {table.sram_bytes - free for free in table.free_levels[1:]}
+    cuts.add(table.resident_bytes)
+    thresholds = sorted(c for c in cuts if 0 <= c < most_bytes)
+    rows = []
+    for weight in [0] + [c + 1 for c in thresholds]:
+        times = (table.streamed_s if weight > table.resident_bytes
+                 else table.resident_s[table.level(weight)])
+        rows.append(np.floor(np.asarray(times, dtype=np.float64) / tick_s).astype(np.int64))
+    kept = [0] + [j for j in range(1, len(rows)) if (rows[j] != rows[j - 1]).any()]
+    return [thresholds[j - 1] for j in kept[1:]], np.asarray([rows[j] for j in kept])
+
+
+def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) -> _Model:
+    """The model; with ``cap_s`` (a known plan's value) only pipelines no slower than it."""
     n, chips = len(problem.unit_time_s), problem.n_chips
     m = cp_model.CpModel()
     y = [[None] + [m.new_bool_var(f"y{u}_{k}") for k in range(1, chips)] for u in range(n)]
@@ -80,10 +134,18 @@ def _build(problem: PartitionProblem, tick_s: float):
         if terms:
             links[k] = (sum(terms), latency + sum(coef))
     longest = max((top for _, top in links.values()), default=0)
-    horizon = sum(max(row) for row in ticks) + 2 * longest + 1
+    slowest = max((max(t.streamed_s + sum(t.resident_s, ())) for t in problem.residency), default=0.0)
+    horizon = (sum(max(row) for row in ticks) + n * math.floor(slowest / tick_s)
+               + 2 * longest + 1)
     bottleneck = m.new_int_var(0, horizon, "bottleneck")
+    stages = {}
     for k in range(chips):
-        load = sum(ticks[u][k] * (ge(u, k) - ge(u, k + 1)) for u in range(n))
+        on = [ge(u, k) - ge(u, k + 1) for u in range(n)]
+        if problem.residency:
+            stages[k] = _stage(m, problem, k, on, tick_s)
+            load = _stage_load(stages[k], on)
+        else:
+            load = sum(ticks[u][k] * on[u] for u in range(n))
         if not problem.overlaps(k):  # busy for its transfers in and out too
             load += sum(links[j][0] for j in (k, k + 1) if j in links)
         m.add(load <= bottleneck)
@@ -98,19 +160,90 @@ def _build(problem: PartitionProblem, tick_s: float):
                     m.add(live >= problem.live_bytes[u] * on_k[u])
             m.add(sum(problem.weight_bytes[u] * on_k[u] for u in range(n) if problem.weight_bytes[u])
                   + live <= capacity)
+    if math.isfinite(cap_s):
+        _within(m, problem, y, bottleneck, tick_s, cap_s)
     bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
                      for k in range(1, chips))
-    # With residency per stage the model holds each unit's fastest time: a relaxation too.
-    exact = not problem.residency and all(as_affine(problem.link(k - 1)) is not None
-                                          for k in range(1, chips))
-    return m, y, bottleneck, bytes_expr, exact
+    exact = all(as_affine(problem.link(k - 1)) is not None for k in range(1, chips))
+    return _Model(m, y, crossings, bottleneck, bytes_expr, exact, stages)
 
 
-def _hint(m: cp_model.CpModel, y, assignment: list[int], chips: int) -> None:
+def _stage(m: cp_model.CpModel, problem: PartitionProblem, k: int, on: list, tick_s: float) -> _Stage:
+    """Chip k's residency (see _Stage)."""
+    weights = problem.weight_bytes or (0,) * len(on)
+    most = sum(weights)
+    weight = m.new_int_var(0, most, f"weight{k}")
+    m.add(weight == sum(w * on[u] for u, w in enumerate(weights) if w))
+    thresholds, rows = states(problem.residency[k], tick_s, most)
+    above = [m.new_bool_var(f"above{k}_{j}") for j in range(len(thresholds))]
+    for j, (limit, flag) in enumerate(zip(thresholds, above, strict=True)):
+        m.add(weight >= limit + 1).only_enforce_if(flag)
+        m.add(weight <= limit).only_enforce_if(~flag)
+        if j:
+            m.add_implication(flag, above[j - 1])
+    steps = []
+    for j, flag in enumerate(above):
+        added = rows[j + 1] - rows[j]
+        units = np.flatnonzero(added)
+        if not len(units):
+            continue
+        delta = added[units]
+        extra = m.new_int_var(int(np.minimum(delta, 0).sum()), int(np.maximum(delta, 0).sum()),
+                              f"extra{k}_{j}")
+        m.add(extra >= sum(int(d) * on[u] for u, d in zip(units, delta, strict=True))
+              ).only_enforce_if(flag)
+        m.add(extra >= 0).only_enforce_if(~flag)
+        steps.append((j, extra, units, delta))
+    return _Stage(weight, thresholds, above, rows[0], steps)
+
+
+def _stage_load(stage: _Stage, on: list):
+    return (sum(int(t) * on[u] for u, t in enumerate(stage.base) if t)
+            + sum(extra for _, extra, _, _ in stage.steps))
+
+
+def _within(m: cp_model.CpModel, problem: PartitionProblem, y, bottleneck, tick_s: float,
+            cap_s: float) -> None:
+    """Only pipelines no slower than ``cap_s``: the first k chips do at most k times the
+    bottleneck's work and the rest at most (N - k) times it (each unit at its fastest), so a
+    unit whose ancestors alone do more than k cap_s lies past chip k, and one whose
+    descendants do more than (N - k) cap_s before it. This fixes most of y on a long graph."""
+    chips = problem.n_chips
+    work = np.asarray([min(t) for t in problem.unit_time_s], dtype=np.float64)
+    ticks = [math.floor(w / tick_s) for w in work]
+    ancestors, descendants = closure_work(problem, work)
+    margin = 1 + 1e-9  # rounding in the sums of work
+    m.add(bottleneck <= math.floor(cap_s / tick_s))
+    for k in range(1, chips):
+        m.add(sum(t * (1 - y[u][k]) for u, t in enumerate(ticks) if t) <= k * bottleneck)
+        m.add(sum(t * y[u][k] for u, t in enumerate(ticks) if t) <= (chips - k) * bottleneck)
+        for u in range(len(work)):
+            if ancestors[u] > k * cap_s * margin:
+                m.add(y[u][k] == 1)
+            elif descendants[u] > (chips - k) * cap_s * margin:
+                m.add(y[u][k] == 0)
+
+
+def _hint(model: _Model, problem: PartitionProblem, assignment: list[int], tick_s: float) -> None:
+    """Every variable's value under ``assignment``, so that CP-SAT starts from it at once."""
+    m, chips = model.cp, problem.n_chips
     m.clear_hints()
     for u, chip in enumerate(assignment):
         for k in range(1, chips):
-            m.add_hint(y[u][k], chip >= k)
+            m.add_hint(model.y[u][k], chip >= k)
+    for (t, k), z in model.crossings.items():
+        p, consumers, _ = problem.tensors[t]
+        m.add_hint(z, assignment[p] < k <= max(assignment[c] for c in consumers))
+    weights = problem.weight_bytes or (0,) * len(assignment)
+    for k, stage in model.stages.items():
+        on = np.asarray(assignment) == k
+        held = int(sum(w for w, here in zip(weights, on, strict=True) if here))
+        m.add_hint(stage.weight, held)
+        for limit, flag in zip(stage.thresholds, stage.above, strict=True):
+            m.add_hint(flag, held > limit)
+        for j, extra, units, delta in stage.steps:
+            m.add_hint(extra, int(delta[on[units]].sum()) if held > stage.thresholds[j] else 0)
+    m.add_hint(model.bottleneck, math.floor(evaluate(problem, assignment)[0] / tick_s))
 
 
 def _read(solver: cp_model.CpSolver, y, n: int, chips: int) -> list[int]:
@@ -127,12 +260,14 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     n, chips = len(problem.unit_time_s), problem.n_chips
     value = evaluate(problem, best)[0] if best else np.inf
     tick_s = max(value if best else bound, 1e-30) / TICKS
-    m, y, bottleneck, bytes_expr, exact = _build(problem, tick_s)
+    model = _build(problem, tick_s, value)
+    m, y, bottleneck = model.cp, model.y, model.bottleneck
+    m.add(bottleneck >= math.floor(bound / tick_s))  # no pipeline is faster: prunes the search
     replicable = problem.most_replicas > 1
     if not bottleneck_proven:
         m.minimize(bottleneck)
         if best:
-            _hint(m, y, best, chips)
+            _hint(model, problem, best, tick_s)
         solver = _solver((deadline - time.perf_counter()) * 0.7)
         cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
         code = solver.solve(m, cb)
@@ -141,9 +276,9 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
             found_value, _ = evaluate(problem, found)
             if found_value < value * (1 - 1e-12):
                 best, value = found, found_value
-            # Times rounded down, a link left out, the fastest residency: the model is a
-            # relaxation and its bound a bound; but it has no replicas, so where a stage may
-            # have them it bounds nothing.
+            # Times rounded down, a link left out: the model is a relaxation and its bound a
+            # bound (of the pipelines no slower than the start, the only ones it holds); but
+            # it has no replicas, so where a stage may have them it bounds nothing.
             if not replicable:
                 bound = max(bound, min(solver.best_objective_bound * tick_s, value))
         elif best is None:
@@ -154,8 +289,8 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
         raise NotFound
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     m.add(bottleneck <= math.floor(value / tick_s))
-    m.minimize(bytes_expr)
-    _hint(m, y, best, chips)
+    m.minimize(model.bytes_expr)
+    _hint(model, problem, best, tick_s)
     remaining = deadline - time.perf_counter()
     bytes_proven = False
     if remaining > 0.05:
@@ -167,7 +302,7 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
             found_value, found_bytes = evaluate(problem, found)
             if found_value <= value * (1 + 1e-9) and found_bytes < evaluate(problem, best)[1]:
                 best = found
-            bytes_proven = (code == cp_model.OPTIMAL and exact and not replicable
+            bytes_proven = (code == cp_model.OPTIMAL and model.exact and not replicable
                             and found_value <= value * (1 + 1e-9))
     return best, bound, bytes_proven
 

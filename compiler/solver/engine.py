@@ -120,7 +120,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
-    if exact:
+    if exact or chips == 1:  # one chip: one pipeline
         bound = value
     bound = min(bound, value)
     gap = (value - bound) / value if value > 0 else 0.0

@@ -52,7 +52,7 @@ def cut_bound(problem: PartitionProblem, min_cut: MinCut, deadline: float) -> fl
         return floor
     work = np.asarray([min(t) for t in problem.unit_time_s], dtype=np.float64)
     total = float(work.sum())
-    ancestors, descendants = _closure_work(problem, work)
+    ancestors, descendants = closure_work(problem, work)
     bins, clusters, first, last = _bins(ancestors, total - descendants, total)
     least_s = (_least_link_s(problem, _least_bytes(problem, clusters, first, last, min_cut,
                                                    deadline))
@@ -105,7 +105,7 @@ def _bins(ancestors: np.ndarray, latest_out: np.ndarray,
     return table[:, :2], np.column_stack([up, down]), table[:, 2].astype(int), table[:, 3].astype(int)
 
 
-def _closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def closure_work(problem: PartitionProblem, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per unit, the work of it with its ancestors, and of it with its descendants
     (units are in a topological order)."""
     n = len(work)

@@ -1,0 +1,82 @@
+"""The CP-SAT model: residency per stage (a unit's time by its stage's weights) exact in ticks,
+and the window a known plan puts on the search."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.oracle import brute_force
+from chipcut.compiler.solver.cpsat import search, states
+from chipcut.compiler.solver.engine import solve
+from chipcut.compiler.solver.evaluate import evaluate
+from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
+from chipcut.core.vocab import Status
+
+
+def _table(rng: random.Random, units: int) -> Residency:
+    levels = sorted(rng.sample(range(1, 100), 4))
+    return Residency(
+        streamed_s=tuple(rng.uniform(1, 3) for _ in range(units)),
+        resident_bytes=rng.choice([-1, 40, 80, 120]), sram_bytes=100,
+        free_levels=(0, *levels),
+        resident_s=tuple(tuple(rng.uniform(0.5, 3) for _ in range(units)) for _ in range(5)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_states_give_each_weight_its_stage_time(seed: int) -> None:
+    # At every stage weight, the state the thresholds pick has the table's own unit times
+    # (streamed past resident_bytes, else the row of the SRAM left free), rounded down.
+    rng = random.Random(seed)
+    table, tick_s = _table(rng, 6), 1e-3
+    thresholds, rows = states(table, tick_s, 150)
+    assert thresholds == sorted(thresholds) and len(rows) == len(thresholds) + 1
+    for weight in range(0, 150):
+        row = rows[bisect.bisect_left(thresholds, weight)]
+        times = (table.streamed_s if weight > table.resident_bytes
+                 else table.resident_s[table.level(weight)])
+        assert list(row) == [math.floor(t / tick_s) for t in times], weight
+
+
+def _slow_when_heavy() -> PartitionProblem:
+    """A diamond of six 1 s units on two chips whose stage runs unit 1 three times slower
+    once the stage holds more than 25 bytes of weights (its activations no longer fit): the
+    best cut keeps unit 1 away from units 3 and 4's weights."""
+    weights = (0, 5, 10, 10, 10, 0)
+    fast, slow = (1.0,) * 6, (1.0, 3.0, 1.0, 1.0, 1.0, 1.0)
+    table = Residency(streamed_s=fast, resident_bytes=100, sram_bytes=100,
+                      free_levels=(0, 75), resident_s=(slow, fast))
+    tensors = ((0, (1, 2), 1), (1, (3,), 1), (2, (4,), 1), (3, (5,), 1), (4, (5,), 1))
+    return PartitionProblem(((1.0,) * 2,) * 6, tensors, 2, (AffineLink(1e9, 0.0),) * 2,
+                            weight_bytes=weights, residency=(table, table))
+
+
+def test_cp_sat_proves_a_plan_that_depends_on_the_stage_weights() -> None:
+    # From a start that puts unit 1 with 25+ bytes of weights (slow), CP-SAT finds and proves
+    # the optimum: the lower bound it starts from (every unit at its fastest) is below it.
+    problem = _slow_when_heavy()
+    best, _ = brute_force(problem)
+    start = [0, 0, 0, 0, 1, 1]
+    assert evaluate(problem, start)[0] > best
+    found, bound, _ = search(problem, start, 3.0, time.perf_counter() + 10, None)
+    assert evaluate(problem, found)[0] == pytest.approx(best) == pytest.approx(bound, rel=1e-6)
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert solution.status == Status.OPTIMAL and solution.bottleneck_s == pytest.approx(best)
+
+
+def test_one_chip_is_one_pipeline() -> None:
+    # Everything on the one chip: optimal whatever its residency slows, with or without the
+    # lattice program.
+    problem = PartitionProblem(((1.0,),) * 6, _slow_when_heavy().tensors, 1,
+                               (AffineLink(1e9, 0.0),), weight_bytes=_slow_when_heavy().weight_bytes,
+                               residency=_slow_when_heavy().residency[:1])
+    for max_ideals in (0, 20_000):
+        solution = solve(problem, time_limit_s=5, max_ideals=max_ideals)
+        assert solution.status == Status.OPTIMAL and solution.gap == 0
+        assert solution.bottleneck_s == pytest.approx(8.0)  # unit 1 slow: 35 bytes held
+        assert np.all(np.asarray(solution.chip_of_unit) == 0)
