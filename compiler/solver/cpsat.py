@@ -1,17 +1,18 @@
-"""CP-SAT, the search where the lattice program cannot run, and the minimum cuts of the cut
-bound: the only module that imports OR-Tools.
+"""CP-SAT, the search where the lattice program cannot run or leaves a gap, and the minimum
+cuts of the cut bound: the only module that imports OR-Tools.
 
 The model: variables y[u][k] = [chip(u) >= k] for k = 1..N-1 make stages contiguous
 (y[p][k] <= y[c][k] along every edge, so no cycle between chips) and keep it linear:
-load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]); a tensor crosses link k when
-y[c][k] - y[p][k] = 1 for some consumer c; a chip that does not overlap its transfers also
-carries its links' times. Where a chip's unit times depend on its stage's weights
-(residency), the stage's weights are a variable, a Boolean per threshold says whether they
-exceed it, and each threshold passed adds what it changes of the units on the chip: the
-model holds the state of every stage exactly, per pipeline. Phase 1 minimizes the
-bottleneck (slowest chip or link; skipped when the start already meets the bound), phase
-2 the bytes moved at it. Times are integer ticks rounded down, so the model is a
-relaxation and its bound a bound. A start's value caps the search: the first k chips do
+load_k = sum_u t[u][k] (y[u][k] - y[u][k+1]). The topology's links come from
+chipcut.compiler.solver.cplinks (chain, switch, ring); a chip that does not overlap its
+transfers also carries its links' times. Where a chip's unit times depend on its stage's
+weights (residency), the stage's weights are a variable, a Boolean per threshold says
+whether they exceed it, and each threshold passed adds what it changes of the units on the
+chip: the model holds the state of every stage exactly, per pipeline. The objective is
+the bottleneck (slowest chip, link or switch) or one frame's latency (every stage and link
+once). Phase 1 minimizes it (skipped when the start already meets the bound), phase 2 the
+bytes moved at it. Times are integer ticks rounded down, so the model is a relaxation and
+its bound a bound. A start's value caps the search: for throughput the first k chips do
 at most k times it, which pins most units of a long graph to a few chips.
 """
 
@@ -26,10 +27,11 @@ import numpy as np
 from ortools.graph.python import max_flow
 from ortools.sat.python import cp_model
 
+from chipcut.compiler.solver.cplinks import Links, build_links
 from chipcut.compiler.solver.evaluate import evaluate
-from chipcut.compiler.solver.problem import NoFit, NotFound, PartitionProblem, Residency, as_affine
+from chipcut.compiler.solver.problem import NoFit, NotFound, PartitionProblem, Residency
 from chipcut.compiler.solver.wide import closure_work
-from chipcut.core.vocab import Status
+from chipcut.core.vocab import Objective, Status
 
 # The bottleneck of the warm start is ~TICKS integer time units. Times are rounded down, so the
 # model's optimum never exceeds the problem's (its bound is a bound), and a plan it proves is
@@ -69,10 +71,8 @@ class _Stage:
 class _Model:
     cp: cp_model.CpModel
     y: list  # y[u][k] = [chip(u) >= k], k = 1..N-1
-    crossings: dict  # (tensor, k): the tensor crosses the link into chip k
-    bottleneck: cp_model.IntVar
-    bytes_expr: object
-    exact: bool  # the model's optimum is the problem's (to ticks)
+    links: Links  # which tensors cross which link, the links' times, the bytes moved
+    objective: cp_model.IntVar  # the bottleneck (throughput) or one frame's latency, in ticks
     stages: dict[int, _Stage]  # chip: its residency, where it has one
 
 
@@ -104,53 +104,36 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) ->
     for u in range(n):
         for k in range(1, chips - 1):
             m.add_implication(y[u][k + 1], y[u][k])
-    crossings = {}
-    for t, (p, consumers, _) in enumerate(problem.tensors):
+    for p, consumers, _ in problem.tensors:
         for c in consumers:
             for k in range(1, chips):
                 m.add_implication(y[p][k], y[c][k])
-        for k in range(1, chips):
-            z = m.new_bool_var(f"z{t}_{k}")
-            for c in consumers:
-                m.add(z >= y[c][k] - y[p][k])
-            crossings[t, k] = z
+    links = build_links(m, problem, y, tick_s)
     ticks = [[math.floor(problem.unit_time_s[u][k] / tick_s) for k in range(chips)]
              for u in range(n)]
-    links = {}  # k: ticks of the link from chip k - 1 to chip k, linear in the crossings
-    for k in range(1, chips):
-        # A link CP-SAT cannot encode exactly (not affine in bytes) is left out: the model is
-        # then a relaxation, so its bound stays a bound; plans are costed exactly after.
-        affine = as_affine(problem.link(k - 1))
-        if affine is None:
-            continue
-        coef = [math.floor(nbytes / affine.bytes_per_s / tick_s) for _, _, nbytes in problem.tensors]
-        terms = [c * crossings[t, k] for t, c in enumerate(coef) if c]
-        latency = math.floor(affine.latency_s / tick_s)
-        if latency:  # paid only when something is sent
-            sent = m.new_bool_var(f"sent{k}")
-            for t in range(len(problem.tensors)):
-                m.add_implication(crossings[t, k], sent)
-            terms.append(latency * sent)
-        if terms:
-            links[k] = (sum(terms), latency + sum(coef))
-    longest = max((top for _, top in links.values()), default=0)
     slowest = max((max(t.streamed_s + sum(t.resident_s, ())) for t in problem.residency), default=0.0)
+    host = math.floor((problem.host_in_s + problem.host_out_s) / tick_s)
     horizon = (sum(max(row) for row in ticks) + n * math.floor(slowest / tick_s)
-               + 2 * longest + 1)
-    bottleneck = m.new_int_var(0, horizon, "bottleneck")
-    stages = {}
+               + 2 * sum(link.top for link in links.links) + host + 1)
+    objective = m.new_int_var(0, horizon, problem.objective)
+    stages, loads = {}, []
     for k in range(chips):
         on = [ge(u, k) - ge(u, k + 1) for u in range(n)]
         if problem.residency:
             stages[k] = _stage(m, problem, k, on, tick_s)
-            load = _stage_load(stages[k], on)
+            loads.append(_stage_load(stages[k], on))
         else:
-            load = sum(ticks[u][k] * on[u] for u in range(n))
-        if not problem.overlaps(k):  # busy for its transfers in and out too
-            load += sum(links[j][0] for j in (k, k + 1) if j in links)
-        m.add(load <= bottleneck)
-    for expr, _ in links.values():
-        m.add(expr <= bottleneck)
+            loads.append(sum(ticks[u][k] * on[u] for u in range(n)))
+    if problem.objective == Objective.LATENCY:  # every stage and link once, one frame
+        m.add(sum(loads) + sum(link.expr for link in links.links) + host <= objective)
+    else:
+        for k, load in enumerate(loads):
+            if not problem.overlaps(k):  # busy for its transfers in and out too
+                load += sum(link.expr for link in links.links if link.ends and k in link.ends)
+            m.add(load <= objective)
+        for link in links.links:
+            m.add(link.expr <= objective)
+        m.add(objective >= math.floor(max(problem.host_in_s, problem.host_out_s) / tick_s))
     for k, capacity in enumerate(problem.memory_bytes):
         if capacity > 0:
             on_k = [ge(u, k) - ge(u, k + 1) for u in range(n)]
@@ -161,11 +144,10 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) ->
             m.add(sum(problem.weight_bytes[u] * on_k[u] for u in range(n) if problem.weight_bytes[u])
                   + live <= capacity)
     if math.isfinite(cap_s):
-        _within(m, problem, y, bottleneck, tick_s, cap_s)
-    bytes_expr = sum(nbytes * crossings[t, k] for t, (_, _, nbytes) in enumerate(problem.tensors)
-                     for k in range(1, chips))
-    exact = all(as_affine(problem.link(k - 1)) is not None for k in range(1, chips))
-    return _Model(m, y, crossings, bottleneck, bytes_expr, exact, stages)
+        m.add(objective <= math.floor(cap_s / tick_s))
+        if problem.objective == Objective.THROUGHPUT:
+            _within(m, problem, y, objective, tick_s, cap_s)
+    return _Model(m, y, links, objective, stages)
 
 
 def _stage(m: cp_model.CpModel, problem: PartitionProblem, k: int, on: list, tick_s: float) -> _Stage:
@@ -213,7 +195,6 @@ def _within(m: cp_model.CpModel, problem: PartitionProblem, y, bottleneck, tick_
     ticks = [math.floor(w / tick_s) for w in work]
     ancestors, descendants = closure_work(problem, work)
     margin = 1 + 1e-9  # rounding in the sums of work
-    m.add(bottleneck <= math.floor(cap_s / tick_s))
     for k in range(1, chips):
         m.add(sum(t * (1 - y[u][k]) for u, t in enumerate(ticks) if t) <= k * bottleneck)
         m.add(sum(t * y[u][k] for u, t in enumerate(ticks) if t) <= (chips - k) * bottleneck)
@@ -231,9 +212,8 @@ def _hint(model: _Model, problem: PartitionProblem, assignment: list[int], tick_
     for u, chip in enumerate(assignment):
         for k in range(1, chips):
             m.add_hint(model.y[u][k], chip >= k)
-    for (t, k), z in model.crossings.items():
-        p, consumers, _ = problem.tensors[t]
-        m.add_hint(z, assignment[p] < k <= max(assignment[c] for c in consumers))
+    for var, value in model.links.hints:
+        m.add_hint(var, value(assignment))
     weights = problem.weight_bytes or (0,) * len(assignment)
     for k, stage in model.stages.items():
         on = np.asarray(assignment) == k
@@ -243,7 +223,7 @@ def _hint(model: _Model, problem: PartitionProblem, assignment: list[int], tick_
             m.add_hint(flag, held > limit)
         for j, extra, units, delta in stage.steps:
             m.add_hint(extra, int(delta[on[units]].sum()) if held > stage.thresholds[j] else 0)
-    m.add_hint(model.bottleneck, math.floor(evaluate(problem, assignment)[0] / tick_s))
+    m.add_hint(model.objective, math.floor(evaluate(problem, assignment)[0] / tick_s))
 
 
 def _read(solver: cp_model.CpSolver, y, n: int, chips: int) -> list[int]:
@@ -261,15 +241,16 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     value = evaluate(problem, best)[0] if best else np.inf
     tick_s = max(value if best else bound, 1e-30) / TICKS
     model = _build(problem, tick_s, value)
-    m, y, bottleneck = model.cp, model.y, model.bottleneck
-    m.add(bottleneck >= math.floor(bound / tick_s))  # no pipeline is faster: prunes the search
-    replicable = problem.most_replicas > 1
+    m, y, bottleneck = model.cp, model.y, model.objective
+    m.add(bottleneck >= math.floor(bound / tick_s))  # no pipeline is better: prunes the search
+    # Replicas serve throughput only; the model has none.
+    replicable = problem.objective == Objective.THROUGHPUT and problem.most_replicas > 1
     if not bottleneck_proven:
         m.minimize(bottleneck)
         if best:
             _hint(model, problem, best, tick_s)
         solver = _solver((deadline - time.perf_counter()) * 0.7)
-        cb = _Progress(progress, "bottleneck", tick_s * 1e3, "ms") if progress else None
+        cb = _Progress(progress, problem.objective, tick_s * 1e3, "ms") if progress else None
         code = solver.solve(m, cb)
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             found = _read(solver, y, n, chips)
@@ -289,7 +270,7 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
         raise NotFound
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     m.add(bottleneck <= math.floor(value / tick_s))
-    m.minimize(model.bytes_expr)
+    m.minimize(model.links.bytes_expr)
     _hint(model, problem, best, tick_s)
     remaining = deadline - time.perf_counter()
     bytes_proven = False
@@ -302,7 +283,7 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
             found_value, found_bytes = evaluate(problem, found)
             if found_value <= value * (1 + 1e-9) and found_bytes < evaluate(problem, best)[1]:
                 best = found
-            bytes_proven = (code == cp_model.OPTIMAL and model.exact and not replicable
+            bytes_proven = (code == cp_model.OPTIMAL and model.links.exact and not replicable
                             and found_value <= value * (1 + 1e-9))
     return best, bound, bytes_proven
 

@@ -3,8 +3,10 @@ too large the cut bound, balanced orders and CP-SAT (chipcut.compiler.solver.cps
 
 ``solve`` first runs the exact program over the prefixes of the unit order (the classic
 chain DP: a plan and an upper bound). When the unit graph has at most ``MAX_IDEALS``
-ideals, the program over all of them is exact for every pipeline
-(``chipcut.compiler.solver.lattice``): status OPTIMAL, no search. Otherwise
+ideals, the program over all of them is exact for every pipeline on a chain (and a switch
+at the throughput objective) (``chipcut.compiler.solver.lattice``): status OPTIMAL, no
+search; on a ring, or a switch at the latency objective, its link-free optimum is a bound
+and CP-SAT searches on from its plan where a gap is left. Otherwise
 (``chipcut.compiler.solver.wide``) a bound that sees the links and plans cut along orders
 that fill each stage come first, and CP-SAT searches from the best plan. The time limit
 is one budget for all of it.
@@ -52,7 +54,6 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     say = progress or (lambda _msg: None)
     chips = problem.n_chips
     method, stopped = "chain DP", ""  # stopped: why the search ended early, when it did
-    searched_one_order = False  # past the lattice without CP-SAT: bytes only along orders
     packed, upper = _packed_upper(problem)
     try:
         base = lattice.chain_dp(problem, deadline, replicate=False, upper_s=upper)
@@ -75,6 +76,7 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
                                                               max_ideals, deadline)
     counted_late = ideals is None and not timed_out and time.perf_counter() >= deadline
     wide_why = "out of time counting the ideals" if counted_late else f"more than {max_ideals} ideals"
+    bytes_proven = False  # the bytes moved at the plan's value are proven the fewest
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
@@ -87,36 +89,32 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             found = _lattice_best(problem, ideals, upper, deadline, prefixes,
                                   base if prefixes else None)
             best, exact = (found.chip_of_unit, found.replicas), _lattice_exact(problem)
+            bytes_proven = exact
             method = f"lattice DP ({len(ideals)} ideals)"
             if not exact:
                 best, bound = _linkless(problem, ideals, best, bound, deadline, prefixes)
+                if _worth_proving(problem, best, bound, deadline):
+                    best, bound, bytes_proven = _prove(problem, best, bound, deadline, progress)
+                    method += ", CP-SAT"
         except lattice.OutOfTime:
             say("lattice: out of time or too many pairs, keeping the chain DP plan")
             if _cp_sat_applies(problem, deadline):
-                best, bound, method = _wide(problem, best, bound, deadline, progress,
-                                            f"lattice of {len(ideals)} ideals too large")
+                best, bound, method, bytes_proven = _wide(
+                    problem, best, bound, deadline, progress,
+                    f"lattice of {len(ideals)} ideals too large")
             elif best is None:
                 raise NotFound from None
             else:
-                searched_one_order = True
+                stopped = "; the time limit left no time to search past the unit order"
     elif _cp_sat_applies(problem, deadline):
-        best, bound, method = _wide(problem, best, bound, deadline, progress,
-                                    wide_why)
+        best, bound, method, bytes_proven = _wide(problem, best, bound, deadline, progress,
+                                                  wide_why)
     elif best is None:  # only the unit order was tried
         if chips == 1 or _one_order(problem):
             raise NoFit
-        best, method = (_fitting(problem, deadline, progress), None), "CP-SAT for a plan that fits"
-        searched_one_order = True
-        stopped = f"; only fitting searched ({problem.topology}, {problem.objective})"
+        raise NotFound
     elif chips > 1:
-        searched_one_order = True
-        if (problem.objective == Objective.THROUGHPUT and problem.topology != Topology.CHAIN
-                and deadline - time.perf_counter() > 0.1):
-            best, bound, method = _along_orders(problem, best, bound, deadline, method)
-        stopped = ("; the time limit left no time to search past the unit order"
-                   if _cp_sat_applies(problem, np.inf) else
-                   f"; only the unit order searched ({wide_why}; CP-SAT "
-                   f"models the chain at the throughput objective)")
+        stopped = "; the time limit left no time to search past the unit order"
     if overfull_chip(problem, best[0]) is not None:  # no engine returns one; never let it out
         raise NoFit
     value, moved = evaluate(problem, *best)
@@ -127,11 +125,11 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     status = Status.OPTIMAL if gap <= 1e-6 else Status.FEASIBLE
     if status != Status.OPTIMAL:
         method += stopped
-    if not _lattice_exact(problem):
-        # The programs count bytes along the chain; this topology routes them otherwise.
-        method += f"; fewest bytes not proven on a {problem.topology}"
-    elif searched_one_order:
-        method += "; fewest bytes not proven"
+    if not bytes_proven and chips > 1:
+        # On a ring (or a switch at the latency objective) the programs count bytes along the
+        # chain, and CP-SAT routes a ring's tensors as it likes: only a proof there counts.
+        method += "; fewest bytes not proven" + ("" if _lattice_exact(problem)
+                                                 else f" on a {problem.topology}")
     say(f"{method}: {status}, objective {value * 1e3:.4g} ms, bound {bound * 1e3:.4g} ms, "
         f"gap {100 * gap:.2f}%")
     replicas = tuple(best[1]) if best[1] else (1,) * chips
@@ -168,16 +166,6 @@ def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: 
     return best, max(bound, evaluate(relaxed, *plan)[0])
 
 
-def _fitting(problem: PartitionProblem, deadline: float,
-             progress: Callable[[str], None] | None) -> tuple[int, ...]:
-    """A pipeline that fits every chip's memory, by CP-SAT on the chain at the throughput
-    objective (memory does not depend on the topology or the objective). Raises NoFit when
-    none exists, NotFound when none turned up in time."""
-    chain = replace(problem, topology=Topology.CHAIN, objective=Objective.THROUGHPUT, switch=None)
-    assignment, _, _ = cpsat.search(chain, None, lower_bound_s(chain), deadline, progress)
-    return tuple(assignment)
-
-
 def _one_order(problem: PartitionProblem) -> bool:
     """Whether the unit order is the graph's only topological order (each unit feeds the next),
     so that searching along it searches every pipeline."""
@@ -186,9 +174,23 @@ def _one_order(problem: PartitionProblem) -> bool:
 
 
 def _cp_sat_applies(problem: PartitionProblem, deadline: float) -> bool:
-    """CP-SAT models the chain and the throughput objective, given time to search."""
-    return (problem.objective == Objective.THROUGHPUT and problem.topology == Topology.CHAIN
-            and problem.n_chips > 1 and deadline - time.perf_counter() > 0.1)
+    """Whether there is a cut to search for and time to search for it."""
+    return problem.n_chips > 1 and deadline - time.perf_counter() > 0.1
+
+
+def _worth_proving(problem: PartitionProblem, best: tuple, bound: float, deadline: float) -> bool:
+    """Whether CP-SAT may close the gap the lattice program's relaxation leaves: a plain plan
+    (the model has no replicas) above the bound, and time."""
+    return (_cp_sat_applies(problem, deadline) and not (best[1] and max(best[1]) > 1)
+            and evaluate(problem, *best)[0] > bound * (1 + 1e-6))
+
+
+def _prove(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
+           progress: Callable[[str], None] | None) -> tuple[tuple, float, bool]:
+    """CP-SAT from ``best``: (a plan no worse, the larger bound, whether its bytes are proven
+    the fewest)."""
+    found, bound, bytes_proven = cpsat.search(problem, list(best[0]), bound, deadline, progress)
+    return (tuple(found), None), bound, bytes_proven
 
 
 def _lattice_best(problem: PartitionProblem, ideals: list[int], upper: float, deadline: float,
@@ -222,27 +224,18 @@ def _cut_bound(problem: PartitionProblem, bound: float, deadline: float) -> floa
     return max(bound, wide.cut_bound(problem, cpsat.min_cut, share))
 
 
-def _along_orders(problem: PartitionProblem, best: tuple, bound: float, deadline: float,
-                  method: str) -> tuple[tuple, float, str]:
-    """A ring or a switch past the lattice: the stage bound, and plans along orders that fill
-    each stage, costed on the topology exactly; (the best plan, its bound, the method)."""
-    bound = _cut_bound(problem, bound, deadline)
-    for found in wide.balanced_plans(problem, bound, evaluate(problem, *best)[0], deadline,
-                                     problem.most_replicas > 1):
-        best, method = found, "balanced orders"
-    return best, bound, method
-
-
 def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline: float,
-          progress: Callable[[str], None] | None, why: str) -> tuple[tuple, float, str]:
+          progress: Callable[[str], None] | None, why: str) -> tuple[tuple, float, str, bool]:
     """A graph too wide for the lattice program: the cut bound, plans along balanced orders
-    (with replicas where stages may have them), then CP-SAT from the best plain one; (the
-    best plan, its proven bound, the method). ``best``: the chain DP plan, None when no cut
-    of the unit order fits memory. Raises NoFit when CP-SAT proves no pipeline fits, and
-    NotFound when none that fits turned up in time."""
+    (throughput; with replicas where stages may have them), then CP-SAT from the best plain
+    one; (the best plan, its proven bound, the method, whether its bytes are proven the
+    fewest). ``best``: the chain DP plan, None when no cut of the unit order fits memory.
+    Raises NoFit when CP-SAT proves no pipeline fits, and NotFound when none that fits
+    turned up in time."""
     say = progress or (lambda _msg: None)
     bound = _cut_bound(problem, bound, deadline)
-    replicable = problem.most_replicas > 1
+    throughput = problem.objective == Objective.THROUGHPUT
+    replicable = throughput and problem.most_replicas > 1
     scored: list[tuple[float, int, tuple]] = []  # (value, bytes, plan) of every plan found
 
     def add(plan: tuple) -> None:
@@ -259,7 +252,7 @@ def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline:
     value = min((v for v, _, _ in scored), default=np.inf)
     say(f"cut bound {bound * 1e3:.4g} ms; along the unit order {value * 1e3:.4g} ms")
     method = f"CP-SAT ({why})"
-    for found in wide.balanced_plans(problem, bound, value, deadline, replicable):
+    for found in wide.balanced_plans(problem, bound, value, deadline, replicable) if throughput else ():
         add(found)
         method = f"balanced orders, CP-SAT ({why})"
     start = min((c for c in scored if not c[2][1] or max(c[2][1]) <= 1), key=lambda c: c[0],
@@ -284,6 +277,5 @@ def _wide(problem: PartitionProblem, best: tuple | None, bound: float, deadline:
     fastest = min(v for v, _, _ in scored)
     moved, _, chosen = min((b, i, plan) for i, (v, b, plan) in enumerate(scored)
                            if v <= fastest * (1 + 1e-9))
-    if searched_bytes is None or moved > searched_bytes:
-        method += "; fewest bytes not proven"
-    return (tuple(chosen[0]), chosen[1]), bound, method
+    bytes_proven = searched_bytes is not None and moved <= searched_bytes
+    return (tuple(chosen[0]), chosen[1]), bound, method, bytes_proven

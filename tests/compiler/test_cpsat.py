@@ -10,13 +10,14 @@ import time
 
 import numpy as np
 import pytest
+from ortools.sat.python import cp_model
 
-from benchmarks.oracle import brute_force
+from benchmarks.oracle import brute_force, random_case
 from chipcut.compiler.solver.cpsat import search, states
 from chipcut.compiler.solver.engine import solve
 from chipcut.compiler.solver.evaluate import evaluate
 from chipcut.compiler.solver.problem import AffineLink, PartitionProblem, Residency
-from chipcut.core.vocab import Status
+from chipcut.core.vocab import Status, Topology
 
 
 def _table(rng: random.Random, units: int) -> Residency:
@@ -80,3 +81,52 @@ def test_one_chip_is_one_pipeline() -> None:
         assert solution.status == Status.OPTIMAL and solution.gap == 0
         assert solution.bottleneck_s == pytest.approx(8.0)  # unit 1 slow: 35 bytes held
         assert np.all(np.asarray(solution.chip_of_unit) == 0)
+
+
+def _random_pipeline(problem: PartitionProblem, rng: random.Random) -> list[int]:
+    """Contiguous stages in a random layout: each unit on its producers' last chip or later."""
+    chip = [0] * len(problem.unit_time_s)
+    for p, consumers, _ in sorted(problem.tensors):
+        for c in consumers:
+            chip[c] = max(chip[c], chip[p])
+    for u in range(len(chip)):  # units are in a topological order
+        chip[u] = max([chip[u]] + [chip[p] for p, cs, _ in problem.tensors if u in cs])
+        chip[u] = rng.randint(chip[u], problem.n_chips - 1) if rng.random() < 0.4 else chip[u]
+    return chip
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_the_model_costs_a_pipeline_as_the_plan_does(seed: int) -> None:
+    # For a random pipeline of an oracle case (residency, host links, mixed chips, overlap
+    # off, chain, switch, ring, both objectives), the model with the chips fixed: its hint is
+    # feasible, and its optimum is the plan's own cost in ticks (on a ring, where the model
+    # may route either way round, no more than it).
+    from chipcut.compiler.solver import cpsat
+    from chipcut.compiler.solver.packing import overfull_chip
+
+    case = random_case(seed)
+    problem = case.problem
+    if problem.n_chips < 2:
+        pytest.skip("one chip: nothing to model")
+    chip = _random_pipeline(problem, random.Random(seed))
+    if overfull_chip(problem, chip) is not None:
+        if brute_force(problem) is None:
+            pytest.skip("no pipeline fits")
+        chip = list(solve(problem, time_limit_s=5).chip_of_unit)
+    value = evaluate(problem, chip)[0]
+    tick_s = value / cpsat.TICKS
+    model = cpsat._build(problem, tick_s)
+    cpsat._hint(model, problem, chip, tick_s)
+    for u, k in enumerate(chip):
+        for j in range(1, problem.n_chips):
+            model.cp.add(model.y[u][j] == int(k >= j))
+    model.cp.minimize(model.objective)
+    solver = cpsat._solver(10)
+    solver.parameters.debug_crash_on_bad_hint = True
+    assert solver.solve(model.cp) == cp_model.OPTIMAL
+    found_s = solver.objective_value * tick_s
+    slack = (len(chip) + 2 * len(problem.tensors) + 4) * tick_s  # a tick per rounded term
+    if problem.topology == Topology.RING and problem.n_chips > 2:
+        assert found_s <= value + slack
+    else:
+        assert value - slack <= found_s <= value + slack, (case.features, found_s, value)
