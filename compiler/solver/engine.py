@@ -31,10 +31,11 @@ FALLBACK = "time limit: packed split"
 
 
 def _packed_upper(problem: PartitionProblem) -> tuple[tuple[int, ...] | None, float]:
-    """The packed split and its value where that bounds the chain DP's stages (a chain,
-    the throughput objective), else inf: the DP then holds only pairs within it."""
+    """The packed split and its value where that bounds the chain DP's stages (the
+    throughput objective: a plan's every stage takes at most its bottleneck, on any
+    topology), else inf: the DP then holds only pairs within it."""
     packed = packed_split(problem)
-    if packed is None or problem.topology != Topology.CHAIN or problem.objective != Objective.THROUGHPUT:
+    if packed is None or problem.objective != Objective.THROUGHPUT:
         return packed, np.inf
     return packed, evaluate(problem, packed)[0] * (1 + 1e-9)
 
@@ -80,9 +81,10 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
     if ideals is not None:
         say(f"lattice: {len(ideals)} ideals of {len(problem.unit_time_s)} units")
         try:
-            # The programs cost along the chain: another topology's value bounds nothing there.
-            chain = problem.topology == Topology.CHAIN
-            upper = evaluate(problem, *best)[0] if best and chain else np.inf
+            # At the throughput objective a plan's value bounds every stage of a better plan,
+            # on any topology (the program drops stages slower than it).
+            throughput = problem.objective == Objective.THROUGHPUT
+            upper = evaluate(problem, *best)[0] if best and throughput else np.inf
             # When the ideals are the prefixes (the unit graph is a chain), the chain DP already
             # ran over every pipeline; only replication is left to try.
             prefixes = len(ideals) == len(problem.unit_time_s) + 1

@@ -144,7 +144,7 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
         return None
     chain = _trace(how, chips, lattice)
     if switched and objective == Objective.THROUGHPUT:
-        into = _switch_in_bytes(lattice, model, pi, pj)
+        into = _switch_in_bytes(lattice, model, pi, pj, deadline)
 
         def fewest_bytes(limit: float):
             def bytes_pass(reach, _link_in, stage, _k, _pi, _limit):
@@ -172,11 +172,13 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
 
 
 def _switch_in_bytes(lattice: Lattice, model: StageModel, pi: np.ndarray,
-                     pj: np.ndarray) -> np.ndarray:
+                     pj: np.ndarray, deadline: float) -> np.ndarray:
     """Bytes the switch carries into each pair's stage: every tensor made before it and read
     in it, once (the switch carries a tensor once per stage that reads it)."""
     out = np.zeros(len(pi))
     for producer, consumers, nbytes in model.tensors:
+        if time.perf_counter() > deadline:
+            raise OutOfTime
         before = lattice.contains(producer, pi)
         if not before.any():
             continue
