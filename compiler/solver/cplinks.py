@@ -20,6 +20,7 @@ relaxation as well; plans are costed exactly after.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,15 @@ from chipcut.compiler.solver.problem import LinkTime, PartitionProblem, as_affin
 from chipcut.core.vocab import Topology
 
 Hint = tuple[object, Callable[[Sequence[int]], int]]  # a variable, its value under an assignment
+
+
+class OutOfTime(Exception):
+    """The model was not built by the deadline."""
+
+
+def on_time(deadline: float) -> None:
+    if time.perf_counter() > deadline:
+        raise OutOfTime
 
 
 @dataclass(frozen=True)
@@ -53,21 +63,22 @@ class Links:
         return self._value_of[id(var)]
 
 
-def build_links(m, problem: PartitionProblem, y, tick_s: float) -> Links:
+def build_links(m, problem: PartitionProblem, y, tick_s: float, deadline: float) -> Links:
     """The links of ``problem``'s topology on model ``m`` whose chip variables are ``y``
-    (y[u][k] = [chip(u) >= k], k = 1..N-1)."""
+    (y[u][k] = [chip(u) >= k], k = 1..N-1). Raises OutOfTime past ``deadline``."""
     chips = problem.n_chips
     if problem.topology == Topology.SWITCH:
-        return _switch(m, problem, y, tick_s)
+        return _switch(m, problem, y, tick_s, deadline)
     if problem.topology == Topology.RING and chips > 2:
-        return _ring(m, problem, y, tick_s)
-    return _chain(m, problem, y, tick_s)
+        return _ring(m, problem, y, tick_s, deadline)
+    return _chain(m, problem, y, tick_s, deadline)
 
 
-def _chain(m, problem: PartitionProblem, y, tick_s: float) -> Links:
+def _chain(m, problem: PartitionProblem, y, tick_s: float, deadline: float) -> Links:
     out = Links()
     for k in range(1, problem.n_chips):
         crossing = {}
+        on_time(deadline)
         for t, (p, consumers, _) in enumerate(problem.tensors):
             z = m.new_bool_var(f"z{t}_{k}")
             for c in consumers:
@@ -82,13 +93,14 @@ def _crosses(p: int, consumers: tuple[int, ...], k: int) -> Callable[[Sequence[i
     return lambda chip: int(chip[p] < k <= max(chip[c] for c in consumers))
 
 
-def _switch(m, problem: PartitionProblem, y, tick_s: float) -> Links:
+def _switch(m, problem: PartitionProblem, y, tick_s: float, deadline: float) -> Links:
     chips = problem.n_chips
 
     def on(u: int, k: int):
         return (1 if k == 0 else y[u][k]) - (y[u][k + 1] if k + 1 < chips else 0)
     out, sent = Links(), {}
     for t, (p, consumers, _) in enumerate(problem.tensors):
+        on_time(deadline)
         for k in range(1, chips):  # nothing reaches chip 0 but from chip 0
             s = m.new_bool_var(f"s{t}_{k}")
             for c in consumers:
@@ -104,12 +116,13 @@ def _reaches(p: int, consumers: tuple[int, ...], k: int) -> Callable[[Sequence[i
     return lambda chip: int(chip[p] != k and any(chip[c] == k for c in consumers))
 
 
-def _ring(m, problem: PartitionProblem, y, tick_s: float) -> Links:
+def _ring(m, problem: PartitionProblem, y, tick_s: float, deadline: float) -> Links:
     chips = problem.n_chips
     out = Links(exact=False)
     forward = {j: {} for j in range(1, chips)}  # into chip j from j - 1
     backward = {i: {} for i in range(chips)}  # into chip i from (i + 1) mod N
     for t, (p, consumers, _) in enumerate(problem.tensors):
+        on_time(deadline)
         fwd = {j: m.new_bool_var(f"f{t}_{j}") for j in range(1, chips)}
         back = {j: m.new_bool_var(f"r{t}_{j}") for j in range(1, chips)}  # chip j reached backwards
         past = {j: m.new_bool_var(f"w{t}_{j}") for j in range(1, chips)}  # some chip <= j is

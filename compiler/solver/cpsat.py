@@ -27,7 +27,7 @@ import numpy as np
 from ortools.graph.python import max_flow
 from ortools.sat.python import cp_model
 
-from chipcut.compiler.solver.cplinks import Links, build_links
+from chipcut.compiler.solver.cplinks import Links, OutOfTime, build_links, on_time
 from chipcut.compiler.solver.evaluate import evaluate
 from chipcut.compiler.solver.problem import NoFit, NotFound, PartitionProblem, Residency
 from chipcut.compiler.solver.wide import closure_work
@@ -92,8 +92,10 @@ def states(table: Residency, tick_s: float, most_bytes: int) -> tuple[list[int],
     return [thresholds[j - 1] for j in kept[1:]], np.asarray([rows[j] for j in kept])
 
 
-def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) -> _Model:
-    """The model; with ``cap_s`` (a known plan's value) only pipelines no slower than it."""
+def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf,
+           deadline: float = math.inf) -> _Model:
+    """The model; with ``cap_s`` (a known plan's value) only pipelines no slower than it.
+    Raises OutOfTime past ``deadline``."""
     n, chips = len(problem.unit_time_s), problem.n_chips
     m = cp_model.CpModel()
     y = [[None] + [m.new_bool_var(f"y{u}_{k}") for k in range(1, chips)] for u in range(n)]
@@ -105,10 +107,11 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) ->
         for k in range(1, chips - 1):
             m.add_implication(y[u][k + 1], y[u][k])
     for p, consumers, _ in problem.tensors:
+        on_time(deadline)
         for c in consumers:
             for k in range(1, chips):
                 m.add_implication(y[p][k], y[c][k])
-    links = build_links(m, problem, y, tick_s)
+    links = build_links(m, problem, y, tick_s, deadline)
     ticks = [[math.floor(problem.unit_time_s[u][k] / tick_s) for k in range(chips)]
              for u in range(n)]
     slowest = max((max(t.streamed_s + sum(t.resident_s, ())) for t in problem.residency), default=0.0)
@@ -118,6 +121,7 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf) ->
     objective = m.new_int_var(0, horizon, problem.objective)
     stages, loads = {}, []
     for k in range(chips):
+        on_time(deadline)
         on = [ge(u, k) - ge(u, k + 1) for u in range(n)]
         if problem.residency:
             stages[k] = _stage(m, problem, k, on, tick_s)
@@ -205,14 +209,18 @@ def _within(m: cp_model.CpModel, problem: PartitionProblem, y, bottleneck, tick_
                 m.add(y[u][k] == 0)
 
 
-def _hint(model: _Model, problem: PartitionProblem, assignment: list[int], tick_s: float) -> None:
-    """Every variable's value under ``assignment``, so that CP-SAT starts from it at once."""
+def _hint(model: _Model, problem: PartitionProblem, assignment: list[int], tick_s: float,
+          deadline: float = math.inf) -> None:
+    """Every variable's value under ``assignment``, so that CP-SAT starts from it at once.
+    Raises OutOfTime past ``deadline``."""
     m, chips = model.cp, problem.n_chips
     m.clear_hints()
     for u, chip in enumerate(assignment):
         for k in range(1, chips):
             m.add_hint(model.y[u][k], chip >= k)
-    for var, value in model.links.hints:
+    for i, (var, value) in enumerate(model.links.hints):
+        if i % 1024 == 0:
+            on_time(deadline)
         m.add_hint(var, value(assignment))
     weights = problem.weight_bytes or (0,) * len(assignment)
     for k, stage in model.stages.items():
@@ -236,11 +244,23 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     """CP-SAT from the warm start ``best`` (None: none known): (the best assignment, a proven
     bound, whether its bytes are proven the fewest at its bottleneck). Phase 1 (the
     bottleneck) is skipped when ``best`` already meets ``bound``. Without a start, raises
-    NoFit when the model has no solution and NotFound when none turned up in time."""
+    NoFit when the model has no solution and NotFound when none turned up in time; with
+    one, a model not built by the deadline leaves it as it is."""
+    try:
+        return _search(problem, best, bound, deadline, progress, bottleneck_proven)
+    except OutOfTime:
+        if best is None:
+            raise NotFound from None
+        return best, bound, False
+
+
+def _search(problem: PartitionProblem, best: list[int] | None, bound: float, deadline: float,
+            progress: Callable[[str], None] | None,
+            bottleneck_proven: bool) -> tuple[list[int] | None, float, bool]:
     n, chips = len(problem.unit_time_s), problem.n_chips
     value = evaluate(problem, best)[0] if best else np.inf
     tick_s = max(value if best else bound, 1e-30) / TICKS
-    model = _build(problem, tick_s, value)
+    model = _build(problem, tick_s, value, deadline)
     m, y, bottleneck = model.cp, model.y, model.objective
     m.add(bottleneck >= math.floor(bound / tick_s))  # no pipeline is better: prunes the search
     # Replicas serve throughput only; the model has none.
@@ -248,7 +268,7 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     if not bottleneck_proven:
         m.minimize(bottleneck)
         if best:
-            _hint(model, problem, best, tick_s)
+            _hint(model, problem, best, tick_s, deadline)
         solver = _solver((deadline - time.perf_counter()) * 0.7)
         cb = _Progress(progress, problem.objective, tick_s * 1e3, "ms") if progress else None
         code = solver.solve(m, cb)
@@ -269,13 +289,15 @@ def search(problem: PartitionProblem, best: list[int] | None, bound: float, dead
     if best is None:
         raise NotFound
     # Phase 2: bytes moved at (no worse than) that bottleneck.
-    m.add(bottleneck <= math.floor(value / tick_s))
-    m.minimize(model.links.bytes_expr)
-    _hint(model, problem, best, tick_s)
-    remaining = deadline - time.perf_counter()
     bytes_proven = False
-    if remaining > 0.05:
-        solver = _solver(remaining * 0.9)
+    if deadline - time.perf_counter() > 0.05:
+        m.add(bottleneck <= math.floor(value / tick_s))
+        m.minimize(model.links.bytes_expr)
+        try:
+            _hint(model, problem, best, tick_s, deadline)
+        except OutOfTime:
+            return best, bound, False
+        solver = _solver((deadline - time.perf_counter()) * 0.9)
         cb = _Progress(progress, "bytes", 1 / 1e6, "MB") if progress else None
         code = solver.solve(m, cb)
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
