@@ -188,12 +188,13 @@ def _add(m, problem: PartitionProblem, out: Links, carried: list[tuple[int, obje
              for t, var in carried]
     top = sum(math.floor(problem.tensors[t][2] / affine.bytes_per_s / tick_s) for t, _ in carried)
     latency = math.floor(affine.latency_s / tick_s)
-    if latency and carried:  # paid only when something is sent
+    sending = [var for t, var in carried if problem.tensors[t][2] > 0]
+    if latency and sending:  # paid only when a byte is sent (nothing costs nothing)
         sent = m.new_bool_var("sent")
-        for _, var in carried:
+        for var in sending:
             m.add_implication(var, sent)
         terms.append(latency * sent)
-        out.hint(sent, _any_of([out.value_of(var) for _, var in carried]))
+        out.hint(sent, _any_of([out.value_of(var) for var in sending]))
     if carried:
         out.links.append(Link(sum(terms), latency + top, ends))
 

@@ -290,14 +290,16 @@ def _search(problem: PartitionProblem, best: list[int] | None, bound: float, dea
         raise NotFound
     # Phase 2: bytes moved at (no worse than) that bottleneck.
     bytes_proven = False
-    if deadline - time.perf_counter() > 0.05:
+    # Presolve takes time of its own, which the solver's limit does not hold back: a search
+    # left less than that would run past the deadline.
+    if deadline - time.perf_counter() > max(0.05, 4e-6 * len(m.proto.variables)):
         m.add(bottleneck <= math.floor(value / tick_s))
         m.minimize(model.links.bytes_expr)
         try:
             _hint(model, problem, best, tick_s, deadline)
         except OutOfTime:
             return best, bound, False
-        solver = _solver((deadline - time.perf_counter()) * 0.9)
+        solver = _solver((deadline - time.perf_counter()) * 0.8)
         cb = _Progress(progress, "bytes", 1 / 1e6, "MB") if progress else None
         code = solver.solve(m, cb)
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -90,7 +90,12 @@ def solve(problem: PartitionProblem, time_limit_s: float = 10.0,
             prefixes = len(ideals) == len(problem.unit_time_s) + 1
             found = _lattice_best(problem, ideals, upper, deadline, prefixes,
                                   base if prefixes else None)
-            best, exact = (found.chip_of_unit, found.replicas), _lattice_exact(problem)
+            exact = _lattice_exact(problem)
+            plan = (found.chip_of_unit, found.replicas)
+            # Costed along the chain, the program's plan is only a candidate elsewhere: the
+            # chain DP's plan or the given start may be better there.
+            if exact or best is None or _better(problem, plan, best):
+                best = plan
             bytes_proven = exact
             method = f"lattice DP ({len(ideals)} ideals)"
             if not exact:
@@ -163,9 +168,28 @@ def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: 
     except (lattice.OutOfTime, NoFit):
         return best, bound
     plan = (found.chip_of_unit, found.replicas)
-    if evaluate(problem, *plan)[0] < evaluate(problem, *best)[0] * (1 - 1e-12):
+    if _better(problem, plan, best):
         best = plan
-    return best, max(bound, evaluate(relaxed, *plan)[0])
+    bound = max(bound, evaluate(relaxed, *plan)[0])
+    if problem.topology == Topology.SWITCH:
+        # A candidate that sees the switch: each stage's inbound bytes at the switch's rate,
+        # as a chain link would carry them (the program holds a switch free at latency).
+        through = replace(problem, topology=Topology.CHAIN, switch=None,
+                          links=(problem.switch,) * problem.n_chips)
+        try:
+            found = _lattice_best(through, ideals, np.inf, deadline, prefixes)
+        except (lattice.OutOfTime, NoFit):
+            return best, bound
+        if _better(problem, (found.chip_of_unit, found.replicas), best):
+            best = (found.chip_of_unit, found.replicas)
+    return best, bound
+
+
+def _better(problem: PartitionProblem, plan: tuple, than: tuple) -> bool:
+    """Whether ``plan`` beats ``than``: a lower value, or as low and fewer bytes moved."""
+    value, moved = evaluate(problem, *plan)
+    other, other_moved = evaluate(problem, *than)
+    return value < other * (1 - 1e-12) or (value <= other * (1 + 1e-12) and moved < other_moved)
 
 
 def _one_order(problem: PartitionProblem) -> bool:

@@ -127,7 +127,8 @@ def measure(problem: PartitionProblem, chip_of_unit, replicas=None) -> Breakdown
         loads.append(LinkLoad(a, b, nbytes, seconds, tuple(tensors)))
     switch_s = problem.switch(switch_bytes) if switched and switch_bytes else 0.0
     if switched:
-        loads = [LinkLoad(x.src, x.dst, x.bytes, switch_s * x.bytes / switch_bytes, x.tensors)
+        loads = [LinkLoad(x.src, x.dst, x.bytes,
+                          switch_s * x.bytes / switch_bytes if switch_bytes else 0.0, x.tensors)
                  for x in loads]
     busy = list(compute)
     for x in loads if not switched else ():

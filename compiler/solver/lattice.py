@@ -151,9 +151,12 @@ def solve_chain(lattice: Lattice, model: StageModel, objective: str, upper_s: fl
                 return np.where(stage <= limit, reach + into, INF)
             best2, how2 = run(bytes_pass, limit)
             return best2[chips, lattice.full], how2
-        stages = np.unique(np.concatenate([c[np.isfinite(c)] for c in (
-            stage_cost(k, r) for k in range(chips)
-            for r in range(1, min(int(model.max_replicas[k]), chips - k) + 1))]))
+        costs = []
+        for k in range(chips):
+            if time.perf_counter() > deadline:
+                raise OutOfTime
+            costs += [stage_cost(k, r) for r in range(1, min(int(model.max_replicas[k]), chips - k) + 1)]
+        stages = np.unique(np.concatenate([c[np.isfinite(c)] for c in costs]))
         value = _switch_optimum(stages[stages >= value * (1 - 1e-12)], fewest_bytes, model.switch)
         _, how2 = fewest_bytes(max(value, floor_s) * (1 + 1e-9) + 1e-15)
         return _as_chain(_trace(how2, chips, lattice), lattice, chips, float(value))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ortools.sat.python import cp_model
 
-from benchmarks.oracle import brute_force, random_case
+from benchmarks.oracle import brute_force, pipelines, random_case
 from chipcut.compiler.solver.cpsat import search, states
 from chipcut.compiler.solver.engine import solve
 from chipcut.compiler.solver.evaluate import evaluate
@@ -130,3 +130,39 @@ def test_the_model_costs_a_pipeline_as_the_plan_does(seed: int) -> None:
         assert found_s <= value + slack
     else:
         assert value - slack <= found_s <= value + slack, (case.features, found_s, value)
+
+
+def test_a_tensor_of_no_bytes_costs_no_link_latency() -> None:
+    # A 0-byte tensor crosses for free (AffineLink(0) is 0 s): the model must not charge the
+    # link's latency for it, or its bound rises above the optimum (links not overlapping).
+    times = (0.4218, 0.4288, 0.2592, 0.4035, 0.6317, 0.4023)
+    problem = PartitionProblem(tuple((t,) * 4 for t in times),
+                               ((0, (3, 4), 0), (1, (5,), 1000), (2, (4,), 1000), (3, (4,), 100)),
+                               4, (AffineLink(1000.0, 0.5),) * 4, overlap=(False,) * 4)
+    solution = solve(problem, time_limit_s=5, max_ideals=0)
+    assert solution.bound_s <= brute_force(problem)[0] * (1 + 1e-9)
+    assert solution.bottleneck_s == pytest.approx(brute_force(problem)[0])
+
+
+def test_a_switch_carrying_only_empty_tensors_takes_no_time() -> None:
+    problem = PartitionProblem(((1.0, 1.0),) * 2, ((0, (1,), 0),), 2, (AffineLink(1e3, 0.0),) * 2,
+                               topology=Topology.SWITCH, switch=AffineLink(1e3, 0.1))
+    assert evaluate(problem, (0, 1)) == (1.0, 0)
+    assert solve(problem, time_limit_s=5).bottleneck_s == 1.0
+
+
+def test_a_known_plan_is_kept_where_the_programs_cost_another_topology() -> None:
+    # On a ring the lattice program costs links along the chain: its plan is a candidate, and
+    # a better start (here the brute-force optimum) is kept, not replaced by it.
+    problem = PartitionProblem(
+        unit_time_s=((0.2471, 0.6251, 0.3995, 0.2083), (0.6838, 1.5977, 2.4073, 0.4587),
+                     (0.3430, 0.6098, 1.1781, 0.2542), (0.5958, 1.1133, 1.5011, 0.1656),
+                     (0.7294, 2.2031, 1.9416, 0.4702), (0.0011, 0.0019, 0.0021, 0.0005)),
+        tensors=((0, (2,), 2060), (0, (1, 2, 3, 4), 1000), (1, (4,), 3000), (3, (5,), 500),
+                 (3, (5,), 1000)),
+        n_chips=4, links=(AffineLink(3000.0, 0.2), AffineLink(10000.0, 0.2),
+                          AffineLink(1e6, 1e-4), AffineLink(1000.0, 0.0)),
+        overlap=(False, False, True, False), topology=Topology.RING)
+    best = min((a for a, _ in pipelines(problem)), key=lambda a: evaluate(problem, a))
+    solution = solve(problem, time_limit_s=2, hint=best)
+    assert solution.bottleneck_s == pytest.approx(evaluate(problem, best)[0]) == pytest.approx(1.1781)
