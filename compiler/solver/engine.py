@@ -163,8 +163,11 @@ def _linkless(problem: PartitionProblem, ideals: list[int], best: tuple, bound: 
     free = AffineLink(np.inf, 0.0)
     relaxed = replace(problem, topology=Topology.CHAIN, links=(free,) * problem.n_chips,
                       switch=None)
+    # At the throughput objective the link-free optimum is no worse than the best plan: its
+    # stages are no slower than that plan's value, which prunes the program.
+    upper = evaluate(problem, *best)[0] if problem.objective == Objective.THROUGHPUT else np.inf
     try:
-        found = _lattice_best(relaxed, ideals, np.inf, deadline, prefixes)
+        found = _lattice_best(relaxed, ideals, upper, deadline, prefixes)
     except (lattice.OutOfTime, NoFit):
         return best, bound
     plan = (found.chip_of_unit, found.replicas)
