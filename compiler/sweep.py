@@ -32,6 +32,8 @@ def parse_counts(text: str) -> list[int]:
     try:
         if ".." in text:
             lo, hi = (int(t) for t in text.split(".."))
+            if hi < lo:
+                raise ChipcutError(f"--chips {text!r}: the range runs backwards; write {hi}..{lo}")
             counts = list(range(lo, hi + 1))
         else:
             counts = [int(t) for t in text.split(",")]

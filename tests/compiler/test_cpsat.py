@@ -95,7 +95,8 @@ def _random_pipeline(problem: PartitionProblem, rng: random.Random) -> list[int]
     return chip
 
 
-@pytest.mark.parametrize("seed", range(120))
+@pytest.mark.parametrize("seed", [s for s in range(160) if random_case(s).problem.n_chips > 1
+                                  and brute_force(random_case(s).problem) is not None])
 def test_the_model_costs_a_pipeline_as_the_plan_does(seed: int) -> None:
     # For a random pipeline of an oracle case (residency, host links, mixed chips, overlap
     # off, chain, switch, ring, both objectives), the model with the chips fixed: its hint is
@@ -106,12 +107,8 @@ def test_the_model_costs_a_pipeline_as_the_plan_does(seed: int) -> None:
 
     case = random_case(seed)
     problem = case.problem
-    if problem.n_chips < 2:
-        pytest.skip("one chip: nothing to model")
     chip = _random_pipeline(problem, random.Random(seed))
     if overfull_chip(problem, chip) is not None:
-        if brute_force(problem) is None:
-            pytest.skip("no pipeline fits")
         chip = list(solve(problem, time_limit_s=5).chip_of_unit)
     value = evaluate(problem, chip)[0]
     tick_s = value / cpsat.TICKS

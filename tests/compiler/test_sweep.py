@@ -17,6 +17,8 @@ def test_parse_counts() -> None:
         parse_counts("one..two")
     with pytest.raises(ChipcutError, match=">= 1"):
         parse_counts("0..2")
+    with pytest.raises(ChipcutError, match="runs backwards; write 2..5"):
+        parse_counts("5..2")
 
 
 def test_sweep_speedup_and_efficiency(residual_cnn) -> None:
