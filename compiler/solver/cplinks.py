@@ -158,9 +158,13 @@ def _ring(m, problem: PartitionProblem, y, tick_s: float, deadline: float) -> Li
 def _ring_hints(p: int, consumers: tuple[int, ...], chips: int, fwd, back, past, bwd) -> list[Hint]:
     """The ring variables of one tensor under an assignment, routed as the plan's cost routes
     it (chipcut.compiler.solver.evaluate.hops)."""
+    last: list = [None, None]  # the assignment last routed (kept, so compared by identity), its route
+
     def used(chip: Sequence[int]) -> set[tuple[int, int]]:
-        readers = sorted({chip[c] for c in consumers} - {chip[p]})
-        return set(hops(Topology.RING, chips, chip[p], readers))
+        if last[0] is not chip:  # routed once per assignment, not once per variable
+            readers = sorted({chip[c] for c in consumers} - {chip[p]})
+            last[:] = [chip, set(hops(Topology.RING, chips, chip[p], readers))]
+        return last[1]
 
     def backwards(chip: Sequence[int]) -> set[int]:
         links = used(chip)
@@ -184,9 +188,9 @@ def _add(m, problem: PartitionProblem, out: Links, carried: list[tuple[int, obje
     if affine is None:
         out.exact = False
         return
-    terms = [math.floor(problem.tensors[t][2] / affine.bytes_per_s / tick_s) * var
-             for t, var in carried]
-    top = sum(math.floor(problem.tensors[t][2] / affine.bytes_per_s / tick_s) for t, _ in carried)
+    coef = [math.floor(problem.tensors[t][2] / affine.bytes_per_s / tick_s) for t, _ in carried]
+    terms = [c * var for c, (_, var) in zip(coef, carried, strict=True) if c]
+    top = sum(coef)
     latency = math.floor(affine.latency_s / tick_s)
     sending = [var for t, var in carried if problem.tensors[t][2] > 0]
     if latency and sending:  # paid only when a byte is sent (nothing costs nothing)

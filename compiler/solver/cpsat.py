@@ -119,10 +119,11 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf,
     horizon = (sum(max(row) for row in ticks) + n * math.floor(slowest / tick_s)
                + 2 * sum(link.top for link in links.links) + host + 1)
     objective = m.new_int_var(0, horizon, problem.objective)
-    stages, loads = {}, []
+    stages, loads, ons = {}, [], []
     for k in range(chips):
         on_time(deadline)
-        on = [ge(u, k) - ge(u, k + 1) for u in range(n)]
+        on = [ge(u, k) - ge(u, k + 1) for u in range(n)]  # [chip(u) == k]
+        ons.append(on)
         if problem.residency:
             stages[k] = _stage(m, problem, k, on, tick_s)
             loads.append(_stage_load(stages[k], on))
@@ -140,7 +141,7 @@ def _build(problem: PartitionProblem, tick_s: float, cap_s: float = math.inf,
         m.add(objective >= math.floor(max(problem.host_in_s, problem.host_out_s) / tick_s))
     for k, capacity in enumerate(problem.memory_bytes):
         if capacity > 0:
-            on_k = [ge(u, k) - ge(u, k + 1) for u in range(n)]
+            on_k = ons[k]
             live = m.new_int_var(0, max(problem.live_bytes, default=0), f"live{k}")
             for u in range(n):
                 if problem.live_bytes[u]:
