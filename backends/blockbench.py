@@ -31,12 +31,14 @@ Run = Callable[[list, dict], object]  # (outputs so far, index 0 the block input
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer of a block: its class, the work the accounting counts, and how it runs."""
+    """One layer of a block: its class, the work the accounting counts (MACs, element ops, the
+    activation bytes it reads and writes), and how it runs."""
 
     name: str
     op_class: OpClass
     macs: int
     elem_ops: int
+    activation_bytes: int
     run: Run
 
 
@@ -66,11 +68,11 @@ def bottleneck(c: int, mid: int, size: int) -> Block:
     return Block(f"bottleneck-{size}", f"bottleneck {c}/{mid} ch at {size}x{size}", (1, c, size, size),
                  {"w1": (mid, c, 1, 1), "b1": (mid,), "w2": (mid, mid, 3, 3), "b2": (mid,),
                   "w3": (c, mid, 1, 1), "b3": (c,)}, (
-        Layer("reduce", _conv_class(hw, c, mid), mid * c * hw, 2 * mid * hw,
+        Layer("reduce", _conv_class(hw, c, mid), mid * c * hw, 2 * mid * hw, 4 * (c + mid) * hw,
               lambda o, w: F.relu(F.conv2d(o[0], w["w1"], w["b1"]))),
         Layer("conv3x3", _conv_class(hw, 9 * mid, mid), mid * mid * 9 * hw, 2 * mid * hw,
-              lambda o, w: F.relu(F.conv2d(o[1], w["w2"], w["b2"], padding=1))),
-        Layer("expand", _conv_class(hw, mid, c), c * mid * hw, 3 * c * hw,
+              8 * mid * hw, lambda o, w: F.relu(F.conv2d(o[1], w["w2"], w["b2"], padding=1))),
+        Layer("expand", _conv_class(hw, mid, c), c * mid * hw, 3 * c * hw, 4 * (mid + 2 * c) * hw,
               lambda o, w: F.relu(F.conv2d(o[2], w["w3"], w["b3"]) + o[0])),
     ))
 
@@ -94,12 +96,13 @@ def inverted(c: int, c_out: int, size: int, stride: int = 1, expand: int = 6) ->
                  {"w1": (hidden, c, 1, 1), "b1": (hidden,), "w2": (hidden, 1, 3, 3),
                   "b2": (hidden,), "w3": (c_out, hidden, 1, 1), "b3": (c_out,)}, (
         Layer("expand", _conv_class(hw, c, hidden), hidden * c * hw, 2 * hidden * hw,
-              lambda o, w: F.hardtanh(F.conv2d(o[0], w["w1"], w["b1"]), 0.0, 6.0)),
+              4 * (c + hidden) * hw, lambda o, w: F.hardtanh(F.conv2d(o[0], w["w1"], w["b1"]), 0.0, 6.0)),
         Layer("depthwise", OpClass.DEPTHWISE, hidden * 9 * ohw, 2 * hidden * ohw,
-              lambda o, w: F.hardtanh(F.conv2d(o[1], w["w2"], w["b2"], stride=stride, padding=1,
+              4 * hidden * (hw + ohw), lambda o, w: F.hardtanh(F.conv2d(o[1], w["w2"], w["b2"], stride=stride, padding=1,
                                                groups=hidden), 0.0, 6.0)),
         Layer("project", _conv_class(ohw, hidden, c_out), c_out * hidden * ohw,
-              c_out * ohw * (2 if residual else 1), project),
+              c_out * ohw * (2 if residual else 1),
+              4 * ((hidden + c_out) * ohw + (c * hw if residual else 0)), project),
     ))
 
 
@@ -119,19 +122,19 @@ def encoder(seq: int = 128, d: int = 768, heads: int = 12, ff: int = 3072) -> Bl
                  {"wqkv": (3 * d, d), "bqkv": (3 * d,), "wo": (d, d), "bo": (d,),
                   "g1": (d,), "n1": (d,), "wu": (ff, d), "bu": (ff,), "wd": (d, ff), "bd": (d,),
                   "g2": (d,), "n2": (d,)}, (
-        Layer("qkv", OpClass.GEMM, seq * d * 3 * d, seq * 3 * d,
+        Layer("qkv", OpClass.GEMM, seq * d * 3 * d, seq * 3 * d, 4 * seq * 4 * d,
               lambda o, w: F.linear(o[0], w["wqkv"], w["bqkv"])),
         Layer("attention", OpClass.ATTENTION, heads * seq * seq * 2 * hd,
-              4 * heads * seq * seq, attention),
-        Layer("out", OpClass.GEMM, seq * d * d, 2 * seq * d,
+              4 * heads * seq * seq, 4 * seq * 4 * d, attention),
+        Layer("out", OpClass.GEMM, seq * d * d, 2 * seq * d, 4 * seq * 3 * d,
               lambda o, w: F.linear(o[2], w["wo"], w["bo"]) + o[0]),
-        Layer("norm1", OpClass.ELEMENTWISE, 0, seq * d,
+        Layer("norm1", OpClass.ELEMENTWISE, 0, seq * d, 4 * seq * 2 * d,
               lambda o, w: F.layer_norm(o[3], (d,), w["g1"], w["n1"])),
-        Layer("up", OpClass.GEMM, seq * d * ff, 2 * seq * ff,
+        Layer("up", OpClass.GEMM, seq * d * ff, 2 * seq * ff, 4 * seq * (d + ff),
               lambda o, w: F.gelu(F.linear(o[4], w["wu"], w["bu"]))),
-        Layer("down", OpClass.GEMM, seq * ff * d, 2 * seq * d,
+        Layer("down", OpClass.GEMM, seq * ff * d, 2 * seq * d, 4 * seq * (ff + 2 * d),
               lambda o, w: F.linear(o[5], w["wd"], w["bd"]) + o[4]),
-        Layer("norm2", OpClass.ELEMENTWISE, 0, seq * d,
+        Layer("norm2", OpClass.ELEMENTWISE, 0, seq * d, 4 * seq * 2 * d,
               lambda o, w: F.layer_norm(o[6], (d,), w["g2"], w["n2"])),
     ))
 
@@ -155,6 +158,7 @@ class LayerTime:
     op_class: OpClass
     macs: int
     elem_ops: int
+    activation_bytes: int
     seconds: float
     spread: float
 
@@ -200,7 +204,7 @@ def time_blocks(now: Callable[[], float], repeats: int, rounds: int,
             for j, column in enumerate(per_block):
                 medians[b][j].append(statistics.median(column))
     return [LayerTime(f"{r.block.name}-{layer.name}", layer.op_class, layer.macs, layer.elem_ops,
-                      min(column), max(column) / min(column))
+                      layer.activation_bytes, min(column), max(column) / min(column))
             for r, per_block in zip(ready, medians, strict=True)
             for layer, column in zip(r.block.layers, per_block, strict=True)]
 

@@ -24,6 +24,7 @@ compile uses the fit only when given ``--backend cpu-fitted.toml``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -131,18 +132,79 @@ def busy_s(m: Measured, overhead_s: float) -> float:
     return max(m.seconds - overhead_s, 0.05 * m.seconds)
 
 
-def _class_efficiency(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
-                      overhead_s: float) -> dict[str, float]:
-    """Per op class: (roofline time at efficiency 1) / (measured time past the overhead),
-    summed over the class's benchmarks (a time-weighted mean: a model's stage is a sum of
-    layers), at most 1."""
-    peak: dict[str, float] = {}
-    busy: dict[str, float] = {}
+@dataclass(frozen=True)
+class ClassFit:
+    """One op class's fitted time: ``overhead_s + (time at peak) / efficiency + activation
+    bytes / activation_bytes_per_s`` (0: activations not rated)."""
+
+    efficiency: float
+    overhead_s: float
+    activation_bytes_per_s: float = 0.0
+
+
+# A class gets its own fixed time and activation rate when its benchmarks can tell them from
+# its efficiency: at least this many, whose times at peak span at least this factor (a fixed
+# time fitted on layers of one size would be a slope's error, not a kernel's cost).
+SHAPE_FIT_MIN, SHAPE_FIT_SPAN = 5, 8.0
+
+
+def _least_squares(rows: list[list[float]], targets: list[float]) -> list[float]:
+    import torch
+
+    a = torch.tensor(rows, dtype=torch.float64)
+    b = torch.tensor(targets, dtype=torch.float64).unsqueeze(1)
+    return torch.linalg.lstsq(a, b, driver="gelsd").solution.squeeze(1).tolist()
+
+
+def _shape_fit(bench: list[Measured], at_peak_s: Callable[[Measured], float],
+               overhead_s: float) -> ClassFit:
+    """t = a + s x (time at peak) + k x (activation bytes), with a >= the machine's per-op
+    overhead, s >= 1 (efficiency at most 1) and k >= 0, fitted to relative error by least
+    squares (every combination of terms free or held at its bound, the best that keeps to the
+    bounds); then s and k scaled so that the class's summed time is exact, as a stage of many
+    layers is predicted on the whole."""
+    columns = [[1.0] * len(bench), [at_peak_s(b) for b in bench], [float(b.nbytes) for b in bench]]
+    bounds = (overhead_s, 1.0, 0.0)
+    best: tuple[float, list[float]] | None = None
+    for free in itertools.product((True, False), repeat=3):
+        rows = [[columns[j][i] / b.seconds for j in range(3) if free[j]] for i, b in enumerate(bench)]
+        rest = [1.0 - sum(bounds[j] * columns[j][i] for j in range(3) if not free[j]) / b.seconds
+                for i, b in enumerate(bench)]
+        solved = iter(_least_squares(rows, rest) if any(free) else [])
+        x = [next(solved) if free[j] else bounds[j] for j in range(3)]
+        if any(x[j] < bounds[j] * (1 - 1e-12) for j in range(3)):
+            continue
+        sse = sum((sum(x[j] * columns[j][i] for j in range(3)) / b.seconds - 1) ** 2
+                  for i, b in enumerate(bench))
+        if best is None or sse < best[0]:
+            best = (sse, x)
+    assert best is not None  # every term held at its bound is always within them
+    a, slope, per_byte = best[1]
+    varying = sum(slope * p + per_byte * n for p, n in zip(columns[1], columns[2], strict=True))
+    scale = (sum(b.seconds for b in bench) - a * len(bench)) / varying if varying > 0 else 1.0
+    slope, per_byte = max(1.0, slope * scale), max(0.0, per_byte * scale)
+    return ClassFit(1 / slope, a, 1 / per_byte if per_byte > 0 else 0.0)
+
+
+def _class_fits(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
+                overhead_s: float) -> dict[str, ClassFit]:
+    """Per op class: with ``SHAPE_FIT_MIN`` or more benchmarks spanning ``SHAPE_FIT_SPAN`` in
+    time at peak, its own fixed time and activation rate beside its efficiency
+    (:func:`_shape_fit`); else the efficiency alone: (roofline time at efficiency 1) / (measured time past the overhead), summed over the
+    class's benchmarks (a time-weighted mean: a model's stage is a sum of layers), at most 1."""
+    per_class: dict[str, list[Measured]] = {}
     for b in m.values():
         if b.op_class:
-            peak[b.op_class] = peak.get(b.op_class, 0.0) + at_peak_s(b)
-            busy[b.op_class] = busy.get(b.op_class, 0.0) + busy_s(b, overhead_s)
-    return {c: min(1.0, peak[c] / busy[c]) for c in peak}
+            per_class.setdefault(b.op_class, []).append(b)
+    out = {}
+    for c, bench in per_class.items():
+        peaks = [at_peak_s(b) for b in bench]
+        if len(bench) >= SHAPE_FIT_MIN and min(peaks) > 0 and max(peaks) >= SHAPE_FIT_SPAN * min(peaks):
+            out[c] = _shape_fit(bench, at_peak_s, overhead_s)
+        else:
+            peak = sum(at_peak_s(b) for b in bench)
+            out[c] = ClassFit(min(1.0, peak / sum(busy_s(b, overhead_s) for b in bench)), overhead_s)
+    return out
 
 
 def class_spread(m: dict[str, Measured]) -> dict[str, float]:
@@ -192,10 +254,17 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
     def at_peak_s(b: Measured) -> float:
         return at_peak.compute_time_s(Work(b.macs, b.elem_ops, 0, 0, 0))
 
-    efficiency = _class_efficiency(m, at_peak_s, overhead_s)
+    fits = _class_fits(m, at_peak_s, overhead_s)
     spread = class_spread(m)
-    table["compute"]["compute_efficiency"] = efficiency.get(OpClass.DENSE, 1.0)
-    table["compute"]["efficiency"] = {str(c): efficiency[c] for c in OpClass if c in efficiency}
+    table["compute"]["compute_efficiency"] = fits[OpClass.DENSE].efficiency if OpClass.DENSE in fits else 1.0
+    table["compute"]["efficiency"] = {str(c): fits[c].efficiency for c in OpClass if c in fits}
+    own = [c for c in OpClass if c in fits and fits[c].overhead_s != overhead_s]
+    if own:
+        table["compute"]["class_overhead_s"] = {str(c): fits[c].overhead_s for c in own}
+    rated = [c for c in OpClass if c in fits and fits[c].activation_bytes_per_s > 0]
+    if rated:
+        table["compute"]["activation_bytes_per_s"] = {str(c): fits[c].activation_bytes_per_s
+                                                      for c in rated}
     spreads = ", ".join(f"{c} {spread[c]:.2f}" for c in OpClass if c in spread)
     table["source"] = (
         f"calibrated by chipcut calibrate on {when} on {machine(nom)}; nominal peak = "

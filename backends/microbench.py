@@ -32,6 +32,8 @@ ROUNDS = 8  # calls of each in-sequence kernel per repeat; the repeat's time is 
 class Measured:
     """One microbenchmark: its work and its fastest time per call (seconds).
 
+    nbytes: the bytes it moves: a class kernel's activations (inputs and outputs), a machine
+    rate's memory traffic;
     spread: slowest / fastest of the repeated timings (1.0 is perfectly steady);
     op_class: the class it fits ("" for the machine figures: overhead, vector, stream, copy).
     """
@@ -138,9 +140,9 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("vector", "", "in-cache add of 2^16 floats", _add(2**16), 0, 2**16, 3 * 2**18,
            looped=True),
     Kernel("max-pool", OpClass.POOL, "max_pool2d 3x3/2 on 64x112x112", _max_pool,
-           0, 64 * 112 * 112),
+           0, 64 * 112 * 112, 4 * 64 * (112 * 112 + 56 * 56)),
     Kernel("pad-add", OpClass.ELEMENTWISE, "pad 144x56x56 by 1, then add", _pad_add,
-           0, 2 * 144 * 58 * 58),
+           0, 2 * 144 * 58 * 58, 4 * 144 * (56 * 56 + 2 * 58 * 58)),
     Kernel("stream", "", "out-of-cache add of 2^24 floats", _add(_BIG), 0, _BIG, 3 * _BIG * 4),
     Kernel("copy", "", "copy of 2^24 floats", _copy, 0, 0, 2 * _BIG * 4),
 )
@@ -177,5 +179,6 @@ def measure(repeats: int = REPEATS) -> dict[str, Measured]:
         out[k.name] = Measured(k.name, min(column), k.macs, k.elem_ops, k.nbytes,
                                max(column) / min(column), str(k.op_class))
     for t in layers:
-        out[t.name] = Measured(t.name, t.seconds, t.macs, t.elem_ops, 0, t.spread, str(t.op_class))
+        out[t.name] = Measured(t.name, t.seconds, t.macs, t.elem_ops, t.activation_bytes, t.spread,
+                               str(t.op_class))
     return out

@@ -28,12 +28,15 @@ def split_bytes(spec: ChipSpec, work: Work, placement: Placement) -> tuple[int, 
 
 @dataclass(frozen=True)
 class RooflineBackend:
-    """t = max(F / (P eta_c) + E / (V eta_c), B_dram / (BW eta_m)) + t_fixed.
+    """t = max(F / (P eta_c) + E / (V eta_c) + A / R_c, B_dram / (BW eta_m)) + t_c.
 
     F = MACs at the dtype's peak P (MAC/s), E = element ops at vector rate V, eta_c the
-    compute efficiency of the work's op class (dense, depthwise, small-map, ...),
-    B_dram = bytes read and written in DRAM (per the Placement) at DRAM bandwidth BW.
-    SRAM traffic is counted for energy but assumed never to bound time.
+    compute efficiency of the work's op class (dense, depthwise, small-map, ...), A the
+    activation bytes the work reads and writes at its class's activation rate R_c (none
+    unless the spec rates the class), B_dram = bytes read and written in DRAM (per the
+    Placement) at DRAM bandwidth BW, t_c the class's fixed time (``op_overhead_s`` unless
+    the spec gives the class its own). SRAM traffic is counted for energy but is assumed
+    never to bound time.
     """
 
     spec: ChipSpec
@@ -75,9 +78,11 @@ class RooflineBackend:
 
     def compute_time_s(self, work: Work) -> float:
         """Roofline compute time: MACs at peak and element ops at the vector rate, over the
-        efficiency of the work's op class (``compute_efficiency`` when the spec has none for it)."""
-        return (work.macs / self.mac_rate(work.dtype)
-                + work.elem_ops / self.spec.vector_ops_per_s) / self.spec.efficiency(work.op_class)
+        efficiency of the work's op class (``compute_efficiency`` when the spec has none for it),
+        plus its activation bytes at the class's rate where the spec gives one."""
+        return ((work.macs / self.mac_rate(work.dtype)
+                 + work.elem_ops / self.spec.vector_ops_per_s) / self.spec.efficiency(work.op_class)
+                + self.spec.activation_s(work.op_class, work.in_bytes + work.out_bytes))
 
     def memory_time_s(self, dram_bytes: int) -> float:
         if dram_bytes == 0:
@@ -89,7 +94,7 @@ class RooflineBackend:
         compute_s = self.compute_time_s(work)
         memory_s = self.memory_time_s(dram_bytes)
         busy = max(compute_s, memory_s)
-        overhead = self.spec.op_overhead_s
+        overhead = self.spec.overhead_s(work.op_class)
         bound = "overhead" if overhead > busy else ("compute" if compute_s >= memory_s else "memory")
         time_s = busy + overhead
         utilization = work.macs / (self.mac_rate(work.dtype) * time_s) if time_s > 0 else 0.0
@@ -132,6 +137,12 @@ class RooflineBackend:
                     unlisted = [c for c in unlisted if c not in children]
             parts.append("efficiency " + ", ".join(per)
                          + (f", others {spec.compute_efficiency:.2f}" if unlisted else ""))
+        if spec.class_overhead_s:
+            parts.append("fixed time per unit " + ", ".join(
+                f"{c} {seconds(t)}" for c, t in spec.class_overhead_s.items()))
+        if spec.activation_bytes_per_s:
+            parts.append("activations at " + ", ".join(
+                f"{c} {rate(r, 'B/s')}" for c, r in spec.activation_bytes_per_s.items()))
         if spec.validation:
             parts.append(spec.validation)
         return "; ".join(parts)
@@ -162,6 +173,10 @@ class RooflineBackend:
         }
         if s.class_efficiency:
             out["compute"]["efficiency"] = dict(s.class_efficiency)
+        if s.class_overhead_s:
+            out["compute"]["class_overhead_s"] = dict(s.class_overhead_s)
+        if s.activation_bytes_per_s:
+            out["compute"]["activation_bytes_per_s"] = dict(s.activation_bytes_per_s)
         if s.array is not None:
             out["array"] = {"rows": s.array.rows, "cols": s.array.cols,
                             "clock_hz": s.array.clock_hz, "dataflow": s.array.dataflow}

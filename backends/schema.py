@@ -104,7 +104,8 @@ class PerClass:
     def check(self, value: object) -> dict[str, float]:
         known = ", ".join(OpClass)
         if not isinstance(value, dict) or not value:
-            raise FieldError(f"must be a table of op class = fraction, e.g. {self.example} "
+            what = "fraction" if self.num.kind is q.FRACTION else f"value in {self.num.kind.base}"
+            raise FieldError(f"must be a table of op class = {what}, e.g. {self.example} "
                              f"(classes: {known})")
         out = {}
         for name, number in value.items():
@@ -165,6 +166,12 @@ SCHEMA: dict[str, dict[str, Num | PerDtype | PerClass | Text | Flag | Names]] = 
         # per op class; a class not listed runs at compute_efficiency
         "efficiency": PerClass(Num(q.FRACTION, 0, 1, example="{ dense = 0.8, depthwise = 0.2 }")),
         "op_overhead_s": Num(q.SECONDS, 0, 1, zero_ok=True, example='"5 us"'),
+        # per op class: its own fixed time per unit, in place of op_overhead_s
+        "class_overhead_s": PerClass(Num(q.SECONDS, 0, 1, zero_ok=True,
+                                         example='{ depthwise = "120 us" }')),
+        # per op class: the rate its kernels read and write their activations (inputs and
+        # outputs), a time added to their compute time (load/store-bound kernels)
+        "activation_bytes_per_s": PerClass(Num(q.BYTES_PER_S, example='{ depthwise = "7 GB/s" }')),
     },
     "memory": {
         "sram_bytes": Num(q.BYTES, zero_ok=True, integer=True, example='"8 MiB"'),
@@ -302,6 +309,8 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
         class_efficiency=s["compute"].get("efficiency", {}),
         memory_efficiency=memory.get("memory_efficiency", 1.0),
         op_overhead_s=s["compute"].get("op_overhead_s", 0.0),
+        class_overhead_s=s["compute"].get("class_overhead_s", {}),
+        activation_bytes_per_s=s["compute"].get("activation_bytes_per_s", {}),
         description=top.get("description", ""),
         source=top.get("source", ""),
         extra=dict(data.get(FREE_FORM, {})),

@@ -34,8 +34,9 @@ def test_layer_work_and_class_are_the_units_the_product_makes(block: Block) -> N
     lowered = chipcut.lower(model, (torch.randn(block.input_shape),), backend="cpu",
                             options=chipcut.CompileOptions(passes="fuse"))
     works = [w for w in lowered.works if w.macs or w.elem_ops]
-    assert [(w.macs, w.elem_ops, str(w.op_class)) for w in works] == [
-        (layer.macs, layer.elem_ops, str(layer.op_class)) for layer in block.layers]
+    assert [(w.macs, w.elem_ops, w.in_bytes + w.out_bytes, str(w.op_class)) for w in works] == [
+        (layer.macs, layer.elem_ops, layer.activation_bytes, str(layer.op_class))
+        for layer in block.layers]
 
 
 def test_blocks_cover_the_shapes_they_name() -> None:
