@@ -328,11 +328,22 @@ def calibrate(path: Path | str = DEFAULT_FILE, threads: int = 1, link: bool = Tr
     return load_spec(path)
 
 
+def _shape(spec: ChipSpec, op_class: str) -> str:
+    """A class's own fixed time and activation rate, as the summary shows them ("" for none)."""
+    parts = []
+    if op_class in spec.class_overhead_s:
+        parts.append(f"+ {spec.class_overhead_s[op_class] * 1e6:.3g} us")
+    if op_class in spec.activation_bytes_per_s:
+        parts.append(f"+ activations at {spec.activation_bytes_per_s[op_class] / 1e9:.3g} GB/s")
+    return "".join(f" {p}" for p in parts)
+
+
 def summary(path: Path | str, spec: ChipSpec) -> str:
     """What a calibration wrote, where and when it was measured, the efficiency and spread of
     each op class, and how to use it."""
     spread = {k.removeprefix("spread_"): v for k, v in spec.extra.items() if k.startswith("spread_")}
-    classes = "; ".join(f"{c} {e:.3f}" + (f" (spread {spread[c]:.2f})" if c in spread else "")
+    classes = "; ".join(f"{c} {e:.3f}" + _shape(spec, c)
+                        + (f" (spread {spread[c]:.2f})" if c in spread else "")
                         for c, e in spec.class_efficiency.items())
     return (f"wrote {path}: {spec.description}\n"
             f"  fp32 {spec.peak_macs_per_s['fp32'] / 1e9:.4g} GMAC/s peak; vector "

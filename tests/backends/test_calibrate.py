@@ -27,7 +27,7 @@ from chipcut.backends.linkbench import LinkFit, fit_link
 from chipcut.backends.loader import from_spec
 from chipcut.backends.microbench import KERNELS, REPEATS
 from chipcut.backends.presets import PRESETS_DIR
-from chipcut.backends.protocol import Work
+from chipcut.backends.protocol import Placement, Work
 from chipcut.backends.registry import get_backend
 from chipcut.backends.schema import load_spec, spec_from_dict
 from chipcut.core.vocab import OpClass
@@ -73,7 +73,8 @@ def test_fitted_model_reproduces_the_benchmarks_it_was_fitted_to(calibrated: tup
     measured: dict[str, float] = {}
     for name, op_class, macs, elem_ops, nbytes in benchmarks:
         work = Work(macs, elem_ops, 0, nbytes, 0, op_class=op_class)
-        predicted[op_class] = predicted.get(op_class, 0.0) + backend.cost(work).time_s
+        on_chip = backend.cost(work, Placement(True, True, True))  # as a model's layers run
+        predicted[op_class] = predicted.get(op_class, 0.0) + on_chip.time_s
         measured[op_class] = measured.get(op_class, 0.0) + spec.extra[f"measured_{name}_s"]
     assert set(predicted) == set(OpClass)
     for op_class in predicted:
@@ -240,10 +241,18 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
                       "pool 0.020 (spread 1.50); elementwise 0.250 (spread 1.25)")
     assert out[3] == ("use it with --backend cpu-calibrated.toml (backend 'cpu' stays the shipped "
                       "default)")
+    shaped = _depthwise_at_sizes(1.2e-4, 0.3, 1.5e10)
+    monkeypatch.setattr(calibration, "measure", lambda: shaped)
+    assert main(["calibrate", "--out", "shaped.toml"]) == 0
+    assert ("; depthwise 0.300 + 120 us + activations at 15 GB/s (spread 1.00); "
+            in capsys.readouterr().out.splitlines()[2])
+    monkeypatch.setattr(calibration, "measure",
+                        lambda: threads.append(torch.get_num_threads()) or SYNTHETIC)
     assert main(["calibrate", "--out", "sub/cpu-fitted.toml", "--threads", "2"]) == 0
     assert capsys.readouterr().out.startswith("wrote sub/cpu-fitted.toml: CPU measured on ")
     assert load_spec(tmp_path / "sub" / "cpu-fitted.toml").name == "cpu-fitted"
-    assert sorted(p.name for p in tmp_path.rglob("*.toml")) == ["cpu-calibrated.toml", "cpu-fitted.toml"]
+    assert sorted(p.name for p in tmp_path.rglob("*.toml")) == ["cpu-calibrated.toml", "cpu-fitted.toml",
+                                                                "shaped.toml"]
     assert threads == [1, 2] and torch.get_num_threads() == before  # measured at T, then restored
     assert main(["calibrate", "--threads", "0"]) == 2
     err = capsys.readouterr().err
@@ -258,3 +267,39 @@ def test_link_fit_recovers_an_affine_transfer_time() -> None:
     assert fitted.latency_s == pytest.approx(4e-5, rel=1e-6)
     flat = fit_link([(4096, 1e-4), (2**20, 1e-4)])  # no cost per byte measurable
     assert flat.bytes_per_s == pytest.approx(2**20 / 1e-4) and flat.latency_s >= 0
+
+
+def _depthwise_at_sizes(fixed_s: float, eta: float, bytes_per_s: float) -> dict[str, Measured]:
+    """SYNTHETIC with its one depthwise benchmark replaced by six of sizes spanning 32x, each
+    taking exactly ``fixed_s`` + its MACs at ``eta`` of peak + its activations at the rate."""
+    measured = {k: v for k, v in SYNTHETIC.items() if k != "dw-56"}
+    sizes = [(2**20, 2**22), (2**21, 2**20), (2**22, 2**23), (2**23, 2**21), (2**24, 2**24),
+             (2**25, 2**22)]
+    for i, (macs, nbytes) in enumerate(sizes):
+        seconds = fixed_s + macs / PEAK / eta + (nbytes / bytes_per_s if bytes_per_s else 0.0)
+        measured[f"dw-{i}"] = Measured(f"dw-{i}", seconds, macs, 0, nbytes, 1.0, "depthwise")
+    return measured
+
+
+def test_a_class_measured_at_many_sizes_gets_its_own_fixed_time_and_activation_rate() -> None:
+    measured = _depthwise_at_sizes(1.2e-4, 0.3, 1.5e10)
+    spec = spec_from_dict(tomllib.loads(to_toml(fit(synthetic_nominal(), measured))), "s.toml")
+    assert spec.class_overhead_s == {"depthwise": pytest.approx(1.2e-4, rel=1e-6)}
+    assert spec.activation_bytes_per_s == {"depthwise": pytest.approx(1.5e10, rel=1e-6)}
+    assert spec.efficiency("depthwise") == pytest.approx(0.3, rel=1e-6)
+    assert spec.overhead_s("dense") == pytest.approx(OVERHEAD_S)  # one benchmark: its old fit
+    assert spec.efficiency("dense") == pytest.approx(0.5)
+    backend = from_spec(spec)
+    for m in measured.values():
+        if m.op_class == "depthwise":
+            work = Work(m.macs, 0, 0, m.nbytes, 0, op_class="depthwise")
+            assert backend.cost(work, Placement(True, True, True)).time_s == pytest.approx(m.seconds, rel=1e-6), m.name
+
+
+def test_the_shape_fit_keeps_to_its_bounds_where_the_data_has_no_fixed_time_or_byte_cost() -> None:
+    # Times proportional to MACs past the machine's overhead: no fixed time of the class's own,
+    # no activation rate (the fit holds both at their bounds rather than going below them).
+    table = fit(synthetic_nominal(), _depthwise_at_sizes(OVERHEAD_S, 0.25, 0.0))
+    assert "class_overhead_s" not in table["compute"]
+    assert "activation_bytes_per_s" not in table["compute"]
+    assert table["compute"]["efficiency"]["depthwise"] == pytest.approx(0.25, rel=1e-9)

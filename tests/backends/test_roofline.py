@@ -160,3 +160,29 @@ def test_validation_note_ends_the_description_and_round_trips() -> None:
     backend = chip(validation="fitted to a test")
     assert from_dict(backend.to_dict(), "toy.json").spec == backend.spec
     assert "SRAM 8 MiB (activations only);" in chip(weights_in_sram=False).describe()
+
+
+def test_a_class_with_its_own_fixed_time_and_activation_rate_adds_them_to_its_units() -> None:
+    backend = chip(class_efficiency={"depthwise": 0.2, "dense": 0.8},
+                   class_overhead_s={"depthwise": 1.4e-4},
+                   activation_bytes_per_s={"depthwise": 1.4e10, "dense": 5e10})
+    # 1 M MACs at 1e12 MAC/s over 0.2, plus 7 MB of activations at 14 GB/s, plus 140 us.
+    work = Work(10**6, 0, 0, in_bytes=5 * 10**6, out_bytes=2 * 10**6, op_class="depthwise")
+    on_chip = Placement(True, True, True)  # activations in SRAM: no DRAM term
+    cost = backend.cost(work, on_chip)
+    assert cost.compute_s == pytest.approx(1e-6 / 0.2 + 7e6 / 1.4e10, rel=1e-12)
+    assert cost.time_s == pytest.approx(5e-6 + 5e-4 + 1.4e-4, rel=1e-12)
+    # Unrated classes keep op_overhead_s and no activation term; narrow falls back to dense.
+    plain = backend.cost(Work(10**6, 0, 0, 10**6, 10**6, op_class="attention"), on_chip)
+    assert plain.time_s == pytest.approx(1e-6 / 0.5 + 1e-6, rel=1e-12)
+    narrow = backend.cost(Work(10**6, 0, 0, 10**6, 10**6, op_class="narrow"), on_chip)
+    assert narrow.time_s == pytest.approx(1e-6 / 0.8 + 2e6 / 5e10 + 1e-6, rel=1e-12)
+    described = backend.describe()
+    assert "; fixed time per unit depthwise 140 us" in described
+    assert "; activations at depthwise 14 GB/s, dense 50 GB/s" in described
+    from chipcut.backends.loader import from_dict
+
+    table = backend.to_dict()
+    assert table["compute"]["class_overhead_s"] == {"depthwise": 1.4e-4}
+    assert from_dict(table, "toy.json").spec == backend.spec
+    assert "class_overhead_s" not in chip().to_dict()["compute"]

@@ -196,3 +196,28 @@ def test_weights_in_sram_defaults_true_and_false_needs_dram(tmp_path: Path) -> N
                         'dram_bytes_per_s = "34 GB/s"\n', "")
     with pytest.raises(ChipcutError, match=r"weights_in_sram = false but dram_bytes = 0"):
         load_spec(write(tmp_path, sram_only))
+
+
+def test_per_class_fixed_time_and_activation_rate_load_with_units_and_bad_ones_say_why(
+        tmp_path: Path) -> None:
+    rated = GOOD.replace('op_overhead_s = "2 us"', 'op_overhead_s = "2 us"\n'
+                         'class_overhead_s = { depthwise = "140 us" }\n'
+                         'activation_bytes_per_s = { depthwise = "14 GB/s", narrow = 3e10 }')
+    spec = load_spec(write(tmp_path, rated))
+    assert spec.class_overhead_s == {"depthwise": pytest.approx(1.4e-4)}
+    assert spec.activation_bytes_per_s == {"depthwise": 1.4e10, "narrow": 3e10}
+    assert spec.overhead_s("depthwise") == pytest.approx(1.4e-4) and spec.overhead_s("dense") == 2e-6
+    assert spec.activation_s("narrow", 3 * 10**10) == 1.0 and spec.activation_s("gemm", 10**9) == 0.0
+    for old, new, message in [
+        ('"14 GB/s"', '"14 GB"', "[compute] activation_bytes_per_s.depthwise = '14 GB' has unit "
+         "'GB', which is not a unit of bytes/s"),
+        ('"140 us"', '"-5 us"', "[compute] class_overhead_s.depthwise = '-5 us' (-5e-06 s) is out "
+         "of range; it must be >= 0 and <= 1 s"),
+        ('class_overhead_s = { depthwise = "140 us" }', 'class_overhead_s = "140 us"',
+         "[compute] class_overhead_s = '140 us' must be a table of op class = value in s, e.g. "
+         '{ depthwise = "120 us" }'),
+    ]:
+        with pytest.raises(ChipcutError) as info:
+            load_spec(write(tmp_path, rated.replace(old, new), "bad.toml"))
+        line = str(info.value)
+        assert "\n" not in line and message in line, line
