@@ -6,8 +6,8 @@ cache; between the other layers of a model it does not, and its neighbours' fuse
 work (bias, activation, residual add) runs beside it. On one CPU thread that makes a 1x1 conv
 1.3-1.6x, a depthwise conv up to 2x and a layer norm 3x slower in a model than looped alone, so
 the class efficiencies are fitted on layers in their motif: a residual bottleneck at four map
-sizes, an inverted residual (expand, depthwise, project) at five, and a transformer encoder
-layer. Each layer is one partition unit of such a model (a conv or GEMM with what fuses into
+sizes, an inverted residual (expand, depthwise, project) at eight shapes, and a transformer
+encoder layer. Each layer is one partition unit of such a model (a conv or GEMM with what fuses into
 it), its work what the accounting rules count for it; weights are read from DRAM (copies of
 the block's weights taken in turn, more than any last-level cache holds).
 """
@@ -77,9 +77,11 @@ def bottleneck(c: int, mid: int, size: int) -> Block:
     ))
 
 
-def inverted(c: int, c_out: int, size: int, stride: int = 1, expand: int = 6) -> Block:
-    """MobileNetV2's inverted residual at ``size``x``size``: 1x1 expand + ReLU6, 3x3 depthwise
-    (``stride``) + ReLU6, 1x1 project, plus the residual add when shapes allow."""
+def inverted(c: int, c_out: int, size: int, stride: int = 1, expand: int = 6,
+             kernel: int = 3) -> Block:
+    """MobileNetV2's inverted residual at ``size``x``size``: 1x1 expand + ReLU6, ``kernel``x
+    ``kernel`` depthwise (``stride``; 5x5 as EfficientNet's) + ReLU6, 1x1 project, plus the
+    residual add when shapes allow."""
     import torch.nn.functional as F
 
     hidden, out = c * expand, size // stride
@@ -90,16 +92,19 @@ def inverted(c: int, c_out: int, size: int, stride: int = 1, expand: int = 6) ->
         y = F.conv2d(o[2], w["w3"], w["b3"])
         return y + o[0] if residual else y
 
-    return Block(f"inverted-{size}" + (f"-s{stride}" if stride > 1 else ""),
-                 f"inverted residual {c}->{c_out} ch (x{expand}) at {size}x{size}, stride {stride}",
+    return Block(f"inverted-{size}" + (f"-s{stride}" if stride > 1 else "")
+                 + (f"-k{kernel}" if kernel != 3 else ""),
+                 f"inverted residual {c}->{c_out} ch (x{expand}) at {size}x{size}, stride {stride}"
+                 f", {kernel}x{kernel} depthwise",
                  (1, c, size, size),
-                 {"w1": (hidden, c, 1, 1), "b1": (hidden,), "w2": (hidden, 1, 3, 3),
+                 {"w1": (hidden, c, 1, 1), "b1": (hidden,), "w2": (hidden, 1, kernel, kernel),
                   "b2": (hidden,), "w3": (c_out, hidden, 1, 1), "b3": (c_out,)}, (
         Layer("expand", _conv_class(hw, c, hidden), hidden * c * hw, 2 * hidden * hw,
               4 * (c + hidden) * hw, lambda o, w: F.hardtanh(F.conv2d(o[0], w["w1"], w["b1"]), 0.0, 6.0)),
-        Layer("depthwise", OpClass.DEPTHWISE, hidden * 9 * ohw, 2 * hidden * ohw,
-              4 * hidden * (hw + ohw), lambda o, w: F.hardtanh(F.conv2d(o[1], w["w2"], w["b2"], stride=stride, padding=1,
-                                               groups=hidden), 0.0, 6.0)),
+        Layer("depthwise", OpClass.DEPTHWISE, hidden * kernel * kernel * ohw, 2 * hidden * ohw,
+              4 * hidden * (hw + ohw), lambda o, w: F.hardtanh(F.conv2d(
+                  o[1], w["w2"], w["b2"], stride=stride, padding=kernel // 2, groups=hidden),
+                  0.0, 6.0)),
         Layer("project", _conv_class(ohw, hidden, c_out), c_out * hidden * ohw,
               c_out * ohw * (2 if residual else 1),
               4 * ((hidden + c_out) * ohw + (c * hw if residual else 0)), project),
@@ -141,11 +146,15 @@ def encoder(seq: int = 128, d: int = 768, heads: int = 12, ff: int = 3072) -> Bl
 
 def blocks() -> tuple[Block, ...]:
     """The calibration blocks: ResNet-50's bottleneck stages, MobileNetV2's inverted residual
-    stages, BERT-base's encoder layer (the shapes of those layers; weights random)."""
+    stages (two strided) and two of EfficientNet-B0's 5x5 ones, BERT-base's encoder layer (the
+    shapes of those layers; weights random). Depthwise layers of three kinds (3x3, strided,
+    5x5) move different bytes per MAC, which tells a depthwise kernel's activation time from
+    its arithmetic."""
     return (bottleneck(256, 64, 56), bottleneck(512, 128, 28), bottleneck(1024, 256, 14),
             bottleneck(2048, 512, 7),
-            inverted(16, 24, 112, stride=2), inverted(24, 24, 56), inverted(32, 32, 28),
-            inverted(96, 96, 14), inverted(160, 160, 7),
+            inverted(16, 24, 112, stride=2), inverted(24, 24, 56), inverted(24, 32, 56, stride=2),
+            inverted(32, 32, 28), inverted(40, 40, 28, kernel=5), inverted(96, 96, 14),
+            inverted(112, 112, 14, kernel=5), inverted(160, 160, 7),
             encoder())
 
 

@@ -5,8 +5,9 @@ benchmarks (chipcut.backends.microbench) then fit what the roofline cannot know:
 efficiency per op class, from the layers of common motifs run in sequence as a model runs
 them (chipcut.backends.blockbench: residual bottlenecks, inverted residuals, a transformer
 encoder layer; each class's efficiency is its layers' time at peak over their measured time,
-summed, so that a stage of many layers is predicted on the whole), plus a max pool and a pad
-and add; the element-wise rate (an in-cache add), DRAM bandwidth (a large copy), memory
+summed, so that a stage of many layers is predicted on the whole; a class measured at sizes far
+apart, as depthwise, narrow and small-map convs are, also gets a fixed time per unit and a rate
+for its activation bytes of its own), plus a max pool and a pad and add; the element-wise rate (an in-cache add), DRAM bandwidth (a large copy), memory
 efficiency (a large out-of-cache add against the copy) and the fixed per-op overhead (an add
 of one-element tensors). Each is the fastest of several repeats; the spread (slowest /
 fastest) says how steady the machine was.
@@ -162,7 +163,7 @@ def _shape_fit(bench: list[Measured], at_peak_s: Callable[[Measured], float],
     overhead, s >= 1 (efficiency at most 1) and k >= 0, fitted to relative error by least
     squares (every combination of terms free or held at its bound, the best that keeps to the
     bounds); then s and k scaled so that the class's summed time is exact, as a stage of many
-    layers is predicted on the whole."""
+    layers is predicted on the whole (unless that needs an efficiency above 1)."""
     columns = [[1.0] * len(bench), [at_peak_s(b) for b in bench], [float(b.nbytes) for b in bench]]
     bounds = (overhead_s, 1.0, 0.0)
     best: tuple[float, list[float]] | None = None
@@ -180,8 +181,16 @@ def _shape_fit(bench: list[Measured], at_peak_s: Callable[[Measured], float],
             best = (sse, x)
     assert best is not None  # every term held at its bound is always within them
     a, slope, per_byte = best[1]
+    # A term that adds next to nothing is round-off of its bound: hold it there.
+    total_s = sum(b.seconds for b in bench)
+    if (a - overhead_s) * len(bench) <= 1e-9 * total_s:
+        a = overhead_s
+    if (slope - 1.0) * sum(columns[1]) <= 1e-9 * total_s:
+        slope = 1.0
+    if per_byte * sum(columns[2]) <= 1e-9 * total_s:
+        per_byte = 0.0
     varying = sum(slope * p + per_byte * n for p, n in zip(columns[1], columns[2], strict=True))
-    scale = (sum(b.seconds for b in bench) - a * len(bench)) / varying if varying > 0 else 1.0
+    scale = (total_s - a * len(bench)) / varying if varying > 0 else 1.0
     slope, per_byte = max(1.0, slope * scale), max(0.0, per_byte * scale)
     return ClassFit(1 / slope, a, 1 / per_byte if per_byte > 0 else 0.0)
 
@@ -190,8 +199,9 @@ def _class_fits(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
                 overhead_s: float) -> dict[str, ClassFit]:
     """Per op class: with ``SHAPE_FIT_MIN`` or more benchmarks spanning ``SHAPE_FIT_SPAN`` in
     time at peak, its own fixed time and activation rate beside its efficiency
-    (:func:`_shape_fit`); else the efficiency alone: (roofline time at efficiency 1) / (measured time past the overhead), summed over the
-    class's benchmarks (a time-weighted mean: a model's stage is a sum of layers), at most 1."""
+    (:func:`_shape_fit`); else the efficiency alone: (roofline time at efficiency 1) /
+    (measured time past the overhead), summed over the class's benchmarks (a time-weighted
+    mean: a model's stage is a sum of layers), at most 1."""
     per_class: dict[str, list[Measured]] = {}
     for b in m.values():
         if b.op_class:
@@ -199,7 +209,9 @@ def _class_fits(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
     out = {}
     for c, bench in per_class.items():
         peaks = [at_peak_s(b) for b in bench]
-        if len(bench) >= SHAPE_FIT_MIN and min(peaks) > 0 and max(peaks) >= SHAPE_FIT_SPAN * min(peaks):
+        spans = min(peaks) > 0 and max(peaks) >= SHAPE_FIT_SPAN * min(peaks)
+        past_overhead = all(b.seconds > 2 * overhead_s for b in bench)  # else busy_s's floor
+        if len(bench) >= SHAPE_FIT_MIN and spans and past_overhead:
             out[c] = _shape_fit(bench, at_peak_s, overhead_s)
         else:
             peak = sum(at_peak_s(b) for b in bench)
@@ -271,7 +283,8 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
         f"{_threads(nom.threads)} x {ghz:.3g} GHz x {nom.fp32_lanes} fp32 lanes x "
         f"{nom.fma_units} FMA units; fitted for {_threads(nom.threads)} per process; "
         f"efficiency per op class (layers of residual, inverted-residual and encoder blocks in "
-        f"sequence), vector rate, DRAM bandwidth and overhead measured, each the "
+        f"sequence; a fixed time and activation rate of its own for a class measured at sizes "
+        f"{SHAPE_FIT_SPAN:g}x apart), vector rate, DRAM bandwidth and overhead measured, each the "
         f"fastest of {REPEATS} repeats; spread (slowest / fastest) {spreads}"
         + ("; link: gloo send/recv between two processes, fastest of round trips per size, "
            "affine fit" if link is not None else "; link: assumed a memory copy"))
@@ -332,7 +345,7 @@ def _shape(spec: ChipSpec, op_class: str) -> str:
     """A class's own fixed time and activation rate, as the summary shows them ("" for none)."""
     parts = []
     if op_class in spec.class_overhead_s:
-        parts.append(f"+ {spec.class_overhead_s[op_class] * 1e6:.3g} us")
+        parts.append(f"+ {spec.class_overhead_s[op_class] * 1e6:.3g} us per unit")
     if op_class in spec.activation_bytes_per_s:
         parts.append(f"+ activations at {spec.activation_bytes_per_s[op_class] / 1e9:.3g} GB/s")
     return "".join(f" {p}" for p in parts)
@@ -351,7 +364,7 @@ def summary(path: Path | str, spec: ChipSpec) -> str:
             f"x memory efficiency {spec.memory_efficiency:.3f}; per-op overhead "
             f"{spec.op_overhead_s * 1e6:.3g} us; link {spec.link.bytes_per_s / 1e9:.4g} GB/s + "
             f"{spec.link.latency_s * 1e6:.3g} us ({spec.link.interface})\n"
-            f"  compute efficiency by op class: {classes}\n"
+            f"  per op class, compute efficiency (+ fixed time, + activation rate): {classes}\n"
             f"use it with --backend {path} (backend 'cpu' stays the shipped default)\n")
 
 

@@ -84,7 +84,9 @@ class ChipSpec:
     gives a class its own fixed time per unit in place of ``op_overhead_s``;
     ``activation_bytes_per_s`` the rate at which a class's kernels read and write their
     activations, a time added to their compute (load/store-bound kernels such as a CPU's
-    depthwise convolutions). Both fall back to the parent class as efficiencies do.
+    depthwise convolutions). Unlike efficiencies, these two apply to the class named only:
+    they are measured per class, and a parent's fixed time would not fit a child's
+    efficiency.
     ``validation`` says in a few words whether the figures were checked against measurements
     ("fitted to ...") or are not ("unvalidated: ..."); ``describe`` shows it.
     ``weights_in_sram``: a stage's weights stay on chip when they fit (true), or stream from
@@ -129,16 +131,19 @@ class ChipSpec:
         >>> spec.efficiency("depthwise") == spec.compute_efficiency
         True
         """
-        return _per_class(self.class_efficiency, op_class, self.compute_efficiency)
+        if op_class in self.class_efficiency:
+            return self.class_efficiency[op_class]
+        parent = PARENT_CLASS.get(op_class)  # type: ignore[call-overload]
+        return self.class_efficiency.get(parent, self.compute_efficiency)
 
     def overhead_s(self, op_class: str | None) -> float:
-        """Fixed time per unit of ``op_class``: its own, else its parent's, else ``op_overhead_s``."""
-        return _per_class(self.class_overhead_s, op_class, self.op_overhead_s)
+        """Fixed time per unit of ``op_class``: its own, else ``op_overhead_s``."""
+        return self.class_overhead_s.get(op_class, self.op_overhead_s)  # type: ignore[arg-type]
 
     def activation_s(self, op_class: str | None, nbytes: int) -> float:
         """Time for a unit of ``op_class`` to read and write ``nbytes`` of activations at its
-        class's ``activation_bytes_per_s`` (its parent's; 0 when neither is rated)."""
-        rate = _per_class(self.activation_bytes_per_s, op_class, 0.0)
+        class's ``activation_bytes_per_s`` (0 when the class is not rated)."""
+        rate = self.activation_bytes_per_s.get(op_class, 0.0)  # type: ignore[arg-type]
         return nbytes / rate if rate > 0 else 0.0
 
     @property
@@ -152,14 +157,6 @@ class ChipSpec:
         if self.dram_bytes_per_s <= 0:
             return math.inf
         return 2 * max(self.peak_macs_per_s.values()) / self.dram_bytes_per_s
-
-
-def _per_class(table: dict[str, float], op_class: str | None, default: float) -> float:
-    """``table``'s value for ``op_class``, else for its parent class, else ``default``."""
-    if op_class in table:
-        return table[op_class]
-    parent = PARENT_CLASS.get(op_class)  # type: ignore[call-overload]
-    return table.get(parent, default)
 
 
 def weights_fit(spec: ChipSpec, weight_bytes: int, activation_bytes: int = 0) -> bool:

@@ -42,14 +42,15 @@ def test_layer_work_and_class_are_the_units_the_product_makes(block: Block) -> N
 def test_blocks_cover_the_shapes_they_name() -> None:
     names = [b.name for b in blocks()]
     assert names == ["bottleneck-56", "bottleneck-28", "bottleneck-14", "bottleneck-7",
-                     "inverted-112-s2", "inverted-56", "inverted-28", "inverted-14", "inverted-7",
-                     "encoder"]
+                     "inverted-112-s2", "inverted-56", "inverted-56-s2", "inverted-28",
+                     "inverted-28-k5", "inverted-14", "inverted-14-k5", "inverted-7", "encoder"]
     # ResNet-50's bottleneck at 56x56: 1x1 256->64, 3x3 64, 1x1 64->256 (closed form).
     assert [layer.macs for layer in bottleneck(256, 64, 56).layers] == [
         256 * 64 * 3136, 64 * 64 * 9 * 3136, 64 * 256 * 3136]
     assert sum(layer.macs for layer in encoder().layers) == (
         128 * 768 * (3 * 768 + 768 + 2 * 3072) + 12 * 128 * 128 * 2 * 64)
     assert inverted(16, 24, 112, stride=2).layers[1].macs == 96 * 9 * 56 * 56
+    assert inverted(40, 40, 28, kernel=5).layers[1].macs == 240 * 25 * 28 * 28
 
 
 def test_time_blocks_times_every_layer_and_keeps_the_fastest_repeat() -> None:

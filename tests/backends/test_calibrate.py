@@ -235,7 +235,7 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
     assert out[1] == ("  fp32 128 GMAC/s peak; vector 8 Gop/s; DRAM 20 GB/s x memory efficiency "
                       "0.500; per-op overhead 2 us; link 2 GB/s + 30 us (gloo between processes "
                       "on this host)")
-    assert out[2] == ("  compute efficiency by op class: dense 0.500 (spread 1.10); gemm 0.450 "
+    assert out[2] == ("  per op class, compute efficiency (+ fixed time, + activation rate): dense 0.500 (spread 1.10); gemm 0.450 "
                       "(spread 1.00); depthwise 0.100 (spread 1.00); small-map 0.400 (spread 1.00); "
                       "narrow 0.300 (spread 1.00); attention 0.600 (spread 1.00); "
                       "pool 0.020 (spread 1.50); elementwise 0.250 (spread 1.25)")
@@ -244,7 +244,7 @@ def test_calibrate_command_writes_an_explicit_file_and_says_how_to_use_it(tmp_pa
     shaped = _depthwise_at_sizes(1.2e-4, 0.3, 1.5e10)
     monkeypatch.setattr(calibration, "measure", lambda: shaped)
     assert main(["calibrate", "--out", "shaped.toml"]) == 0
-    assert ("; depthwise 0.300 + 120 us + activations at 15 GB/s (spread 1.00); "
+    assert ("; depthwise 0.300 + 120 us per unit + activations at 15 GB/s (spread 1.00); "
             in capsys.readouterr().out.splitlines()[2])
     monkeypatch.setattr(calibration, "measure",
                         lambda: threads.append(torch.get_num_threads()) or SYNTHETIC)
@@ -299,7 +299,9 @@ def test_a_class_measured_at_many_sizes_gets_its_own_fixed_time_and_activation_r
 def test_the_shape_fit_keeps_to_its_bounds_where_the_data_has_no_fixed_time_or_byte_cost() -> None:
     # Times proportional to MACs past the machine's overhead: no fixed time of the class's own,
     # no activation rate (the fit holds both at their bounds rather than going below them).
-    table = fit(synthetic_nominal(), _depthwise_at_sizes(OVERHEAD_S, 0.25, 0.0))
-    assert "class_overhead_s" not in table["compute"]
-    assert "activation_bytes_per_s" not in table["compute"]
-    assert table["compute"]["efficiency"]["depthwise"] == pytest.approx(0.25, rel=1e-9)
+    # Round-off near a bound is the bound: no 2 us less 1e-18, no rate of 1e25 bytes/s.
+    for eta in (0.05, 0.1, 0.2, 0.25, 0.3, 0.45, 0.6, 0.75, 0.9, 0.99):
+        table = fit(synthetic_nominal(), _depthwise_at_sizes(OVERHEAD_S, eta, 0.0))
+        assert "class_overhead_s" not in table["compute"], eta
+        assert "activation_bytes_per_s" not in table["compute"], eta
+        assert table["compute"]["efficiency"]["depthwise"] == pytest.approx(eta, rel=1e-9)

@@ -172,11 +172,14 @@ def test_a_class_with_its_own_fixed_time_and_activation_rate_adds_them_to_its_un
     cost = backend.cost(work, on_chip)
     assert cost.compute_s == pytest.approx(1e-6 / 0.2 + 7e6 / 1.4e10, rel=1e-12)
     assert cost.time_s == pytest.approx(5e-6 + 5e-4 + 1.4e-4, rel=1e-12)
-    # Unrated classes keep op_overhead_s and no activation term; narrow falls back to dense.
+    # Unrated classes keep op_overhead_s and no activation term; narrow runs at dense's
+    # efficiency but not at its activation rate (those two apply to the class named only).
     plain = backend.cost(Work(10**6, 0, 0, 10**6, 10**6, op_class="attention"), on_chip)
     assert plain.time_s == pytest.approx(1e-6 / 0.5 + 1e-6, rel=1e-12)
     narrow = backend.cost(Work(10**6, 0, 0, 10**6, 10**6, op_class="narrow"), on_chip)
-    assert narrow.time_s == pytest.approx(1e-6 / 0.8 + 2e6 / 5e10 + 1e-6, rel=1e-12)
+    assert narrow.time_s == pytest.approx(1e-6 / 0.8 + 1e-6, rel=1e-12)
+    dense = backend.cost(Work(10**6, 0, 0, 10**6, 10**6, op_class="dense"), on_chip)
+    assert dense.time_s == pytest.approx(1e-6 / 0.8 + 2e6 / 5e10 + 1e-6, rel=1e-12)
     described = backend.describe()
     assert "; fixed time per unit depthwise 140 us" in described
     assert "; activations at depthwise 14 GB/s, dense 50 GB/s" in described
