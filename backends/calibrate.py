@@ -288,9 +288,15 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
         f"fastest of {REPEATS} repeats; spread (slowest / fastest) {spreads}"
         + ("; link: gloo send/recv between two processes, fastest of round trips per size, "
            "affine fit" if link is not None else "; link: assumed a memory copy"))
+    # A class with a fixed time and activation rate of its own: what fraction of peak its
+    # benchmarks ran at in all (its efficiency rates the MAC term alone).
+    overall = {c: sum(at_peak_s(b) for b in m.values() if b.op_class == c)
+               / sum(b.seconds for b in m.values() if b.op_class == c)
+               for c in {*own, *rated}}
     table["extra"] = ({f"measured_{k}_s": v.seconds for k, v in m.items()}
                       | {f"spread_{k}": v.spread for k, v in m.items()}
-                      | {f"spread_{c}": v for c, v in spread.items()})
+                      | {f"spread_{c}": v for c, v in spread.items()}
+                      | {f"peak_fraction_{c}": overall[c] for c in OpClass if c in overall})
     return table
 
 
@@ -348,6 +354,9 @@ def _shape(spec: ChipSpec, op_class: str) -> str:
         parts.append(f"+ {spec.class_overhead_s[op_class] * 1e6:.3g} us per unit")
     if op_class in spec.activation_bytes_per_s:
         parts.append(f"+ activations at {spec.activation_bytes_per_s[op_class] / 1e9:.3g} GB/s")
+    overall = spec.extra.get(f"peak_fraction_{op_class}")
+    if parts and isinstance(overall, float):
+        parts.append(f"= {overall:.3f} of peak over its benchmarks")
     return "".join(f" {p}" for p in parts)
 
 
