@@ -89,8 +89,11 @@ def role(row: Published) -> str:
     return "fit" if any(key(row) in rows for _, rows in FIT_PLAN.get(row.chip, [])) else "held-out"
 
 
-def passes(precision: str) -> str:
-    return f"fold-bn,quantize{{dtype={precision},first_last={precision},measure=false}},fuse"
+def passes(precision: str, others: str = "") -> str:
+    """The row's pipeline: every MAC layer at ``precision``; layer norms and activation
+    modules at ``others`` when the source gives them a precision of their own."""
+    keep = f",types=LayerNorm:{others};GELUActivation:{others}" if others else ""
+    return f"fold-bn,quantize{{dtype={precision},first_last={precision},measure=false{keep}}},fuse"
 
 
 @dataclass
@@ -119,7 +122,7 @@ class Case:
 
 def make_case(row: Published) -> Case:
     """The row's model lowered for its chip at its precision."""
-    options = CompileOptions(passes=passes(row.precision))
+    options = CompileOptions(passes=passes(row.precision, row.others))
     model, inputs = build(row.model, row.batch, row.modeled or row.input)
     return Case(row, lower(model, inputs, 1, row.chip, options), options)
 
@@ -231,13 +234,16 @@ def report(built: list[Case], skipped: list[tuple[Published, str]], after: dict[
         k = key(r)
         note = f" ({context_reason(r)})" if role(r) == "context" else ""
         shape = r.input + (f" (modeled {r.modeled.removeprefix('seq ')})" if r.modeled else "")
-        rows.append([r.chip, r.model, r.precision, r.batch, shape, f"{r.value:g} {r.unit}",
+        prec = r.precision + (f" (rest {r.others})" if r.others else "")
+        rows.append([r.chip, r.model, prec, r.batch, shape, f"{r.value:g} {r.unit}",
                      role(r) + note, fmt(before.get(k)), fmt(after[k]), short_source(r)])
     skip = "; ".join(f"{key(r)} ({why})" for r, why in skipped)
     return ("## Presets against published figures (`benchmarks/presets_bench.py`)\n\n"
             "Ratio = predicted speed / published speed (> 1: the preset is optimistic): "
             "frames/s and TOPS rows predicted / published, ms rows published / predicted. "
             "One chip, `fold-bn,quantize{dtype=<row's precision>,first_last=<same>},fuse`, "
+            "with layer norms and GELUs at their own precision where the source gives one "
+            "(`types=LayerNorm:fp16;GELUActivation:fp16` for a row marked `rest fp16`), "
             "models built from configs on the meta device (uint8 image inputs); an MLPerf BERT "
             "Offline row is modeled at the mean unpadded length of SQuAD v1.1, 177 of 384 "
             "tokens, as NVIDIA's variable-length kernels run it (see `benchmarks/published.py`). "

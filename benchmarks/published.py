@@ -30,6 +30,9 @@ Fields:
   total input tokens when the max sequence length is 384"), so an Offline (throughput) row is
   modeled at the mean 0.46 x 384 = 177 tokens.
   Latency rows (a 90th percentile over samples of varying length) keep ``input``.
+- ``others``: the precision of the layers other than matrix products (layer norms,
+  activations), when the source gives them one of their own: MLPerf's BERT-99.9 on H100 runs
+  "matmul and linear layers in FP8" and the rest in fp16.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Published:
     source: str
     note: str
     modeled: str = ""
+    others: str = ""
 
 
 # fmt: off
@@ -282,7 +286,7 @@ PUBLISHED: tuple[Published, ...] = (
         "'Samples per second: 8006.64'",
         _V30_NOTE + "bert-99.9 config: precision='fp16', use_fp8=True, gpu_batch_size=1024; "
         "code/bert/tensorrt/README.md: matmul and linear layers in FP8 for the higher "
-        "accuracy target (rest fp16); variable-length kernels.", "seq 177",
+        "accuracy target (rest fp16); variable-length kernels.", "seq 177", others="fp16",
     ),
     Published(
         "h100-sxm", "retinanet", "int8", 16, "1x3x800x800", "offline", 1478.64, "frames/s",
