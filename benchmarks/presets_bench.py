@@ -90,10 +90,10 @@ def role(row: Published) -> str:
 
 
 def passes(precision: str, others: str = "") -> str:
-    """The row's pipeline: every MAC layer at ``precision``; layer norms and activation
-    modules at ``others`` when the source gives them a precision of their own."""
-    keep = f",types=LayerNorm:{others};GELUActivation:{others}" if others else ""
-    return f"fold-bn,quantize{{dtype={precision},first_last={precision},measure=false{keep}}},fuse"
+    """The row's pipeline: every MAC layer at ``precision``; the other layers at ``others``
+    when the source gives them a precision of their own."""
+    rest = f",others={others}" if others else ""
+    return f"fold-bn,quantize{{dtype={precision},first_last={precision},measure=false{rest}}},fuse"
 
 
 @dataclass
@@ -242,8 +242,8 @@ def report(built: list[Case], skipped: list[tuple[Published, str]], after: dict[
             "Ratio = predicted speed / published speed (> 1: the preset is optimistic): "
             "frames/s and TOPS rows predicted / published, ms rows published / predicted. "
             "One chip, `fold-bn,quantize{dtype=<row's precision>,first_last=<same>},fuse`, "
-            "with layer norms and GELUs at their own precision where the source gives one "
-            "(`types=LayerNorm:fp16;GELUActivation:fp16` for a row marked `rest fp16`), "
+            "with the layers other than MAC layers at their own precision where the source "
+            "gives one (`others=fp16` for a row marked `rest fp16`), "
             "models built from configs on the meta device (uint8 image inputs); an MLPerf BERT "
             "Offline row is modeled at the mean unpadded length of SQuAD v1.1, 177 of 384 "
             "tokens, as NVIDIA's variable-length kernels run it (see `benchmarks/published.py`). "

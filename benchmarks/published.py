@@ -31,7 +31,7 @@ Fields:
   modeled at the mean 0.46 x 384 = 177 tokens.
   Latency rows (a 90th percentile over samples of varying length) keep ``input``.
 - ``others``: the precision of the layers other than matrix products (layer norms,
-  activations), when the source gives them one of their own: MLPerf's BERT-99.9 on H100 runs
+  activations, residual adds), when the source gives them one of their own: MLPerf's BERT-99.9 on H100 runs
   "matmul and linear layers in FP8" and the rest in fp16.
 """
 

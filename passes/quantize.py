@@ -4,7 +4,8 @@ Policy, most specific first: an override by module path (``modules=head:fp32;enc
 an override by module class (``types=LayerNorm:fp32``), the first and last MAC layers
 (``first_last``, by default the widest dtype the chips compute), then the global ``dtype``.
 MAC layers (conv, linear, matmul, attention) take the policy dtype; other float nodes take
-the precision of the value they consume, so element ops follow their producer; float nodes
+``others`` when it is set (TensorRT's "FP8 matmuls, the rest fp16"), else the precision of the
+value they consume, so element ops follow their producer; float nodes
 that only compute integers (T5's position buckets) are not quantized. ``int4``
 means int4 weights with int8 activations. ``native`` is the model's own dtype when every
 chip computes it, else the widest dtype they all compute; ``auto`` picks per MAC layer the
@@ -75,13 +76,15 @@ class Quantize:
     first_last: str = "native"
     modules: tuple[tuple[str, str], ...] = field(default=(), metadata=MAP)
     types: tuple[tuple[str, str], ...] = field(default=(), metadata=MAP)
+    others: str = ""  # dtype of every float node that is not a MAC layer ("": follow its input)
     threshold_db: float = 30.0
     measure: bool = True
     target: Target = field(default=Target(), metadata={"target": True}, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("dtype", self.dtype, POLICIES), ("first_last", self.first_last,
-                                     ("native",) + DTYPES), ("weights", self.weights, ("",) + DTYPES)):
+                                     ("native",) + DTYPES), ("weights", self.weights, ("",) + DTYPES),
+                                    ("others", self.others, ("",) + DTYPES)):
             if value not in allowed:
                 raise PassError(None, f"{name}={value!r} is not one of {', '.join(a for a in allowed if a)}")
 
@@ -102,7 +105,7 @@ class Quantize:
         else:
             glob = common if self.dtype == "native" else self.dtype
             choice = {a.name: self._policy(a, first_last if a in edge else glob) for a in anchors}
-        precisions = _propagate(gm, choice, self._override, self.weights,
+        precisions = _propagate(gm, choice, self._override_others, self.weights,
                                 self.dtype if self.dtype in DTYPES else None, index_only)
         unchanged = all(p.weights == p.activations == model_dtype for p in precisions.values())
         if unchanged and self.dtype != "auto":
@@ -127,6 +130,10 @@ class Quantize:
                 if fnmatch.fnmatchcase(kind, pattern):
                     return dtype
         return None
+
+    def _override_others(self, node: torch.fx.Node) -> str | None:
+        """A node that is not a MAC layer: its override, else ``others`` when set."""
+        return self._override(node) or self.others or None
 
     def _policy(self, node: torch.fx.Node, default: str) -> str:
         return self._override(node) or default

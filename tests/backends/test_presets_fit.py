@@ -23,7 +23,7 @@ def test_fitted_preset_reproduces_its_fit_row(row_key: str) -> None:
     assert ratio == pytest.approx(1.0, abs=0.05)  # preset values are the fit's, rounded
 
 
-def test_a_row_with_its_own_precision_for_the_rest_keeps_norms_and_gelus_there() -> None:
+def test_a_row_with_its_own_precision_for_the_rest_keeps_the_other_layers_there() -> None:
     import torch
     from transformers import BertConfig, BertModel
 
@@ -40,5 +40,5 @@ def test_a_row_with_its_own_precision_for_the_rest_keeps_norms_and_gelus_there()
                             options=chipcut.CompileOptions(passes=passes("fp8", "fp16")))
     dtypes = {n.name: get_precision(n).activations for n in lowered.graph_module.graph.nodes
               if n.op == "call_function" and get_precision(n) is not None}
-    assert dtypes["layer_norm"] == "fp16" and dtypes["gelu"] == "fp16"
-    assert dtypes["linear"] == "fp8"
+    assert dtypes["layer_norm"] == dtypes["gelu"] == dtypes["add_4"] == "fp16"
+    assert dtypes["linear"] == dtypes["scaled_dot_product_attention"] == "fp8"

@@ -55,6 +55,20 @@ def test_overrides_by_module_name_and_type(residual_cnn) -> None:
     assert chosen["a2"] == ("int8", "int8") and chosen["stem.0"] == ("fp32", "fp32")
 
 
+def test_others_sets_every_layer_but_the_mac_layers(residual_cnn) -> None:
+    plan = chipcut.compile(*residual_cnn, chips=1, backend="h100-sxm",
+                           passes="quantize{dtype=fp8,first_last=fp8,measure=false,others=fp16}")
+    assert set(layers(plan).values()) == {("fp8", "fp8")}
+    rest = [n for n in plan.graph_module.graph.nodes
+            if get_precision(n) is not None and n.target in (torch.ops.aten.relu.default,
+                                                             torch.ops.aten.add.Tensor)]
+    assert rest and {get_precision(n).activations for n in rest} == {"fp16"}
+    for node in rest:  # two bytes per element of its output
+        assert get_cost(node).out_bytes == 2 * node.meta["val"].numel(), node.name
+    with pytest.raises(ChipcutError, match="pass quantize: others='fp6' is not one of int4, int8,"):
+        Pipeline.parse("quantize{others=fp6}")
+
+
 def test_int4_weights_store_half_a_byte(residual_cnn) -> None:
     model, inputs = residual_cnn
     plan = chipcut.compile(model, inputs, chips=1,
