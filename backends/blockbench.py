@@ -7,8 +7,8 @@ work (bias, activation, residual add) runs beside it. On one CPU thread that mak
 1.3-1.6x, a depthwise conv up to 2x and a layer norm 3x slower in a model than looped alone, so
 the class efficiencies are fitted on layers in their motif: a residual bottleneck at four map
 sizes, an inverted residual (expand, depthwise, project) at eight shapes, and a transformer
-encoder layer. Each layer is one partition unit of such a model (a conv or GEMM with what fuses into
-it), its work what the accounting rules count for it; weights are read from DRAM (copies of
+encoder layer. Each layer is one partition unit of such a model (a conv or GEMM with what fuses
+into it), its work what the accounting rules count for it; weights are read from DRAM (copies of
 the block's weights taken in turn, more than any last-level cache holds).
 """
 
@@ -100,7 +100,8 @@ def inverted(c: int, c_out: int, size: int, stride: int = 1, expand: int = 6,
                  {"w1": (hidden, c, 1, 1), "b1": (hidden,), "w2": (hidden, 1, kernel, kernel),
                   "b2": (hidden,), "w3": (c_out, hidden, 1, 1), "b3": (c_out,)}, (
         Layer("expand", _conv_class(hw, c, hidden), hidden * c * hw, 2 * hidden * hw,
-              4 * (c + hidden) * hw, lambda o, w: F.hardtanh(F.conv2d(o[0], w["w1"], w["b1"]), 0.0, 6.0)),
+              4 * (c + hidden) * hw,
+              lambda o, w: F.hardtanh(F.conv2d(o[0], w["w1"], w["b1"]), 0.0, 6.0)),
         Layer("depthwise", OpClass.DEPTHWISE, hidden * kernel * kernel * ohw, 2 * hidden * ohw,
               4 * hidden * (hw + ohw), lambda o, w: F.hardtanh(F.conv2d(
                   o[1], w["w2"], w["b2"], stride=stride, padding=kernel // 2, groups=hidden),

@@ -7,9 +7,9 @@ them (chipcut.backends.blockbench: residual bottlenecks, inverted residuals, a t
 encoder layer; each class's efficiency is its layers' time at peak over their measured time,
 summed, so that a stage of many layers is predicted on the whole; a class measured at sizes far
 apart, as depthwise, narrow and small-map convs are, also gets a fixed time per unit and a rate
-for its activation bytes of its own), plus a max pool and a pad and add; the element-wise rate (an in-cache add), DRAM bandwidth (a large copy), memory
-efficiency (a large out-of-cache add against the copy) and the fixed per-op overhead (an add
-of one-element tensors). Each is the fastest of several repeats; the spread (slowest /
+for its activation bytes of its own), plus a max pool and a pad and add; the element-wise rate
+(an in-cache add), DRAM bandwidth (a large copy), memory efficiency (a large out-of-cache add
+against the copy) and the fixed per-op overhead (an add of one-element tensors). Each is the fastest of several repeats; the spread (slowest /
 fastest) says how steady the machine was.
 
 The fit runs with the threads the costed work will run with (``--threads``, default 1: each
@@ -136,11 +136,13 @@ def busy_s(m: Measured, overhead_s: float) -> float:
 @dataclass(frozen=True)
 class ClassFit:
     """One op class's fitted time: ``overhead_s + (time at peak) / efficiency + activation
-    bytes / activation_bytes_per_s`` (0: activations not rated)."""
+    bytes / activation_bytes_per_s`` (0: activations not rated); ``peak_fraction`` is its
+    benchmarks' time at peak over their measured time, all terms together."""
 
     efficiency: float
     overhead_s: float
-    activation_bytes_per_s: float = 0.0
+    activation_bytes_per_s: float
+    peak_fraction: float
 
 
 # A class gets its own fixed time and activation rate when its benchmarks can tell them from
@@ -157,14 +159,13 @@ def _least_squares(rows: list[list[float]], targets: list[float]) -> list[float]
     return torch.linalg.lstsq(a, b, driver="gelsd").solution.squeeze(1).tolist()
 
 
-def _shape_fit(bench: list[Measured], at_peak_s: Callable[[Measured], float],
-               overhead_s: float) -> ClassFit:
+def _shape_fit(bench: list[Measured], peaks: list[float], overhead_s: float) -> ClassFit:
     """t = a + s x (time at peak) + k x (activation bytes), with a >= the machine's per-op
     overhead, s >= 1 (efficiency at most 1) and k >= 0, fitted to relative error by least
     squares (every combination of terms free or held at its bound, the best that keeps to the
     bounds); then s and k scaled so that the class's summed time is exact, as a stage of many
     layers is predicted on the whole (unless that needs an efficiency above 1)."""
-    columns = [[1.0] * len(bench), [at_peak_s(b) for b in bench], [float(b.nbytes) for b in bench]]
+    columns = [[1.0] * len(bench), peaks, [float(b.nbytes) for b in bench]]
     bounds = (overhead_s, 1.0, 0.0)
     best: tuple[float, list[float]] | None = None
     for free in itertools.product((True, False), repeat=3):
@@ -192,7 +193,7 @@ def _shape_fit(bench: list[Measured], at_peak_s: Callable[[Measured], float],
     varying = sum(slope * p + per_byte * n for p, n in zip(columns[1], columns[2], strict=True))
     scale = (total_s - a * len(bench)) / varying if varying > 0 else 1.0
     slope, per_byte = max(1.0, slope * scale), max(0.0, per_byte * scale)
-    return ClassFit(1 / slope, a, 1 / per_byte if per_byte > 0 else 0.0)
+    return ClassFit(1 / slope, a, 1 / per_byte if per_byte > 0 else 0.0, sum(peaks) / total_s)
 
 
 def _class_fits(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
@@ -212,10 +213,11 @@ def _class_fits(m: dict[str, Measured], at_peak_s: Callable[[Measured], float],
         spans = min(peaks) > 0 and max(peaks) >= SHAPE_FIT_SPAN * min(peaks)
         past_overhead = all(b.seconds > 2 * overhead_s for b in bench)  # else busy_s's floor
         if len(bench) >= SHAPE_FIT_MIN and spans and past_overhead:
-            out[c] = _shape_fit(bench, at_peak_s, overhead_s)
+            out[c] = _shape_fit(bench, peaks, overhead_s)
         else:
-            peak = sum(at_peak_s(b) for b in bench)
-            out[c] = ClassFit(min(1.0, peak / sum(busy_s(b, overhead_s) for b in bench)), overhead_s)
+            busy = sum(busy_s(b, overhead_s) for b in bench)
+            out[c] = ClassFit(min(1.0, sum(peaks) / busy), overhead_s, 0.0,
+                              sum(peaks) / sum(b.seconds for b in bench))
     return out
 
 
@@ -268,7 +270,8 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
 
     fits = _class_fits(m, at_peak_s, overhead_s)
     spread = class_spread(m)
-    table["compute"]["compute_efficiency"] = fits[OpClass.DENSE].efficiency if OpClass.DENSE in fits else 1.0
+    table["compute"]["compute_efficiency"] = (fits[OpClass.DENSE].efficiency
+                                              if OpClass.DENSE in fits else 1.0)
     table["compute"]["efficiency"] = {str(c): fits[c].efficiency for c in OpClass if c in fits}
     own = [c for c in OpClass if c in fits and fits[c].overhead_s != overhead_s]
     if own:
@@ -288,15 +291,13 @@ def fit(nom: Nominal, m: dict[str, Measured], name: str = "cpu-calibrated",
         f"fastest of {REPEATS} repeats; spread (slowest / fastest) {spreads}"
         + ("; link: gloo send/recv between two processes, fastest of round trips per size, "
            "affine fit" if link is not None else "; link: assumed a memory copy"))
-    # A class with a fixed time and activation rate of its own: what fraction of peak its
+    # A class with a fixed time or activation rate of its own: what fraction of peak its
     # benchmarks ran at in all (its efficiency rates the MAC term alone).
-    overall = {c: sum(at_peak_s(b) for b in m.values() if b.op_class == c)
-               / sum(b.seconds for b in m.values() if b.op_class == c)
-               for c in {*own, *rated}}
+    shaped = [c for c in OpClass if c in own or c in rated]
     table["extra"] = ({f"measured_{k}_s": v.seconds for k, v in m.items()}
                       | {f"spread_{k}": v.spread for k, v in m.items()}
                       | {f"spread_{c}": v for c, v in spread.items()}
-                      | {f"peak_fraction_{c}": overall[c] for c in OpClass if c in overall})
+                      | {f"peak_fraction_{c}": fits[c].peak_fraction for c in shaped})
     return table
 
 
