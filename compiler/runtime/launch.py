@@ -9,6 +9,8 @@ already run torch's thread pools.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import multiprocessing
 import os
 import pickle
@@ -19,6 +21,8 @@ import threading
 import time
 import warnings
 from multiprocessing.connection import wait
+
+import torch
 
 from chipcut.compiler.runtime.worker import Job, RankRecords, run_rank
 from chipcut.core.errors import ChipcutError
@@ -105,6 +109,33 @@ def _main_script_not_rerun():
             main.__file__ = path
 
 
+def op_modules(module: torch.nn.Module) -> list[str]:
+    """The Python modules that define the custom ops (``torch.library``) the graphs in
+    ``module`` call, such as transformers' MoE ``grouped_mm_fallback``: a fresh process knows
+    such an op only once its module is imported."""
+    from torch._library.custom_ops import OPDEFS
+
+    names = {OPDEFS[n.target.name()]._init_fn.__module__
+             for gm in module.modules() if isinstance(gm, torch.fx.GraphModule)
+             for n in gm.graph.nodes
+             if isinstance(n.target, torch._ops.OpOverload) and n.target.name() in OPDEFS}
+    return sorted(names)
+
+
+def dumps(payload: object, module: torch.nn.Module) -> bytes:
+    """``payload`` pickled for another process, after the modules defining the custom ops
+    ``module``'s graphs call (:func:`loads` imports them first)."""
+    return pickle.dumps(op_modules(module)) + pickle.dumps(payload)
+
+
+def loads(data: bytes) -> object:
+    """What :func:`dumps` pickled, its custom ops' modules imported before it is unpickled."""
+    stream = io.BytesIO(data)
+    for name in pickle.load(stream):
+        importlib.import_module(name)
+    return pickle.load(stream)
+
+
 def launch(jobs: list[Job], timeout_s: float, port: int | None = None) -> list[RankRecords]:
     """Run every job in its own process; rank 0's gathered records, in rank order."""
     port = port if port is not None else free_port()
@@ -115,7 +146,7 @@ def launch(jobs: list[Job], timeout_s: float, port: int | None = None) -> list[R
         with _main_script_not_rerun():
             for job in jobs:
                 recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(pickle.dumps(job), send, beats, port),
+                proc = ctx.Process(target=_child, args=(dumps(job, job.module), send, beats, port),
                                    name=f"chipcut stage {job.rank}", daemon=True)
                 proc.start()
                 send.close()
@@ -199,7 +230,7 @@ def _hang(pending: set[int], beats, timeout_s: float) -> str:
 def _child(payload: bytes, conn, beats, port: int) -> None:
     """A stage process: run the job, send ("ok", records) or ("error", one line), exit."""
     warnings.simplefilter("ignore")  # torch's deprecation notes, once per process, say nothing here
-    job = pickle.loads(payload)
+    job = loads(payload)
     beats[job.rank] = time.monotonic()
 
     def beat() -> None:

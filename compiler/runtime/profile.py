@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import os
-import pickle
 import platform
 import statistics
 import time
@@ -37,7 +36,7 @@ from chipcut.backends.protocol import Work
 from chipcut.compiler.lowering.costing import is_free
 from chipcut.compiler.lowering.units import UnitGraph
 from chipcut.compiler.plan.profile import PROFILE_SCHEMA_VERSION, Profile, UnitTime
-from chipcut.compiler.runtime.launch import _context, _main_script_not_rerun
+from chipcut.compiler.runtime.launch import _context, _main_script_not_rerun, dumps, loads
 from chipcut.compiler.runtime.load import background_load
 from chipcut.core.errors import ChipcutError
 from chipcut.core.heap import keep_heap, kept_heap
@@ -244,7 +243,8 @@ def _time_in_child(gm: torch.fx.GraphModule, modules: list[UnitModule], inputs: 
     queue = ctx.Queue()
     # One pickle: the weights the units share with the graph are written once.
     units = [UnitModule(_plain(m.module), m.inputs, m.outputs) for m in modules]
-    payload = pickle.dumps((_plain(gm), units, inputs, timed, options))
+    plain = _plain(gm)
+    payload = dumps((plain, units, inputs, timed, options), plain)
     say("starting a process to time the units in")
     with _main_script_not_rerun():
         proc = ctx.Process(target=_child, args=(payload, queue), name="chipcut profile")
@@ -278,7 +278,7 @@ def _child(payload: bytes, queue) -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     keep_heap()
     try:
-        gm, modules, inputs, timed, options = pickle.loads(payload)
+        gm, modules, inputs, timed, options = loads(payload)
         result = _time_here(gm, modules, inputs, timed, options,
                             lambda msg: queue.put(("progress", msg)))
         queue.put(("done", result))

@@ -225,3 +225,23 @@ def test_stage_processes_keep_their_heap_on_glibc() -> None:
         with kept_heap() as kept:
             assert kept is True
         assert keep_heap() is True
+
+
+def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processes() -> None:
+    # transformers' MoE experts call torch.ops.transformers.grouped_mm_fallback, an op a fresh
+    # process knows only once transformers.integrations.moe is imported.
+    from transformers import MixtralConfig, MixtralModel
+
+    from chipcut.compiler.runtime.launch import op_modules
+
+    torch.manual_seed(0)
+    model = MixtralModel(MixtralConfig(
+        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=4, vocab_size=1000, use_cache=False)).eval()
+    captured = chipcut.capture(model, (torch.ones(1, 16, dtype=torch.long),), name="moe")
+    assert op_modules(captured.graph_module) == ["transformers.integrations.moe"]
+    plan = chipcut.compile(captured, chips=2, backend="cpu")
+    measured = chipcut.run(plan, captured, frames=2, microbatches=1, threads=1)
+    assert measured.max_abs_diff <= 1e-5
+    profile = chipcut.profile(captured, backend="cpu", repeats=1, warmup=0)
+    assert any(u.op == "grouped_mm_fallback" and u.time_s > 0 for u in profile.units)
