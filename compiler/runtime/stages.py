@@ -75,6 +75,7 @@ class StageModule(torch.nn.Module):
         self.outputs: list[tuple[torch.Tensor, ...]] = []
         self.sync = False  # set on CUDA: the end time waits for the device
         self.out_bytes = 0  # bytes returned by the last call (what is sent on)
+        self.metas: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None
 
     def forward(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         start = time.perf_counter()
@@ -93,6 +94,28 @@ class StageModule(torch.nn.Module):
         return out
 
 
+def stage_metas(modules: list[StageModule], frame: tuple[torch.Tensor, ...]
+                ) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
+    """What each stage takes and gives for one frame, as meta tensors (shape, dtype, strides).
+
+    Runs the stages once in this process. Given to torch's PipelineStage, these spare it its
+    own shape inference, which runs every later stage on uninitialized tensors: an integer
+    index read from one (a MoE's token order) points anywhere.
+    """
+    def meta(values: tuple) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+                     for t in values)
+
+    out, values = [], tuple(frame)
+    with torch.no_grad():
+        for module in modules:
+            made = module(*values)
+            module.spans.clear()
+            out.append((meta(values), meta(made)))
+            values = made
+    return out
+
+
 def stage_modules(split: SplitModel) -> list[StageModule]:
     """Every stage of ``split`` as a :class:`StageModule`, in pipeline order."""
     wired = wiring(split)
@@ -101,4 +124,4 @@ def stage_modules(split: SplitModel) -> list[StageModule]:
                         wired.takes[k], wired.gives[k], k == n - 1) for k in range(n)]
 
 
-__all__ = ["Wiring", "wiring", "StageModule", "stage_modules"]
+__all__ = ["Wiring", "wiring", "StageModule", "stage_modules", "stage_metas"]

@@ -60,10 +60,13 @@ class RankRecords:
 
 
 class TimedStage(PipelineStage):
-    """torch's PipelineStage, noting when the schedule asks it to send and to receive."""
+    """torch's PipelineStage, noting when the schedule asks it to send and to receive. The
+    module's ``metas`` (what it takes and gives for one frame), where set, are the stage's
+    static shapes: torch then runs no shape inference on uninitialized tensors."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, module: StageModule, *args: object) -> None:
+        takes, gives = module.metas if module.metas is not None else (None, None)
+        super().__init__(module, *args, input_args=takes, output_args=gives)
         self.step_index = 0
         self.sends: list[tuple[int, int, float]] = []
         self.recvs: list[tuple[int, int, float]] = []
@@ -140,7 +143,7 @@ def _run(job: Job, device: torch.device, origin: float) -> RankRecords:
     def step(sched: object, inputs: tuple) -> None:
         sched.step(*inputs, return_outputs=False) if first else sched.step(return_outputs=False)
 
-    step(schedule, frames)  # warmup: also infers the shapes between stages
+    step(schedule, frames)  # warmup
     module.spans.clear()
     stage.sends.clear()
     stage.recvs.clear()

@@ -19,7 +19,7 @@ from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.backends.spec import LinkSpec
 from chipcut.compiler.runtime.launch import local_cores
-from chipcut.compiler.runtime.stages import stage_modules, wiring
+from chipcut.compiler.runtime.stages import stage_metas, stage_modules, wiring
 
 # A free link, so that the solver spreads even tiny models over every chip.
 FREE_LINK = RooflineBackend(replace(get_backend("generic").spec, name="free-link",
@@ -236,11 +236,20 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
 
     torch.manual_seed(0)
     model = MixtralModel(MixtralConfig(
-        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, num_local_experts=4, vocab_size=1000, use_cache=False)).eval()
-    captured = chipcut.capture(model, (torch.ones(1, 16, dtype=torch.long),), name="moe")
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=4, vocab_size=500, use_cache=False)).eval()
+    captured = chipcut.capture(model, (torch.ones(1, 8, dtype=torch.long),), name="moe")
     assert op_modules(captured.graph_module) == ["transformers.integrations.moe"]
     plan = chipcut.compile(captured, chips=2, backend="cpu")
+    # This plan cuts after the first layer's token order (an int64 index_put_), which stage 1
+    # indexes with: given torch's own shape inference, stage 1 first ran on an uninitialized
+    # copy of it and failed with "index 1402954... is out of bounds". The stages' shapes are
+    # now given to PipelineStage up front.
+    takes = stage_metas(stage_modules(plan.split(captured.graph_module)),
+                        captured.example_inputs)[1][0]
+    assert "index_put_" in plan.transfers[0].tensors
+    assert (torch.int64, (16,)) in [(t.dtype, tuple(t.shape)) for t in takes]
+    assert all(t.is_meta for t in takes)
     measured = chipcut.run(plan, captured, frames=2, microbatches=1, threads=1)
     assert measured.max_abs_diff <= 1e-5
     profile = chipcut.profile(captured, backend="cpu", repeats=1, warmup=0)
