@@ -4,7 +4,9 @@ A fusion group (``chipcut.group``) is one unit; a node that does no work
 (view, reshape, getitem) joins its producer's unit when all its inputs come
 from that one unit, which cannot create a cycle; a work-free node with no
 inputs (arange, a constant) joins its only consumer; the update of a KV cache
-joins the attention that reads the cache, so the cache and its reader share a chip.
+joins the attention that reads the cache, so the cache and its reader share a chip; a tensor
+written in place and read other than through the write's result shares a unit with its
+writes and readers (:mod:`chipcut.compiler.lowering.aliases`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import networkx as nx
 import torch.fx
 
+from chipcut.compiler.lowering.aliases import alias_groups
 from chipcut.core.ir import get_cost, get_group, is_compute, state_written
 
 
@@ -61,6 +64,8 @@ def build_units(gm: torch.fx.GraphModule) -> UnitGraph:
             for user in node.users:
                 if is_compute(user):
                     sets.union(sets[node.name], sets[user.name])
+    for group in alias_groups(compute):  # a tensor written in place and read past the write
+        sets.union(*group)
     roots: dict[str, int] = {}
     members: list[list[str]] = []
     unit_of: dict[str, int] = {}

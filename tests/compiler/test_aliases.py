@@ -1,0 +1,106 @@
+"""In-place writes: a tensor written in place and read past the write stays in one unit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import chipcut
+from chipcut.compiler.lowering.aliases import alias_groups, writes_first
+from chipcut.compiler.lowering.units import build_units
+from chipcut.core.ir import is_compute
+
+NONE = chipcut.CompileOptions(passes="none")
+
+
+class ShiftRight(torch.nn.Module):
+    """transformers' shift_tokens_right: writes into slices of a fresh tensor (``copy_`` and
+    ``fill_`` with no users), then embeds the tensor itself, then six layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(100, 64)
+        self.layers = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(6)])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        shifted = ids.new_zeros(ids.shape)
+        shifted[:, 1:] = ids[:, :-1].clone()
+        shifted[:, 0] = 7
+        return self.layers(self.emb(shifted)) * (ids[:, :-1].clone().sum() > 0)
+
+
+class InPlaceChain(torch.nn.Module):
+    """relu_ and a residual add_ after each layer: every later read is of the write's result."""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(256, 256) for _ in range(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            y = layer(x)
+            x = y.relu_().add_(x) if self.inplace else y.relu() + x
+        return x
+
+
+class ReadAroundWrite(torch.nn.Module):
+    """A read before the write, and a reader that also takes a value made from the tensor by
+    other layers (a path out of the group and back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(32, 32) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        buf = self.a(x)
+        before = buf.sum(dim=-1, keepdim=True)
+        side = self.c(self.b(buf).tanh())
+        buf[:, :8].mul_(2.0)
+        return buf * side + before
+
+
+@pytest.mark.parametrize("chips", [2, 3])
+def test_a_tensor_written_through_a_slice_is_read_after_the_write_on_every_cut(chips) -> None:
+    torch.manual_seed(0)
+    model, ids = ShiftRight().eval(), (torch.randint(1, 100, (1, 8)),)
+    plan = chipcut.compile(model, ids, chips=chips, backend="cpu", options=NONE)
+    chip_of = {n: s.chip for s in plan.stages for n in s.nodes}
+    writes = [n for n in chip_of if n.startswith(("copy_", "fill_"))]
+    assert len(writes) == 2
+    assert {chip_of[n] for n in writes + ["new_zeros", "embedding"]} == {chip_of["embedding"]}
+    with torch.no_grad():
+        torch.testing.assert_close(plan.split()(*ids)[0], model(*ids), rtol=0, atol=0)
+
+
+def test_writes_read_through_their_own_result_join_nothing() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(64, 256)
+    counts = []
+    for inplace in (False, True):
+        gm = chipcut.lower(InPlaceChain(inplace).eval(), (x,), chips=1, options=NONE).graph_module
+        compute = [n for n in gm.graph.nodes if is_compute(n)]
+        assert sum(writes_first(n) for n in compute) == (12 if inplace else 0)
+        assert alias_groups(compute) == []
+        counts.append(len(build_units(gm).units))
+    assert counts[0] == counts[1] == 18  # linear, relu, add: unfused, each its own unit
+    model = InPlaceChain(True).eval()
+    plan = chipcut.compile(model, (x,), chips=3, backend="cpu", options=NONE)
+    assert sum(bool(s.nodes) for s in plan.stages) >= 2
+    with torch.no_grad():
+        torch.testing.assert_close(plan.split()(x)[0], model(x.clone()), rtol=0, atol=0)
+
+
+def test_a_group_takes_in_every_path_between_its_members() -> None:
+    torch.manual_seed(0)
+    model, x = ReadAroundWrite().eval(), torch.randn(4, 32)
+    gm = chipcut.lower(model, (x,), chips=1, options=NONE).graph_module
+    compute = [n for n in gm.graph.nodes if is_compute(n)]
+    (group,) = alias_groups(compute)
+    linears = sorted(n.name for n in compute if n.name.startswith("linear"))
+    assert set(linears) <= group  # b and c lie between the buffer and its last reader
+    units = build_units(gm)
+    assert len({units.unit_of[n] for n in group}) == 1
+    plan = chipcut.compile(model, (x,), chips=2, options=NONE)
+    with torch.no_grad():
+        torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
