@@ -35,9 +35,9 @@ from chipcut.compiler.plan.serve import ServePlan, Targets
 from chipcut.compiler.runtime import RunOptions, run
 from chipcut.compiler.serve import serve
 from chipcut.compiler.views.report import render as report
-from chipcut.core.errors import ChipcutError, DoesNotFit
+from chipcut.core.errors import ChipcutError, ChipcutWarning, DoesNotFit
 
 __all__ = ["compile", "lower", "solve", "schedule", "CompileOptions", "Lowered", "Solved",
-           "capture", "Captured", "Plan", "report", "ChipcutError", "DoesNotFit", "run",
+           "capture", "Captured", "Plan", "report", "ChipcutError", "ChipcutWarning", "DoesNotFit", "run",
            "RunOptions", "Measured", "profile", "Profile", "refine", "llm_step",
            "serve", "ServePlan", "Targets"]

@@ -19,7 +19,7 @@ import torch
 from chipcut.backends.profiled import ProfiledBackend
 from chipcut.backends.protocol import Backend, Work
 from chipcut.backends.registry import get_backend, validate
-from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.capture import Captured, as_inputs, capture
 from chipcut.compiler.llm.stamp import capture_repeated
 from chipcut.compiler.lowering.costing import unit_works
 from chipcut.compiler.lowering.summary import GraphSummary, fingerprint, summarize
@@ -170,7 +170,7 @@ def lower(model: object, example_inputs: tuple = (), chips: int | Sequence[str |
         captured = replace(model, graph_module=copy.deepcopy(model.graph_module))
     else:
         say("capturing model")
-        captured = _capture(model, tuple(example_inputs), options.name)
+        captured = _capture(model, as_inputs(example_inputs), options.name)
     gm = captured.graph_module
     calibration = check_calibration(gm, calibration_inputs)
     example = tuple(captured.example_inputs)

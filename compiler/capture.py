@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import traceback
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 from torch.fx.graph import CodeGen
 
-from chipcut.core.errors import ChipcutError
+from chipcut.core.errors import ChipcutError, ChipcutWarning
 from chipcut.core.ir import is_compute
 
 # Nodes export leaves for runtime checks; they do no work on a chip.
@@ -43,6 +44,14 @@ class Captured:
     method: str  # "export" or "symbolic_trace"
 
 
+def as_inputs(example_inputs: object) -> tuple:
+    """The example inputs as a tuple, one element per model input: a lone tensor is one input
+    (``tuple(x)`` would split it along dim 0 into many)."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    return tuple(example_inputs)
+
+
 def capture(model: object, example_inputs: tuple = (), name: str | None = None) -> Captured:
     """Trace ``model`` on ``example_inputs`` to a flat FX graph with ``meta['val']`` on every node.
 
@@ -53,7 +62,7 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
     >>> [n.target for n in cap.graph_module.graph.nodes if n.op == "call_function"]
     [<OpOverload(op='aten.linear', overload='default')>]
     """
-    example_inputs = tuple(example_inputs)
+    example_inputs = as_inputs(example_inputs)
     if isinstance(model, torch.export.ExportedProgram):
         gm = model.module()
         label = name or "exported_program"
@@ -76,13 +85,43 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()), _quiet("torch"):
             exported = torch.export.export(model, example_inputs, strict=False)
-        return Captured(label, _flatten(exported.module()), example_inputs, "export")
+        gm = _flatten(exported.module())
     except Exception as export_error:  # noqa: BLE001 - any export failure triggers the fallback
         try:
             gm = _symbolic_trace(model, example_inputs)
         except Exception:  # noqa: BLE001 - report the export error, the more precise one
             raise ChipcutError(_describe_failure(label, export_error)) from None
         return Captured(label, _flatten(gm), example_inputs, "symbolic_trace")
+    _concrete_sizes(gm, example_inputs)
+    return Captured(label, gm, example_inputs, "export")
+
+
+def _data_dependent(gm: torch.fx.GraphModule) -> torch.fx.Node | None:
+    """The first node whose shape depends on the data (``x[x > 0]``, ``nonzero``): export
+    records its sizes as symbols (``u0``), not numbers."""
+    for node in gm.graph.nodes:
+        vals = pytree.tree_leaves(node.meta.get("val"))
+        if any(isinstance(v, torch.Tensor) and not all(isinstance(d, int) for d in v.shape)
+               for v in vals):
+            return node
+    return None
+
+
+def _concrete_sizes(gm: torch.fx.GraphModule, example_inputs: tuple) -> None:
+    """Shapes that depend on the data take the sizes the example inputs give them (the graph is
+    run once on them), with a warning: the plan is costed for that data."""
+    node = _data_dependent(gm)
+    if node is None:
+        return
+    if any(isinstance(t, torch.Tensor) and t.is_meta for t in example_inputs):
+        raise ChipcutError(f"node {node.name} ({node.target}) has a shape that depends on the "
+                           "data, and the example inputs are on the meta device (no values); "
+                           "give real example inputs: the plan takes that node's size from them")
+    with torch.no_grad():
+        _ValueRecorder(gm).run(*example_inputs)
+    warnings.warn(f"node {node.name} ({node.target}) has a shape that depends on the data: costed "
+                  f"at the size the example inputs give it, {tuple(node.meta['val'].shape)}; "
+                  "other inputs may move the cost", ChipcutWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -192,6 +231,9 @@ def _describe_failure(label: str, error: BaseException) -> str:
                                     "must match the size", "shape mismatch", "same reduction dim",
                                     "size of tensor")):
         fix = "the example inputs do not fit the model; check the --input shapes and dtypes"
+    elif "scalar type" in lowered or ("dtype" in lowered and "expected" in lowered):
+        fix = ("the example inputs do not fit the model: an input has the wrong dtype; check "
+               "the --input dtypes (token ids are integers: 1x16:int64)")
     elif "dynamic" in lowered and "shape" in lowered:
         fix = "the model needs static shapes; give concrete input shapes"
     else:

@@ -17,3 +17,9 @@ class DoesNotFit(ChipcutError):
 class NoPlanInTime(ChipcutError):
     """No plan that fits the chips' memory turned up within the time limit; none is proven
     impossible (the graph was too wide to search all of it)."""
+
+
+class ChipcutWarning(UserWarning):
+    """Something the user should know that does not stop the work: a cost taken from the
+    example's data, a pipeline whose outputs differ from the model's. The CLI prints it as
+    one ``chipcut: warning:`` line."""

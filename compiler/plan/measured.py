@@ -93,11 +93,17 @@ class Measured:
     bottleneck: str  # measured: "chip 1" or "link 0->1"
     predicted_bottleneck: str
     max_abs_diff: float  # pipelined outputs against the unsplit model
-    output_scale: float  # max |output| of the unsplit model
+    output_scale: float  # max |output| of the unsplit model's floating-point outputs
     wall_s: float
     machine: str
     spans: tuple[Span, ...] = ()
     run_throughput_per_s: float = 0.0  # frames / wall time of the timed steps, fill and drain in
+
+    @property
+    def outputs_agree(self) -> bool:
+        """The pipeline computed the model: outputs within fp32 rounding of the unsplit
+        model's (``1e-4`` of the output scale, at least ``1e-4``; integer outputs exactly)."""
+        return self.max_abs_diff <= 1e-4 * max(self.output_scale, 1.0)
 
     def to_dict(self) -> dict:
         return _plain(self)

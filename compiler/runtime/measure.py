@@ -99,8 +99,8 @@ def assemble(plan, records: list[RankRecords], chips: list[int], info: RunInfo,
     times.update({f"link {x.src}->{x.dst}": x.time_s for x in links})
     spans = [Span(k, "forward", s, i, a, b) for k, rec in enumerate(records)
              for s, i, a, b in rec.forwards]
-    scale = max((r.abs().max().item() for refs in reference for r in refs if r.numel()),
-                default=0.0)
+    scale = max((r.abs().max().item() for refs in reference for r in refs
+                 if r.numel() and r.is_floating_point()), default=0.0)
     return Measured(
         schema_version=MEASURED_SCHEMA_VERSION, plan_fingerprint=plan.fingerprint,
         plan_hash=plan_hash(plan), model=info.model, schedule=info.schedule, frames=info.frames,

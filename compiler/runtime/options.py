@@ -47,7 +47,8 @@ class RunOptions:
             raise ChipcutError(
                 f"frames = {self.frames} is not a multiple of microbatches = {self.microbatches}: "
                 f"each schedule step runs {self.microbatches} frames; give frames = "
-                f"{below or self.microbatches} or {below + self.microbatches}")
+                + (f"{below} or {below + self.microbatches}" if below else
+                   f"{self.microbatches}, or microbatches = {self.frames}"))
         if self.schedule not in SCHEDULE_NAMES:
             raise ChipcutError(f"schedule = {self.schedule!r}: known schedules are "
                                f"{', '.join(SCHEDULE_NAMES)}")

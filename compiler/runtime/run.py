@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import fields, replace
 
 import torch
 
-from chipcut.compiler.capture import Captured, capture
+from chipcut.compiler.capture import Captured, as_inputs, capture
 from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.runtime.measure import RunInfo, assemble
 from chipcut.compiler.runtime.options import RunOptions
 from chipcut.compiler.runtime.stages import stage_metas, stage_modules
-from chipcut.core.errors import ChipcutError
+from chipcut.core.errors import ChipcutError, ChipcutWarning
 
 
 def under_torchrun() -> bool:
@@ -68,7 +69,7 @@ def _batched(frames: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]
 
 
 def _captured(model: object, example_inputs: tuple) -> Captured:
-    captured = model if isinstance(model, Captured) else capture(model, tuple(example_inputs))
+    captured = model if isinstance(model, Captured) else capture(model, as_inputs(example_inputs))
     gm = captured.graph_module
     tensors = list(gm.parameters()) + list(gm.buffers()) + list(captured.example_inputs)
     if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
@@ -125,8 +126,8 @@ def run(plan, model: object, example_inputs: tuple = (), options: RunOptions | N
     chips, captured, modules, frames = _prepare(plan, model, example_inputs, options)
     jobs = [_job(k, len(chips), modules[k], options, cores[k], frames) for k in range(len(chips))]
     records = launch(jobs, options.timeout_s, options.port)
-    return assemble(plan, records, chips, _info(captured, options, started, cores),
-                    _reference(captured, frames))
+    return _checked(assemble(plan, records, chips, _info(captured, options, started, cores),
+                             _reference(captured, frames)))
 
 
 def _job(rank: int, world: int, module, options: RunOptions, cores: tuple[int, ...],
@@ -163,8 +164,17 @@ def _run_torchrun(plan, model: object, example_inputs: tuple, options: RunOption
     records = run_rank(_job(rank, world, modules[rank], options, cores[local], frames))
     if records is None:
         return None
-    return assemble(plan, records, chips, _info(captured, options, started, cores),
-                    _reference(captured, frames))
+    return _checked(assemble(plan, records, chips, _info(captured, options, started, cores),
+                             _reference(captured, frames)))
+
+
+def _checked(measured: Measured) -> Measured:
+    if not measured.outputs_agree:
+        warnings.warn(f"the pipeline's outputs differ from the unsplit model's by up to "
+                      f"{measured.max_abs_diff:.3g} (output scale {measured.output_scale:.3g}): "
+                      "the split does not compute this model; please report it with the model "
+                      "and plan", ChipcutWarning, stacklevel=3)
+    return measured
 
 
 __all__ = ["run", "make_frames", "stage_chips", "under_torchrun"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from chipcut.compiler.plan.split import SplitModel
+from chipcut.core.errors import ChipcutError
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class StageModule(torch.nn.Module):
                        strict=True))
         # gloo and NCCL send contiguous buffers only
         out = tuple(env[n] if self.last else env[n].contiguous() for n in self.gives)
+        if self.metas is not None and not self.last:
+            self._check_shapes(out)
         if self.sync:
             torch.cuda.synchronize()
         self.spans.append((start, time.perf_counter()))
@@ -92,6 +95,16 @@ class StageModule(torch.nn.Module):
         if self.keep_outputs:
             self.outputs.append(tuple(t.detach().clone() for t in out))
         return out
+
+    def _check_shapes(self, out: tuple[torch.Tensor, ...]) -> None:
+        """What this stage sends has the shapes it was planned with (torch's stages receive
+        into buffers of those shapes)."""
+        for name, got, want in zip(self.gives, out, self.metas[1], strict=True):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise ChipcutError(
+                    f"value {name} is {tuple(got.shape)} {got.dtype} on this frame but was "
+                    f"{tuple(want.shape)} {want.dtype} on the first: a value whose shape depends "
+                    "on the data cannot cross a cut; keep its producer and readers on one chip")
 
 
 def stage_metas(modules: list[StageModule], frame: tuple[torch.Tensor, ...]

@@ -57,7 +57,8 @@ def summary_lines(m: Measured) -> list[str]:
         f"bottleneck: predicted {m.predicted_bottleneck}, measured {m.bottleneck} (*)"
         + ("" if m.predicted_bottleneck == m.bottleneck else ": they differ"),
         f"outputs: max abs diff {m.max_abs_diff:.3g} against the unsplit model (output scale "
-        f"{m.output_scale:.3g})",
+        f"{m.output_scale:.3g})" + ("" if m.outputs_agree else
+                                    ": they DIFFER, the pipeline did not compute the model"),
     ]
     if m.oversubscribed:
         lines.append("note: stages shared CPU cores (--oversubscribe); their times include waiting "

@@ -99,3 +99,49 @@ def test_fallback_names_ops_as_export_does(residual_cnn, monkeypatch) -> None:
     assert {n.op for n in cap.graph_module.graph.nodes} >= {"call_module", "call_function"}
     assert names(cap) == exported
     assert exported[:3] == ["conv2d", "batch_norm", "relu"] and exported[-1] == "linear"
+
+
+class Selected(torch.nn.Module):
+    """A layer on the positive entries only: the second layer's rows depend on the data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return self.b(h[h > 0].reshape(-1, 1).expand(-1, 16))
+
+
+def test_a_shape_that_depends_on_the_data_is_costed_at_the_examples_size() -> None:
+    import chipcut
+
+    torch.manual_seed(0)
+    model, x = Selected().eval(), torch.randn(1, 16)
+    rows = int((model.a(x) > 0).sum())
+    with pytest.warns(chipcut.ChipcutWarning, match=rf"^node index \(aten.index.Tensor\) has a "
+                      rf"shape that depends on the data: costed at the size the example inputs "
+                      rf"give it, \({rows},\)"):
+        plan = chipcut.compile(model, (x,), chips=2, backend="cpu")
+    assert plan.model.macs == 16 * 16 + rows * 16 * 16
+    with torch.no_grad():
+        torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
+    with pytest.raises(ChipcutError, match=r"^node index .* depends on the data, and the example "
+                       "inputs are on the meta device"):
+        capture(Selected().to("meta").eval(), (torch.empty(1, 16, device="meta"),))
+
+
+def test_a_lone_tensor_is_one_input() -> None:
+    import chipcut
+
+    net = torch.nn.Linear(64, 8)
+    x = torch.randn(2, 64)
+    assert [tuple(t.shape) for t in capture(net, x).example_inputs] == [(2, 64)]
+    plan = chipcut.compile(net, x, chips=1)
+    assert plan.model.macs == 2 * 64 * 8
+
+
+def test_an_input_of_the_wrong_dtype_says_which_fix() -> None:
+    with pytest.raises(ChipcutError, match=r"an input has the wrong dtype; check the --input "
+                       r"dtypes \(token ids are integers: 1x16:int64\)$"):
+        capture(torch.nn.Embedding(10, 4), (torch.randn(1, 16),))

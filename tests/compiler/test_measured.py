@@ -71,3 +71,19 @@ def test_unreadable_and_corrupt_files(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(chipcut.ChipcutError, match="is not valid JSON"):
         Measured.from_json(tmp_path / "bad.json")
+
+
+def test_outputs_that_differ_are_said_to(plan) -> None:
+    from dataclasses import replace
+
+    from chipcut.compiler.runtime.run import _checked
+    from chipcut.compiler.views.measured import render
+
+    m = measured_of(plan)  # max abs diff 0 at output scale 0.5
+    assert m.outputs_agree and "DIFFER" not in render(m)
+    assert replace(m, max_abs_diff=9e-5).outputs_agree  # rounding, under 1e-4
+    off = replace(m, max_abs_diff=0.2, output_scale=3.0)
+    assert not off.outputs_agree
+    assert "they DIFFER, the pipeline did not compute the model" in render(off)
+    with pytest.warns(chipcut.ChipcutWarning, match=r"differ from the unsplit model's by up to 0\.2 "):
+        _checked(off)

@@ -94,7 +94,9 @@ def test_three_stages_1f1b_with_a_skip_across_a_cut(skip_across) -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"frames": 10, "microbatches": 4}, "frames = 10 is not a multiple of microbatches = 4"),
+    ({"frames": 10, "microbatches": 4}, "frames = 10 is not a multiple of microbatches = 4: "
+     "each schedule step runs 4 frames; give frames = 8 or 12$"),
+    ({"frames": 2, "microbatches": 4}, "give frames = 4, or microbatches = 2$"),
     ({"frames": 0}, "frames = 0: must be a whole number >= 1"),
     ({"microbatches": -1}, "microbatches = -1: must be a whole number >= 1"),
     ({"schedule": "1f1b", "frames": 4, "microbatches": 2}, "1f1b needs at least as many"),
@@ -216,6 +218,25 @@ def test_throughput_is_the_sustained_rate_without_each_steps_fill_and_drain() ->
     assert _steady_throughput(forwards[:1]) == 0.0  # one frame has no interval
 
 
+class BoolOut(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(64, 256), torch.nn.Linear(256, 64)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.b(torch.relu(self.a(x)))
+        return h, h > 0, h.argmax(dim=-1) + 1000
+
+
+def test_boolean_and_integer_outputs_are_compared_and_left_out_of_the_scale() -> None:
+    torch.manual_seed(0)
+    model, x = BoolOut().eval(), torch.randn(1, 64)
+    plan = chipcut.compile(model, (x,), chips=2, backend="cpu")
+    m = chipcut.run(plan, model, (x,), frames=2, microbatches=1)
+    assert m.max_abs_diff == 0.0 and m.outputs_agree
+    assert m.output_scale == pytest.approx(model(x)[0].abs().max().item())  # not 1000 + index
+
+
 def test_stage_processes_keep_their_heap_on_glibc() -> None:
     import platform
 
@@ -254,3 +275,14 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
     assert measured.max_abs_diff <= 1e-5
     profile = chipcut.profile(captured, backend="cpu", repeats=1, warmup=0)
     assert any(u.op == "grouped_mm_fallback" and u.time_s > 0 for u in profile.units)
+
+
+def test_a_value_whose_shape_moves_with_the_data_is_refused_at_the_cut(skip_across) -> None:
+    _, frame, plan = skip_across
+    first = stage_modules(plan.split())[0]
+    takes, gives = stage_metas([first], frame)[0]
+    first.metas = (takes, tuple(torch.empty((3, *t.shape[1:]), dtype=t.dtype, device="meta")
+                                for t in gives))
+    with pytest.raises(chipcut.ChipcutError, match=r"^value \S+ is \(2, .* on this frame but "
+                       r"was \(3, .* a value whose shape depends on the data cannot cross a cut"):
+        first(*frame)
