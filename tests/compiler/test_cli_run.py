@@ -113,3 +113,29 @@ def test_show_refuses_a_measurement_of_another_plan(capsys, saved, tmp_path) -> 
     code, out, err = run(capsys, "show", str(plan), "--measured", str(other))
     assert code == 2 and out == "" and "Traceback" not in err
     assert f"measured file {other} was measured on another plan (plan hash 0000000000000000" in err
+
+
+def test_the_readme_torchrun_command_runs_a_plan_as_its_ranks(saved, tmp_path) -> None:
+    """README: ``torchrun --nproc-per-node 2 -m chipcut.compiler.cli.main run MODEL plan.json``:
+    each rank builds its own stage, torchrun's rendezvous joins them, rank 0 writes the file."""
+    import subprocess
+    import sys
+
+    spec, plan = saved
+    measured = tmp_path / "measured.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--master-port", str(_free_port()), "-m", "chipcut.compiler.cli.main", "run", spec,
+         str(plan), "--input", "1x3x8x8", "--frames", "4", "--microbatches", "2", "--out",
+         str(measured)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    m = chipcut.Measured.from_json(measured, chipcut.Plan.from_json(plan))
+    assert [s.rank for s in m.stages] == [0, 1] and m.frames == 4
+    assert m.outputs_agree and m.throughput_per_s > 0
+    assert "2 stage processes, gpipe, 2 microbatches" in done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
