@@ -22,6 +22,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 from torch.fx.graph import CodeGen
 
+from chipcut.core.aliasing import has_effect
 from chipcut.core.errors import ChipcutError, ChipcutWarning
 from chipcut.core.ir import is_compute
 
@@ -66,7 +67,10 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
     if isinstance(model, torch.export.ExportedProgram):
         gm = model.module()
         label = name or "exported_program"
-        return Captured(label, _flatten(gm), example_inputs or _inputs_from_graph(gm), "export")
+        gm = _flatten(gm)
+        example_inputs = example_inputs or _inputs_from_graph(gm)
+        _concrete_sizes(gm, example_inputs)
+        return Captured(label, gm, example_inputs, "export")
     if not isinstance(model, torch.nn.Module):
         raise ChipcutError(
             f"model is a {type(model).__name__}, not a torch.nn.Module or ExportedProgram; "
@@ -74,7 +78,9 @@ def capture(model: object, example_inputs: tuple = (), name: str | None = None) 
         )
     label = name or type(model).__name__
     if isinstance(model, torch.fx.GraphModule) and _has_values(model):
-        return Captured(label, _flatten(model), example_inputs, "graph_module")
+        gm = _flatten(model)
+        _concrete_sizes(gm, example_inputs)
+        return Captured(label, gm, example_inputs, "graph_module")
     if not example_inputs:
         raise ChipcutError(
             f"no example inputs for {label}; give one shape per model input, e.g. --input 1x3x224x224"
@@ -113,15 +119,21 @@ def _concrete_sizes(gm: torch.fx.GraphModule, example_inputs: tuple) -> None:
     node = _data_dependent(gm)
     if node is None:
         return
-    if any(isinstance(t, torch.Tensor) and t.is_meta for t in example_inputs):
+    tensors = [*example_inputs, *gm.parameters(), *gm.buffers()]
+    if not example_inputs or any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
         raise ChipcutError(f"node {node.name} ({node.target}) has a shape that depends on the "
-                           "data, and the example inputs are on the meta device (no values); "
-                           "give real example inputs: the plan takes that node's size from them")
-    with torch.no_grad():
-        _ValueRecorder(gm).run(*example_inputs)
+                           "data, and the model or its example inputs are on the meta device (no "
+                           "values); give real weights and inputs: the plan takes that node's "
+                           "size from them")
+    with torch.no_grad():  # on copies: the graph may write its inputs in place
+        _ValueRecorder(gm).run(*[t.clone() if isinstance(t, torch.Tensor) else t
+                                 for t in example_inputs])
+    shapes = [tuple(v.shape) for v in pytree.tree_leaves(node.meta["val"])
+              if isinstance(v, torch.Tensor)]
+    sizes = shapes[0] if len(shapes) == 1 else shapes
     warnings.warn(f"node {node.name} ({node.target}) has a shape that depends on the data: costed "
-                  f"at the size the example inputs give it, {tuple(node.meta['val'].shape)}; "
-                  "other inputs may move the cost", ChipcutWarning, stacklevel=3)
+                  f"at the size the example inputs give it, {sizes}; other inputs may move the "
+                  "cost", ChipcutWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -164,7 +176,7 @@ def _flatten(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     output = next(n for n in graph.nodes if n.op == "output")
     leaves, _ = pytree.tree_flatten(output.args[0])
     output.args = (tuple(leaf for leaf in leaves if isinstance(leaf, torch.fx.Node)),)
-    graph.eliminate_dead_code()
+    graph.eliminate_dead_code(is_impure_node=has_effect)  # keep writes nothing reads
     if hasattr(gm, "_guards_fn"):
         delattr(gm, "_guards_fn")
     gm.recompile()

@@ -127,5 +127,5 @@ def _topological(members: list[list[str]], compute: list[torch.fx.Node],
         return list(nx.lexicographical_topological_sort(dag))
     except nx.NetworkXUnfeasible:
         cycle = " -> ".join(f"unit of {members[a][0]}" for a, _ in nx.find_cycle(dag))
-        raise AssertionError(f"unit graph has a cycle ({cycle}): a fusion group spans a path "
-                             "through another unit") from None
+        raise AssertionError(f"unit graph has a cycle ({cycle}): a fusion group or an in-place "
+                             "write's unit spans a path through another unit") from None

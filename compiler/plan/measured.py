@@ -101,9 +101,12 @@ class Measured:
 
     @property
     def outputs_agree(self) -> bool:
-        """The pipeline computed the model: outputs within fp32 rounding of the unsplit
-        model's (``1e-4`` of the output scale, at least ``1e-4``; integer outputs exactly)."""
-        return self.max_abs_diff <= 1e-4 * max(self.output_scale, 1.0)
+        """The pipeline computed the model: outputs within rounding of the unsplit model's
+        (on CPU ``1e-4`` of the output scale, at least ``1e-4``: integer outputs exactly; on
+        CUDA ``1e-2``, as its TF32 and reduced-precision kernels round against the CPU
+        reference)."""
+        tolerance = 1e-4 if self.device == "cpu" else 1e-2
+        return self.max_abs_diff <= tolerance * max(self.output_scale, 1.0)
 
     def to_dict(self) -> dict:
         return _plain(self)

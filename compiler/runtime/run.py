@@ -83,7 +83,7 @@ def _prepare(plan, model: object, example_inputs: tuple, options: RunOptions):
     captured = _captured(model, example_inputs)
     modules = stage_modules(plan.split(captured.graph_module))
     frames = make_frames(captured.example_inputs, options.microbatches)
-    metas = stage_metas(modules, frames[0])
+    metas = stage_metas(modules, captured.graph_module)
     for module, (takes, gives) in zip(modules, metas, strict=True):
         module.metas = (takes, gives)
     return chips, captured, modules, frames
@@ -152,11 +152,12 @@ def _run_torchrun(plan, model: object, example_inputs: tuple, options: RunOption
     from chipcut.compiler.runtime.worker import run_rank
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    _check(plan, options, len(stage_chips(plan)))
+    stages = len(stage_chips(plan))
+    if world != stages:
+        raise ChipcutError(f"torchrun started {world} processes but the plan has {stages} "
+                           f"stages; give --nproc-per-node {stages}")
+    _check(plan, options, stages)
     chips, captured, modules, frames = _prepare(plan, model, example_inputs, options)
-    if world != len(chips):
-        raise ChipcutError(f"torchrun started {world} processes but the plan has {len(chips)} "
-                           f"stages; give --nproc-per-node {len(chips)}")
     local = int(os.environ.get("LOCAL_RANK", rank))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     cores = assign_cores(local_world, options.threads, options.oversubscribe) \

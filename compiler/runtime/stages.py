@@ -107,26 +107,30 @@ class StageModule(torch.nn.Module):
                     "on the data cannot cross a cut; keep its producer and readers on one chip")
 
 
-def stage_metas(modules: list[StageModule], frame: tuple[torch.Tensor, ...]
+def stage_metas(modules: list[StageModule], graph_module: torch.fx.GraphModule
                 ) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
-    """What each stage takes and gives for one frame, as meta tensors (shape, dtype, strides).
+    """What each stage takes and gives for one frame, as contiguous meta tensors, read from the
+    captured graph's values (``meta['val']``, concrete after capture).
 
-    Runs the stages once in this process. Given to torch's PipelineStage, these spare it its
-    own shape inference, which runs every later stage on uninitialized tensors: an integer
-    index read from one (a MoE's token order) points anywhere.
+    Given to torch's PipelineStage, these spare it its own shape inference, which runs every
+    later stage on uninitialized tensors: an integer index read from one (a MoE's token order)
+    points anywhere.
     """
-    def meta(values: tuple) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
-                     for t in values)
+    vals = {n.name: n.meta.get("val") for n in graph_module.graph.nodes}
 
-    out, values = [], tuple(frame)
-    with torch.no_grad():
-        for module in modules:
-            made = module(*values)
-            module.spans.clear()
-            out.append((meta(values), meta(made)))
-            values = made
-    return out
+    def meta(names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+        out = []
+        for name in names:
+            val = vals.get(name)
+            if not isinstance(val, torch.Tensor):
+                raise ChipcutError(f"value {name} crosses a cut but is not a tensor ({val!r}); "
+                                   "torch's pipeline stages pass tensors only: recompile so that "
+                                   "it stays on one chip")
+            out.append(torch.empty(tuple(int(d) for d in val.shape), dtype=val.dtype,
+                                   device="meta"))
+        return tuple(out)
+
+    return [(meta(m.takes), meta(m.gives)) for m in modules]
 
 
 def stage_modules(split: SplitModel) -> list[StageModule]:

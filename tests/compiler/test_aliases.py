@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import chipcut
-from chipcut.compiler.lowering.aliases import alias_groups, writes_first
+from chipcut.compiler.lowering.aliases import alias_groups
 from chipcut.compiler.lowering.units import build_units
+from chipcut.core.aliasing import written
 from chipcut.core.ir import is_compute
 
 NONE = chipcut.CompileOptions(passes="none")
@@ -80,7 +81,7 @@ def test_writes_read_through_their_own_result_join_nothing() -> None:
     for inplace in (False, True):
         gm = chipcut.lower(InPlaceChain(inplace).eval(), (x,), chips=1, options=NONE).graph_module
         compute = [n for n in gm.graph.nodes if is_compute(n)]
-        assert sum(writes_first(n) for n in compute) == (12 if inplace else 0)
+        assert sum(written(n) is not None for n in compute) == (12 if inplace else 0)
         assert alias_groups(compute) == []
         counts.append(len(build_units(gm).units))
     assert counts[0] == counts[1] == 18  # linear, relu, add: unfused, each its own unit
@@ -104,3 +105,104 @@ def test_a_group_takes_in_every_path_between_its_members() -> None:
     plan = chipcut.compile(model, (x,), chips=2, options=NONE)
     with torch.no_grad():
         torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
+
+
+class ResidualInPlace(torch.nn.Module):
+    """``x += layer(x)``: each layer reads the sum so far, and feeds the next write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(256, 256) for _ in range(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * 1.0
+        for layer in self.layers:
+            x += layer(x)
+        return x
+
+
+class ZeroThenRelu(torch.nn.Module):
+    """Two writes to one tensor that no data edge orders: a slice zeroed, then relu_."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(256, 256), torch.nn.Linear(256, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x) * 2
+        y[:, :128] = 0
+        y = y.relu_()
+        return self.b(y * 3)
+
+
+class ReadThenOut(torch.nn.Module):
+    """A read of y, then ``out=y`` overwrites it: the read must not move past the write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(256, 256) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        early = self.b(y)
+        torch.add(x, 1.0, out=y)
+        return self.c(y) + early
+
+
+def test_a_residual_summed_in_place_still_cuts_between_layers() -> None:
+    torch.manual_seed(0)
+    model, x = ResidualInPlace().eval(), torch.randn(64, 256)
+    gm = chipcut.lower(model, (x,), chips=1, options=NONE).graph_module
+    assert alias_groups([n for n in gm.graph.nodes if is_compute(n)]) == []
+    plan = chipcut.compile(model, (x,), chips=3, backend="cpu", options=NONE)
+    assert sum(bool(s.nodes) for s in plan.stages) == 3
+    with torch.no_grad():
+        torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model_type, joined", [
+    (ZeroThenRelu, {"fill_", "relu_"}),
+    (ReadThenOut, {"linear_1", "add"}),
+])
+def test_unordered_writes_and_a_read_before_an_overwrite_share_a_unit(model_type, joined) -> None:
+    torch.manual_seed(0)
+    model, x = model_type().eval(), torch.randn(64, 256)
+    gm = chipcut.lower(model, (x,), chips=1, options=NONE).graph_module
+    units = build_units(gm)
+    names = {n.name for n in gm.graph.nodes}
+    assert joined <= names
+    assert len({units.unit_of[n] for n in joined}) == 1
+    for chips in (2, 3):
+        plan = chipcut.compile(model, (x,), chips=chips, backend="cpu", options=NONE)
+        with torch.no_grad():
+            torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
+
+
+class ShiftRightMethods(ShiftRight):
+    """ShiftRight written with Tensor methods (symbolic_trace cannot trace item assignment)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        shifted = torch.zeros_like(ids)
+        shifted.narrow(1, 1, 7).copy_(ids.narrow(1, 0, 7))
+        shifted.select(1, 0).fill_(7)
+        return self.layers(self.emb(shifted))
+
+
+def test_the_symbolic_trace_fallback_keeps_a_slice_write_with_its_reader(monkeypatch) -> None:
+    import chipcut.compiler.capture as capture_module
+
+    def no_export(*args, **kwargs):
+        raise RuntimeError("export unavailable")
+
+    monkeypatch.setattr(capture_module.torch.export, "export", no_export)
+    torch.manual_seed(0)
+    model, ids = ShiftRightMethods().eval(), (torch.randint(1, 100, (1, 8)),)
+    captured = chipcut.capture(model, ids)
+    assert captured.method == "symbolic_trace"
+    compute = [n for n in captured.graph_module.graph.nodes if is_compute(n)]
+    (group,) = alias_groups(compute)
+    assert {"zeros_like", "copy_", "fill_", "emb"} <= group  # the embedding reads the tensor
+    for chips in (2, 3):
+        plan = chipcut.compile(captured, chips=chips, backend="cpu", options=NONE)
+        with torch.no_grad():
+            torch.testing.assert_close(plan.split()(*ids)[0], model(*ids), rtol=0, atol=0)

@@ -126,8 +126,8 @@ def test_a_shape_that_depends_on_the_data_is_costed_at_the_examples_size() -> No
     assert plan.model.macs == 16 * 16 + rows * 16 * 16
     with torch.no_grad():
         torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=0, atol=0)
-    with pytest.raises(ChipcutError, match=r"^node index .* depends on the data, and the example "
-                       "inputs are on the meta device"):
+    with pytest.raises(ChipcutError, match=r"^node index .* depends on the data, and the model or "
+                       "its example inputs are on the meta device"):
         capture(Selected().to("meta").eval(), (torch.empty(1, 16, device="meta"),))
 
 
@@ -145,3 +145,23 @@ def test_an_input_of_the_wrong_dtype_says_which_fix() -> None:
     with pytest.raises(ChipcutError, match=r"an input has the wrong dtype; check the --input "
                        r"dtypes \(token ids are integers: 1x16:int64\)$"):
         capture(torch.nn.Embedding(10, 4), (torch.randn(1, 16),))
+
+
+class Where(torch.nn.Module):
+    """``torch.where(mask)``: a node whose value is a list of tensors of data-dependent size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        i, j = torch.where(x > 0)
+        return x[i, j] * 2 + j.float()
+
+
+def test_a_list_of_data_dependent_tensors_is_costed_too() -> None:
+    import chipcut
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8)
+    count = int((x > 0).sum())
+    with pytest.warns(chipcut.ChipcutWarning, match=rf"costed at the size the example inputs give "
+                      rf"it, \[\({count},\), \({count},\)\]"):
+        captured = capture(Where(), (x,))
+    torch.testing.assert_close(captured.graph_module(x)[0], Where()(x))

@@ -267,7 +267,7 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
     # copy of it and failed with "index 1402954... is out of bounds". The stages' shapes are
     # now given to PipelineStage up front.
     takes = stage_metas(stage_modules(plan.split(captured.graph_module)),
-                        captured.example_inputs)[1][0]
+                        captured.graph_module)[1][0]
     assert "index_put_" in plan.transfers[0].tensors
     assert (torch.int64, (16,)) in [(t.dtype, tuple(t.shape)) for t in takes]
     assert all(t.is_meta for t in takes)
@@ -280,7 +280,7 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
 def test_a_value_whose_shape_moves_with_the_data_is_refused_at_the_cut(skip_across) -> None:
     _, frame, plan = skip_across
     first = stage_modules(plan.split())[0]
-    takes, gives = stage_metas([first], frame)[0]
+    takes, gives = stage_metas([first], plan.graph_module)[0]
     first.metas = (takes, tuple(torch.empty((3, *t.shape[1:]), dtype=t.dtype, device="meta")
                                 for t in gives))
     with pytest.raises(chipcut.ChipcutError, match=r"^value \S+ is \(2, .* on this frame but "
