@@ -68,9 +68,16 @@ def viewed(node: torch.fx.Node) -> torch.fx.Node | None:
     return first if node.op == "call_method" and node.target in VIEW_METHODS else None
 
 
+def base_of(node: torch.fx.Node) -> torch.fx.Node:
+    """The tensor whose storage ``node``'s value is: up through views and writes."""
+    while (up := written(node) or viewed(node)) is not None:
+        node = up
+    return node
+
+
 def has_effect(node: torch.fx.Node) -> bool:
     """The node must stay even when nothing reads its result (it writes in place)."""
     return node.is_impure() or written(node) is not None
 
 
-__all__ = ["written", "viewed", "has_effect", "VIEW_METHODS", "IN_PLACE_OPERATORS"]
+__all__ = ["written", "viewed", "base_of", "has_effect", "VIEW_METHODS", "IN_PLACE_OPERATORS"]

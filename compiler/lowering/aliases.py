@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx
 
-from chipcut.core.aliasing import viewed, written
+from chipcut.core.aliasing import base_of, viewed, written
 from chipcut.core.ir import get_kv
 
 
@@ -40,12 +40,6 @@ class _Tensor:
 
 def _source(node: torch.fx.Node) -> torch.fx.Node | None:
     return written(node) or viewed(node)
-
-
-def _base(node: torch.fx.Node) -> torch.fx.Node:
-    while (up := _source(node)) is not None:
-        node = up
-    return node
 
 
 def _made_by(node: torch.fx.Node, write: torch.fx.Node) -> bool:
@@ -99,7 +93,7 @@ def _tensors(compute: list[torch.fx.Node]) -> list[_Tensor]:
     by_base: dict[torch.fx.Node, _Tensor] = {}
     for node in compute:
         if _source(node) is not None:
-            t = by_base.setdefault(_base(node), _Tensor(_base(node)))
+            t = by_base.setdefault(base_of(node), _Tensor(base_of(node)))
             t.aliases.append(node)
             if written(node) is not None:
                 t.writes.append(node)

@@ -17,6 +17,7 @@ import networkx as nx
 import torch.fx
 
 from chipcut.compiler.lowering.aliases import alias_groups
+from chipcut.core.aliasing import base_of, written
 from chipcut.core.ir import get_cost, get_group, is_compute, state_written
 
 
@@ -94,11 +95,7 @@ def _join_constants(compute: list[torch.fx.Node], sets: nx.utils.UnionFind) -> N
     for itself, never worth a cut (moving it earlier only adds a transfer). Left separate,
     each such branch multiplies the pipelines to search (an encoder-decoder's position
     buckets, a constant copied per layer)."""
-    constant: set[str] = set()
-    for node in compute:  # graph order: inputs first
-        inputs = node.all_input_nodes
-        if all(p.op == "get_attr" or p.name in constant for p in inputs):
-            constant.add(node.name)
+    constant = _constants(compute)
     changed = True
     while changed:
         changed = False
@@ -113,6 +110,25 @@ def _join_constants(compute: list[torch.fx.Node], sets: nx.utils.UnionFind) -> N
                 sets.union(consumers.pop(), root)
                 changed = True
                 break
+
+
+def _constants(compute: list[torch.fx.Node]) -> set[str]:
+    """Names of the nodes computed from weights and constants alone. A tensor that an in-place
+    write fills from the model's inputs (``y = zeros(); y[:, 1:] = x``) is not constant, nor
+    is anything reading it."""
+    fed: set[str] = set()  # bases written from non-constant values
+    while True:
+        constant: set[str] = set()
+        for node in compute:  # graph order: inputs first
+            inputs = node.all_input_nodes
+            if node.name not in fed and all(p.op == "get_attr" or p.name in constant
+                                            for p in inputs):
+                constant.add(node.name)
+        now = {base_of(n).name for n in compute if written(n) is not None
+               and any(p.op != "get_attr" and p.name not in constant for p in n.all_input_nodes)}
+        if now <= fed:
+            return constant
+        fed |= now
 
 
 def _topological(members: list[list[str]], compute: list[torch.fx.Node],
