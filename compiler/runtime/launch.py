@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 import torch
+import torch.fx
 
 from chipcut.compiler.runtime.worker import Job, RankRecords, run_rank
 from chipcut.core.errors import ChipcutError
@@ -122,10 +124,92 @@ def op_modules(module: torch.nn.Module) -> list[str]:
     return sorted(names)
 
 
+def _target(target: object) -> object:
+    if isinstance(target, torch._ops.OpOverload):  # not picklable itself: by its name
+        return _OpName(target.namespace, target._opname, target._overloadname)
+    if isinstance(target, torch._ops.HigherOrderOperator):  # cond, map, while_loop
+        return _OpName("higher_order", target.name(), "")
+    return target
+
+
+@dataclass(frozen=True)
+class _OpName:
+    namespace: str
+    name: str
+    overload: str
+
+    def resolve(self) -> object:
+        packet = getattr(getattr(torch.ops, self.namespace), self.name)
+        return getattr(packet, self.overload) if self.overload else packet
+
+
+def _node_ref(name: str) -> tuple[str, str]:
+    return ("__chipcut_node__", name)
+
+
+def _graph_state(gm: torch.fx.GraphModule) -> tuple[torch.nn.Module, list[tuple]]:
+    """A GraphModule as (a module holding what its graph reads, its nodes): torch's own pickling
+    traces the generated code again on load, which runs ops on constants right then (a
+    ``zeros`` written in place would be baked into the module, once)."""
+    root = torch.nn.Module()
+    for node in gm.graph.nodes:
+        if node.op in ("get_attr", "call_module"):
+            *path, leaf = str(node.target).split(".")
+            holder, source = root, gm
+            for part in path:
+                source = getattr(source, part)
+                if not hasattr(holder, part):
+                    holder.add_module(part, torch.nn.Module())
+                holder = getattr(holder, part)
+            value = getattr(source, leaf)
+            if isinstance(value, torch.nn.Module):
+                holder.add_module(leaf, value)
+            elif isinstance(value, torch.nn.Parameter):
+                holder.register_parameter(leaf, value)
+            elif isinstance(value, torch.Tensor):
+                holder.register_buffer(leaf, value)
+            else:
+                setattr(holder, leaf, value)
+    nodes = [(n.op, n.name, _target(n.target),
+              torch.fx.node.map_arg(n.args, lambda a: _node_ref(a.name)),
+              torch.fx.node.map_arg(n.kwargs, lambda a: _node_ref(a.name)))
+             for n in gm.graph.nodes]
+    return root, nodes
+
+
+def _graph_module(root: torch.nn.Module, nodes: list[tuple]) -> torch.fx.GraphModule:
+    graph, env = torch.fx.Graph(), {}
+
+    def back(a: object) -> object:
+        if isinstance(a, tuple) and len(a) == 2 and a[0] == "__chipcut_node__":
+            return env[a[1]]
+        if isinstance(a, (list, tuple)):
+            return type(a)(back(v) for v in a)
+        if isinstance(a, dict):
+            return {k: back(v) for k, v in a.items()}
+        return a
+
+    for op, name, target, args, kwargs in nodes:
+        target = target.resolve() if isinstance(target, _OpName) else target
+        env[name] = graph.create_node(op, target, back(args), back(kwargs), name=name)
+    return torch.fx.GraphModule(root, graph)
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, torch.fx.GraphModule):
+            return _graph_module, _graph_state(obj)
+        return NotImplemented
+
+
 def dumps(payload: object, module: torch.nn.Module) -> bytes:
     """``payload`` pickled for another process, after the modules defining the custom ops
-    ``module``'s graphs call (:func:`loads` imports them first)."""
-    return pickle.dumps(op_modules(module)) + pickle.dumps(payload)
+    ``module``'s graphs call (:func:`loads` imports them first). GraphModules travel as their
+    nodes, rebuilt node for node (not traced again)."""
+    stream = io.BytesIO()
+    pickle.dump(op_modules(module), stream)
+    _Pickler(stream).dump(payload)
+    return stream.getvalue()
 
 
 def loads(data: bytes) -> object:

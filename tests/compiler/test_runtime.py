@@ -286,3 +286,53 @@ def test_a_value_whose_shape_moves_with_the_data_is_refused_at_the_cut(skip_acro
     with pytest.raises(chipcut.ChipcutError, match=r"^value \S+ is \(2, .* on this frame but "
                        r"was \(3, .* a value whose shape depends on the data cannot cross a cut"):
         first(*frame)
+
+
+class Accumulate(torch.nn.Module):
+    """``acc = zeros(); acc += layer(x)``: a tensor made from constants, then written in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(64, 64) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        acc = torch.zeros(4, 64)
+        for layer in self.layers:
+            acc += layer(x)
+        return acc
+
+
+class Branch(torch.nn.Module):
+    """``torch.cond`` between a two-layer and a one-layer branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.e = (torch.nn.Linear(64, 64) for _ in range(3))
+        self.c, self.d = torch.nn.Linear(64, 256), torch.nn.Linear(256, 64)
+
+    def forward(self, x: torch.Tensor, flag: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        h = torch.cond(flag.sum() > 0, lambda t: self.d(torch.relu(self.c(t))),
+                       lambda t: self.b(t), (h,))
+        return self.e(h)
+
+
+def test_stage_graphs_reach_their_processes_node_for_node() -> None:
+    """torch's pickling of a GraphModule traces its code again on load, which ran ``zeros``
+    and the writes into it then, once (the pipeline was off by 3.55), and could not load a
+    graph calling ``torch.cond``."""
+    from chipcut.compiler.runtime.launch import dumps, loads
+
+    torch.manual_seed(0)
+    for model, inputs in ((Accumulate().eval(), (torch.randn(4, 64),)),
+                          (Branch().eval(), (torch.randn(4, 64), torch.ones(1)))):
+        plan = chipcut.compile(model, inputs, chips=1, backend="cpu")
+        stage = plan.split().stages[0]
+        shipped = loads(dumps(stage, stage))
+        with torch.no_grad():
+            for _ in range(2):
+                out = shipped(*inputs)
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                assert torch.equal(out, model(*inputs))
+    measured = chipcut.run(plan, model, inputs, frames=2, microbatches=1)
+    assert measured.outputs_agree and measured.max_abs_diff == 0.0
