@@ -55,7 +55,7 @@ def make_frames(example: tuple, count: int) -> list[tuple[torch.Tensor, ...]]:
     frames = []
     for f in range(count):
         gen = torch.Generator().manual_seed(f)
-        frames.append(tuple(t if f == 0 or not t.is_floating_point()
+        frames.append(tuple(t.clone() if f == 0 or not t.is_floating_point()
                             else torch.randn(t.shape, generator=gen).to(t.dtype) for t in example))
     return frames
 
@@ -90,8 +90,8 @@ def _prepare(plan, model: object, example_inputs: tuple, options: RunOptions):
 
 
 def _reference(captured: Captured, frames: list[tuple]) -> list[tuple[torch.Tensor, ...]]:
-    with torch.no_grad():
-        outs = [captured.graph_module(*f) for f in frames]
+    with torch.no_grad():  # on copies: the graph may write its inputs in place
+        outs = [captured.graph_module(*[t.clone() for t in f]) for f in frames]
     return [tuple(o) if isinstance(o, (tuple, list)) else (o,) for o in outs]
 
 

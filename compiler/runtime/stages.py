@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from chipcut.compiler.plan.split import SplitModel
+from chipcut.core.aliasing import base_of, written
 from chipcut.core.errors import ChipcutError
 
 
@@ -77,10 +78,18 @@ class StageModule(torch.nn.Module):
         self.sync = False  # set on CUDA: the end time waits for the device
         self.out_bytes = 0  # bytes returned by the last call (what is sent on)
         self.metas: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None
+        bases = {base_of(n) for n in stage.graph.nodes if written(n) is not None}
+        placeholders = [n for n in stage.graph.nodes if n.op == "placeholder"]
+        # inputs the stage writes in place: copied first, as the schedule hands the same
+        # buffers to every step
+        self.written = {name for name, p in zip(self.needs, placeholders, strict=False)
+                        if p in bases}
 
     def forward(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         start = time.perf_counter()
         env = dict(zip(self.takes, values, strict=True))
+        for name in self.written:
+            env[name] = env[name].clone()
         result = self.stage(*[env[n] for n in self.needs])
         env.update(zip(self.makes, result if isinstance(result, (tuple, list)) else (result,),
                        strict=True))

@@ -336,3 +336,27 @@ def test_stage_graphs_reach_their_processes_node_for_node() -> None:
                 assert torch.equal(out, model(*inputs))
     measured = chipcut.run(plan, model, inputs, frames=2, microbatches=1)
     assert measured.outputs_agree and measured.max_abs_diff == 0.0
+
+
+class ScalesItsInput(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(64, 64) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(2.0)
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+def test_a_model_writing_its_input_runs_on_a_fresh_copy_each_frame() -> None:
+    """The schedule hands stage 0 the same buffers every step: written in place, the input
+    was doubled again each step (off by 0.21), and the caller's tensor with it."""
+    torch.manual_seed(0)
+    model, x = ScalesItsInput().eval(), torch.randn(4, 64)
+    kept = x.clone()
+    plan = chipcut.compile(model, (x,), chips=2, backend="cpu")
+    measured = chipcut.run(plan, model, (x,), frames=4, microbatches=2)
+    assert measured.outputs_agree and measured.max_abs_diff == 0.0
+    assert torch.equal(x, kept)
