@@ -211,8 +211,12 @@ def _grouped_mm(node: torch.fx.Node) -> tuple[int, int, Gemms]:
 
 
 def _einsum_macs(equation: str, operands: list[torch.Tensor]) -> int:
-    """Product of every index size: the MACs of the naive contraction (two or more operands)."""
-    lhs = equation.replace(" ", "").split("->")[0].split(",")
+    """The MACs of contracting the operands pairwise, left to right, as torch does without
+    opt_einsum: each step costs the product of the sizes of every index its two operands
+    carry, and keeps the indices a later operand or the output still needs. (With opt_einsum
+    installed torch may pick a cheaper order.)"""
+    parts = equation.replace(" ", "").split("->")
+    lhs = parts[0].split(",")
     sizes: dict[str, int] = {}
     for letters, t in zip(lhs, operands, strict=True):
         letters = letters.replace("...", "")
@@ -222,7 +226,18 @@ def _einsum_macs(equation: str, operands: list[torch.Tensor]) -> int:
     for letters, t in zip(lhs, operands, strict=True):
         if "..." in letters:
             batch = max(batch, math.prod(int(d) for d in t.shape[: len(t.shape) - len(letters) + 3]))
-    return math.prod(sizes.values()) * batch if len(operands) > 1 else 0
+    if len(operands) < 2:
+        return 0
+    letters = [t.replace("...", "") for t in lhs]
+    out = parts[1].replace("...", "") if len(parts) > 1 else \
+        "".join(c for c in sizes if "".join(letters).count(c) == 1)
+    total, current = 0, set(letters[0])
+    for i in range(1, len(letters)):
+        union = current | set(letters[i])
+        total += math.prod(sizes[c] for c in union)
+        still = set(out) | set("".join(letters[i + 1:]))
+        current = {c for c in union if c in still}
+    return total * batch
 
 
 @register_macs(aten.einsum.default, torch.einsum)

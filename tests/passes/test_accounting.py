@@ -97,6 +97,19 @@ def test_einsum_closed_form() -> None:
     assert total_macs(model, (torch.randn(3, 4, 5), torch.randn(3, 5, 6))) == 3 * 4 * 5 * 6
 
 
+@pytest.mark.parametrize("equation, shapes", [
+    ("ij,jk,kl->il", [(8, 16), (16, 4), (4, 32)]),
+    ("ij,jk,kl->il", [(8, 4), (4, 16), (16, 32)]),
+    ("bij,bjk,bkl->bil", [(2, 8, 16), (2, 16, 4), (2, 4, 8)]),
+    ("ij,jk,kl,lm", [(4, 8), (8, 16), (16, 2), (2, 8)]),
+])
+def test_einsum_of_three_or_more_operands_counts_the_pairwise_contractions(equation,
+                                                                            shapes) -> None:
+    model = Wrap(lambda *ts: torch.einsum(equation, *ts))
+    inputs = tuple(torch.randn(s) for s in shapes)
+    assert total_macs(model, inputs) == flop_counter_macs(model, inputs) > 0
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_attention_closed_form(causal: bool) -> None:
     b, h, sq, sk, d, dv = 2, 4, 16, 16, 8, 8
