@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 
+from chipcut.core.aliasing import base_of, viewed, written
 from chipcut.core.ir import FusionGroup, clear_group, get_precision, is_compute, set_group
 from chipcut.passes.accounting import is_mac_op, node_work, op_name
 from chipcut.passes.manager import register_pass
@@ -36,9 +37,13 @@ FAMILY_KIND = {"pointwise": "epilogue", "layout": "epilogue", "reduction": "redu
 
 
 def kind(node: torch.fx.Node) -> str:
-    """'anchor', 'reduction', 'epilogue' (element op or view) or 'other' for a compute node."""
+    """'anchor', 'reduction', 'epilogue' (element op or view) or 'other' for a compute node.
+    An in-place write is an epilogue only on a tensor an op made (``relu_``, ``+=``)."""
     if is_mac_op(node):
         return "anchor"
+    target = written(node)
+    if target is not None and (viewed(target) is not None or base_of(target).op != "call_function"):
+        return "other"  # a write into a slice, an input or a buffer: never an epilogue
     name = op_name(node)
     if name in KIND_OVERRIDES:
         return KIND_OVERRIDES[name]

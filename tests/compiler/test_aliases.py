@@ -206,3 +206,32 @@ def test_the_symbolic_trace_fallback_keeps_a_slice_write_with_its_reader(monkeyp
         plan = chipcut.compile(captured, chips=chips, backend="cpu", options=NONE)
         with torch.no_grad():
             torch.testing.assert_close(plan.split()(*ids)[0], model(*ids), rtol=0, atol=0)
+
+
+class WritesIntoABuffer(torch.nn.Module):
+    """Two layers' outputs written into slices of a registered buffer, read after both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(64, 64) for _ in range(6))
+        self.register_buffer("mem", torch.zeros(4, 16, 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.layers[0](x))
+        self.mem[:, :8] = h
+        for layer in self.layers[1:4]:
+            h = torch.relu(layer(h))
+        self.mem[:, 8:] = h
+        context = self.mem.mean(1, keepdim=True)
+        return self.layers[5](torch.relu(self.layers[4](h)) + context)
+
+
+def test_writes_into_a_buffer_are_not_fused_into_a_layer() -> None:
+    """The fuse pass took the first write into the first layer's group, which the writes'
+    unit then had to span: 'unit graph has a cycle' at compile."""
+    torch.manual_seed(0)
+    model, x = WritesIntoABuffer().eval(), torch.randn(4, 8, 64)
+    for chips in (2, 3):
+        plan = chipcut.compile(model, (x,), chips=chips, backend="cpu")
+        with torch.no_grad():
+            torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=1e-6, atol=1e-6)
