@@ -97,6 +97,9 @@ def split_plan(plan: object, gm: torch.fx.GraphModule | None) -> SplitModel:
     if gm is None:
         raise ChipcutError("this plan has no captured graph (it was loaded from JSON); pass one: "
                            "plan.split(chipcut.capture(model, inputs).graph_module)")
+    if not isinstance(gm, torch.fx.GraphModule):
+        raise ChipcutError(f"plan.split takes the captured graph, not a {type(gm).__name__}: "
+                           "plan.split(chipcut.capture(model, inputs).graph_module)")
     chip_of = {name: s.chip for s in plan.stages for name in s.nodes}
     missing = [n.name for n in gm.graph.nodes if is_compute(n) and n.name not in chip_of]
     if missing and getattr(plan, "passes", ""):

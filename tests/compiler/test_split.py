@@ -62,6 +62,9 @@ def test_split_of_loaded_plan_needs_the_graph(residual_cnn, tmp_path) -> None:
     loaded = chipcut.Plan.from_json(plan.to_json(tmp_path / "plan.json") and tmp_path / "plan.json")
     with pytest.raises(ChipcutError, match="pass one"):
         loaded.split()
+    with pytest.raises(ChipcutError, match=r"^plan.split takes the captured graph, not a "
+                       r"\w+: plan.split\(chipcut.capture\(model, inputs\).graph_module\)$"):
+        loaded.split(model)
     parts = loaded.split(chipcut.capture(model, inputs).graph_module)
     assert (parts(*inputs)[0] - model(*inputs)).abs().max().item() <= 1e-5
 
