@@ -25,6 +25,7 @@ from multiprocessing.connection import wait
 
 import torch
 import torch.fx
+from torch.fx.graph_module import _copy_attr
 
 from chipcut.compiler.runtime.worker import Job, RankRecords, run_rank
 from chipcut.core.errors import ChipcutError
@@ -143,8 +144,11 @@ class _OpName:
         return getattr(packet, self.overload) if self.overload else packet
 
 
-def _node_ref(name: str) -> tuple[str, str]:
-    return ("__chipcut_node__", name)
+@dataclass(frozen=True)
+class _Ref:
+    """A node in a pickled graph's arguments, by name."""
+
+    name: str
 
 
 def _graph_state(gm: torch.fx.GraphModule) -> tuple[torch.nn.Module, list[tuple]]:
@@ -154,25 +158,10 @@ def _graph_state(gm: torch.fx.GraphModule) -> tuple[torch.nn.Module, list[tuple]
     root = torch.nn.Module()
     for node in gm.graph.nodes:
         if node.op in ("get_attr", "call_module"):
-            *path, leaf = str(node.target).split(".")
-            holder, source = root, gm
-            for part in path:
-                source = getattr(source, part)
-                if not hasattr(holder, part):
-                    holder.add_module(part, torch.nn.Module())
-                holder = getattr(holder, part)
-            value = getattr(source, leaf)
-            if isinstance(value, torch.nn.Module):
-                holder.add_module(leaf, value)
-            elif isinstance(value, torch.nn.Parameter):
-                holder.register_parameter(leaf, value)
-            elif isinstance(value, torch.Tensor):
-                holder.register_buffer(leaf, value)
-            else:
-                setattr(holder, leaf, value)
+            _copy_attr(gm, root, str(node.target))  # as GraphModule itself copies them
     nodes = [(n.op, n.name, _target(n.target),
-              torch.fx.node.map_arg(n.args, lambda a: _node_ref(a.name)),
-              torch.fx.node.map_arg(n.kwargs, lambda a: _node_ref(a.name)))
+              torch.fx.node.map_arg(n.args, lambda a: _Ref(a.name)),
+              torch.fx.node.map_arg(n.kwargs, lambda a: _Ref(a.name)))
              for n in gm.graph.nodes]
     return root, nodes
 
@@ -181,13 +170,7 @@ def _graph_module(root: torch.nn.Module, nodes: list[tuple]) -> torch.fx.GraphMo
     graph, env = torch.fx.Graph(), {}
 
     def back(a: object) -> object:
-        if isinstance(a, tuple) and len(a) == 2 and a[0] == "__chipcut_node__":
-            return env[a[1]]
-        if isinstance(a, (list, tuple)):
-            return type(a)(back(v) for v in a)
-        if isinstance(a, dict):
-            return {k: back(v) for k, v in a.items()}
-        return a
+        return torch.fx.node.map_aggregate(a, lambda v: env[v.name] if isinstance(v, _Ref) else v)
 
     for op, name, target, args, kwargs in nodes:
         target = target.resolve() if isinstance(target, _OpName) else target

@@ -82,13 +82,13 @@ class StageModule(torch.nn.Module):
         placeholders = [n for n in stage.graph.nodes if n.op == "placeholder"]
         # inputs the stage writes in place: copied first, as the schedule hands the same
         # buffers to every step
-        self.written = {name for name, p in zip(self.needs, placeholders, strict=False)
+        self.written_inputs = {name for name, p in zip(self.needs, placeholders, strict=False)
                         if p in bases}
 
     def forward(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         start = time.perf_counter()
         env = dict(zip(self.takes, values, strict=True))
-        for name in self.written:
+        for name in self.written_inputs:
             env[name] = env[name].clone()
         result = self.stage(*[env[n] for n in self.needs])
         env.update(zip(self.makes, result if isinstance(result, (tuple, list)) else (result,),
