@@ -62,6 +62,14 @@ class Stage:
     replicas: int = 1  # identical chips taking alternate frames (0 on the other chips of the stage)
     replica_of: int = -1  # on a stage's other chips: the chip that lists its nodes
     kv_bytes: int = 0  # KV caches the chip holds (LLM decode), beside weight_bytes: both resident
+    # Parameters read per inference where fewer than weight_bytes (lookups read their rows
+    # only: an untied embedding table); None: all of weight_bytes.
+    weight_read_bytes: int | None = None
+
+    @property
+    def weight_traffic_bytes(self) -> int:
+        """Parameter bytes the chip reads per inference (see weight_read_bytes)."""
+        return self.weight_bytes if self.weight_read_bytes is None else self.weight_read_bytes
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,28 @@ def stage_weight_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...], chi
     return sum(stored.get(w, 0) for w in names)
 
 
+def stage_weight_read_bytes(summary: GraphSummary, chip_of_unit: tuple[int, ...],
+                            chip: int) -> int:
+    """Bytes of parameters a chip's nodes read per inference: a weight whole, except one that
+    only lookups read (an untied embedding table), of which the rows they gather, at most the
+    table; KV caches excluded."""
+    stored, caches = dict(summary.weights), set(summary.kv_cache)
+    whole: set[str] = set()
+    rows: dict[str, float] = {}
+    for r in summary.nodes:
+        if chip_of_unit[r.unit] != chip:
+            continue
+        mine = [w for w in r.weights if w not in caches]
+        if r.weight_read_bytes is None:
+            whole.update(mine)
+            continue
+        total = sum(stored.get(w, 0) for w in mine)
+        for w in mine:  # a lookup's read shared among its tables by their sizes
+            rows[w] = rows.get(w, 0.0) + (r.weight_read_bytes * stored.get(w, 0) / total if total else 0.0)
+    return (sum(stored.get(w, 0) for w in whole)
+            + sum(min(round(b), stored.get(w, 0)) for w, b in rows.items() if w not in whole))
+
+
 def _scaled(work: Work, batch: int) -> Work:
     gemms = tuple((b, m * batch, k, n) for b, m, k, n in work.gemms)
     return replace(work, macs=work.macs * batch, elem_ops=work.elem_ops * batch,
@@ -124,6 +146,7 @@ def build_schedule(summary: GraphSummary, units: UnitGraph, works: list[Work],
             stage = Stage(chip=chip, backend=backends[chip].name, nodes=(), macs=0,
                           weight_bytes=stage_weight_bytes(summary, chip_of_unit, lead),
                           kv_bytes=stage_weight_bytes(summary, chip_of_unit, lead, kv=True),
+                          weight_read_bytes=stage_weight_read_bytes(summary, chip_of_unit, lead),
                           in_bytes=0, out_bytes=0, time_s=0.0, compute_s=0.0, memory_s=0.0,
                           bound=stages[lead].bound, weights_resident=states[lead].weights_resident,
                           replicas=0, replica_of=lead)
@@ -185,6 +208,7 @@ def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
         chip=chip, backend=backend.name,
         nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
         macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip),
+        weight_read_bytes=stage_weight_read_bytes(summary, chip_of_unit, chip),
         kv_bytes=stage_weight_bytes(summary, chip_of_unit, chip, kv=True),
         in_bytes=in_bytes, out_bytes=out_bytes, time_s=time_s, compute_s=compute_s,
         memory_s=memory_s, bound=Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY,

@@ -8,8 +8,8 @@ Conventions (one place, used by the plan and the report):
 - tokens/s = batch / TPOT for decode, batch x prompt tokens / TTFT for prefill: one batch in
   flight. With as many batches as stages interleaved, a pipeline reaches batch /
   bottleneck tokens/s (``interleaved_tokens_per_s``); each sequence's TPOT stays the same.
-- The memory-bandwidth bound of a decode step: every chip reads its weights and KV cache
-  once, at the rate its backend costs that read (DRAM, or SRAM where they stay resident);
+- The memory-bandwidth bound of a decode step: every chip reads its weights (of an embedding
+  table that is not also the output head, the rows it looks up) and KV cache once, at the rate its backend costs that read (DRAM, or SRAM where they stay resident);
   the chips run one after another, so the bound of TPOT is the sum over the stages.
 """
 
@@ -69,7 +69,7 @@ def serving_of(phase: Phase | None, stages: tuple[Stage, ...], metrics: Metrics,
         return None
     tokens_per_step = phase.batch * (phase.tokens if phase.phase == "prefill" else 1)
     step_s = metrics.latency_s
-    reads = [read_s(backends[s.chip], s.weight_bytes + s.kv_bytes, s.weights_resident)
+    reads = [read_s(backends[s.chip], s.weight_traffic_bytes + s.kv_bytes, s.weights_resident)
              if s.replica_of < 0 else 0.0 for s in stages]
     decode = phase.phase == "decode"
     chip = max(range(len(reads)), key=reads.__getitem__) if decode and reads else -1

@@ -128,15 +128,15 @@ def serving_lines(plan: Plan) -> list[str]:
         return [f"prefill: batch {v.batch} x {v.tokens} prompt tokens; TTFT {fmt_s(v.step_s)} (the "
                 f"batch through every stage), {num(v.tokens_per_s, ',.0f')} prompt tokens/s"]
     chip = plan.stages[v.bound_chip] if v.bound_chip >= 0 else None
-    slowest = (f"; chip {chip.chip} reads {fmt_b(chip.weight_bytes)} weights + "
+    slowest = (f"; chip {chip.chip} reads {fmt_b(chip.weight_traffic_bytes)} weights + "
                f"{fmt_b(chip.kv_bytes)} KV in {fmt_s(v.bound_chip_s)}") if chip else ""
     return [f"decode: batch {v.batch}, context {v.tokens}, KV cache {v.kv_dtype} "
             f"{fmt_b(v.kv_bytes)} (resident on the chips of their layers: KV MB)",
             f"decode: TPOT {fmt_s(v.step_s)} (one step of the batch through every stage), "
             f"{num(v.tokens_per_s, ',.0f')} tokens/s (batch / TPOT; "
             f"{num(v.interleaved_tokens_per_s, ',.0f')} with one batch per stage interleaved)",
-            f"decode: memory-bandwidth bound {fmt_s(v.bound_s)} (every chip reads its weights and "
-            f"KV once per step at its DRAM rate{slowest}); TPOT / bound = {num(v.bound_ratio, '.2f')}"
+            f"decode: memory-bandwidth bound {fmt_s(v.bound_s)} (every chip reads its weights, of "
+            f"a lookup table the rows it gathers, and KV once per step at its DRAM rate{slowest}); TPOT / bound = {num(v.bound_ratio, '.2f')}"
             if v.bound_s > 0 else
             "decode: memory-bandwidth bound n/a: every chip's weights and KV stay resident in its "
             "SRAM, whose reads this backend does not cost as a DRAM stream"]

@@ -120,6 +120,29 @@ def test_decode_at_batch_1_is_memory_bound_on_h100() -> None:
     assert "KV MB" in text and "memory-bandwidth bound" in text and "TPOT" in text
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_decode_bound_reads_only_the_looked_up_rows_of_an_untied_embedding(tied: bool) -> None:
+    model = _model("qwen2", hidden_size=256, intermediate_size=512, vocab_size=32000,
+                   max_position_embeddings=256, tie_word_embeddings=tied)
+    h100 = get_backend("h100-sxm")
+    free = RooflineBackend(replace(h100.spec, name="h100-no-overhead", op_overhead_s=0.0,
+                                   class_overhead_s={}, sram_bytes=0))
+    plan = chipcut.compile(llm_step(model, "decode", 2, 128), chips=2, backend=free,
+                           time_limit_s=5)
+    table, rows = 32000 * 256 * 4, 2 * 256 * 4  # the embedding, and the 2 rows a step gathers
+    first = next(s for s in plan.stages if "embedding" in s.nodes)
+    head = next(s for s in plan.stages if plan.graph.nodes[-1].name in s.nodes)
+    assert head is not first  # a tied table is then stored on both chips, read whole on one
+    for s in plan.stages:
+        assert s.weight_traffic_bytes == s.weight_bytes - (table - rows if s is first else 0)
+    v = plan.serving
+    bandwidth = h100.spec.dram_bytes_per_s * h100.spec.memory_efficiency
+    read = sum(s.weight_traffic_bytes for s in plan.stages)
+    assert v.bound_s == pytest.approx((read + v.kv_bytes) / bandwidth, rel=1e-9)
+    assert v.bound_ratio >= 1.0  # no step runs faster than it can read what it reads
+    assert Plan.from_json(plan.to_json()) == plan
+
+
 def test_bound_is_not_applicable_when_everything_stays_in_sram() -> None:
     plan = chipcut.compile(decode_step(_model(), batch=1, context=16), chips=1,
                            backend="h100-sxm", time_limit_s=5)
