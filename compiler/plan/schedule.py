@@ -211,13 +211,22 @@ def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
         weight_read_bytes=stage_weight_read_bytes(summary, chip_of_unit, chip),
         kv_bytes=stage_weight_bytes(summary, chip_of_unit, chip, kv=True),
         in_bytes=in_bytes, out_bytes=out_bytes, time_s=time_s, compute_s=compute_s,
-        memory_s=memory_s, bound=Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY,
+        memory_s=memory_s, bound=stage_bound(mine),
         utilization=macs / (peak * time_s) if time_s > 0 and peak > 0 else 0.0,
         weights_resident=resident, sram_bytes=sum(c.sram_bytes for c in mine),
         dram_bytes=sum(c.dram_bytes for c in mine),
         dram_bytes_unfused=sum(unfused_dram[u] for u in us),
         energy_j=sum((c.energy_j for c in mine), 0.0), replicas=replicas,
     )
+
+
+def stage_bound(costs: list[OpCost]) -> str:
+    """What limits a stage: the bound its units spend the most of their time under (compute,
+    memory, or the fixed per-op overhead); "compute" for a stage with no time at all."""
+    spent = {Bound.COMPUTE: 0.0, Bound.MEMORY: 0.0, Bound.OVERHEAD: 0.0}
+    for c in costs:
+        spent[Bound(c.bound)] += c.time_s
+    return str(max(spent, key=spent.__getitem__))
 
 
 def _timeline(chip: int, us: list[int], unit_names: list[list[str]], works: list[Work],
