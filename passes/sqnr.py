@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 
+from chipcut.core.aliasing import written
 from chipcut.core.ir import DTYPE_ORDER, Precision
 
 INT_LEVELS = {"int8": 127, "int4": 7}
@@ -113,8 +114,8 @@ class FakeQuantRunner(torch.fx.Interpreter):
                 self.observed[n.name] = float(out.detach().abs().max()) if out.numel() else 0.0
             if precision is not None:
                 out = fake_quant(out, precision.activations, self.amax.get(n.name))
-            if n.name in self.record:
-                self.recorded[n.name] = out.detach()
+            if n.name in self.record:  # a copy: a later in-place op may write into ``out``
+                self.recorded[n.name] = out.detach().clone()
         return out
 
     def _weight(self, node_arg: object, value: object, dtype: str) -> object:
@@ -147,6 +148,7 @@ def reference(gm: torch.fx.GraphModule, inputs: list[tuple[torch.Tensor, ...]], 
               keep_values: bool = False) -> Reference:
     """Run unquantized; with ``keep_values`` keep every node's value for partial re-runs."""
     ref = Reference([], [], {}, [])
+    keep_values = keep_values and not writes_in_place(gm)  # such a graph always runs whole
     with torch.no_grad():
         for batch in inputs:
             runner = FakeQuantRunner(gm, {}, {}, record, observe=True, keep_all=keep_values)
@@ -164,11 +166,13 @@ def run(gm: torch.fx.GraphModule, inputs: list[tuple[torch.Tensor, ...]],
     """Per calibration batch: the recorded node outputs and the graph outputs under ``precisions``.
 
     With ``changed`` (nodes whose precision differs from the reference run, needs
-    ``reference(..., keep_values=True)``) only those nodes and what depends on them run again.
+    ``reference(..., keep_values=True)``) only those nodes and what depends on them run again;
+    in a graph that writes a tensor in place the whole graph runs again, since the kept values
+    are the tensors as the last write left them, not as the nodes made them.
     """
     recorded, outputs = [], []
     keep = None
-    if changed is not None:
+    if changed is not None and not writes_in_place(gm):
         affected = _descendants(changed)
         keep = [{n: v for n, v in env.items() if n not in affected and n.op != "output"}
                 for env in ref.envs]
@@ -179,6 +183,11 @@ def run(gm: torch.fx.GraphModule, inputs: list[tuple[torch.Tensor, ...]],
             outputs.append(_outputs(out))
             recorded.append(runner.recorded)
     return recorded, outputs
+
+
+def writes_in_place(gm: torch.fx.GraphModule) -> bool:
+    """Whether any node of ``gm`` writes a tensor in place (``relu_``, ``copy_``, ``out=``)."""
+    return any(written(n) is not None for n in gm.graph.nodes)
 
 
 def _descendants(nodes: set[torch.fx.Node]) -> set[torch.fx.Node]:
