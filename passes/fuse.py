@@ -7,7 +7,8 @@ feeds it and the element ops that follow it. An element op right after a MAC op 
 that op's epilogue first; the reduction takes the chains no MAC op claimed. Rules:
 
 - never two anchors in one group (a MAC op or a reduction always starts its own);
-- never across a precision change (``chipcut.precision`` must match the anchor's);
+- never across a precision change (the activation dtype in ``chipcut.precision`` must match
+  the anchor's);
 - never a group that would create a cycle between groups (checked on the graph with
   groups contracted, before every join).
 
@@ -120,10 +121,17 @@ class _Groups:
 
     def can_join(self, node: torch.fx.Node, g: int) -> bool:
         """Joining keeps groups acyclic: no outside input of ``node`` is reachable from g."""
-        if get_precision(node) != get_precision(self.anchor[g]):
+        if _activations(node) != _activations(self.anchor[g]):
             return False
         outside = [p for p in node.all_input_nodes if is_compute(p) and self.of.get(p) != g]
         return not outside or not self.reaches(g, outside)
+
+
+def _activations(node: torch.fx.Node) -> str | None:
+    """The dtype a node's output is stored in, where quantize chose one: a group never changes
+    it inside (the weights of its anchor may be narrower, as int4 ones are)."""
+    precision = get_precision(node)
+    return precision.activations if precision is not None else None
 
 
 def _grow_forward(gm: torch.fx.GraphModule, groups: _Groups, kinds: dict, allowed: set[str]) -> None:

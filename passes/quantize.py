@@ -105,8 +105,10 @@ class Quantize:
         else:
             glob = common if self.dtype == "native" else self.dtype
             choice = {a.name: self._policy(a, first_last if a in edge else glob) for a in anchors}
-        precisions = _propagate(gm, choice, self._override_others, self.weights,
-                                self.dtype if self.dtype in DTYPES else None, index_only)
+        weights, glob = self.weights, self.dtype if self.dtype in DTYPES else None
+        if self.dtype == "native" and not weights and sqnr.narrower(model_dtype, common):
+            weights, glob = model_dtype, common  # computed wider, stored as the model stores them
+        precisions = _propagate(gm, choice, self._override_others, weights, glob, index_only)
         unchanged = all(p.weights == p.activations == model_dtype for p in precisions.values())
         if unchanged and self.dtype != "auto":
             set_quant_report(gm, None)
@@ -146,6 +148,10 @@ class Quantize:
         common = [d for d in order if all(b.supports_dtype(d) for b in backends)]
         if common:
             return common[0]
+        wider = [d for d in ORDER if sqnr.narrower(model_dtype, d)
+                 and all(b.supports_dtype(d) for b in backends)]
+        if wider:  # e.g. a bf16 model on a CPU that computes fp32 only
+            return wider[0]
         return next((d for d in order if backends[0].supports_dtype(d)), model_dtype)
 
     def _check(self, gm: torch.fx.GraphModule, anchors: list[torch.fx.Node],

@@ -60,6 +60,9 @@ def test_never_across_a_precision_change() -> None:
     assert groups_of(mixed) == [["conv2d"], ["conv2d_1"]]
     assert all(get_group(n) is None or get_group(n).anchor.startswith("conv")
                for n in mixed.graph.nodes if is_compute(n))
+    # int4 weights with int8 activations: the ReLU reads and writes int8, no change of dtype
+    narrow = Pipeline.parse("quantize{dtype=int4,first_last=int4},fuse").run(gm)
+    assert groups_of(narrow) == [["conv2d", "relu"], ["conv2d_1", "relu_1"]]
 
 
 def test_a_join_that_would_create_a_cycle_is_refused() -> None:

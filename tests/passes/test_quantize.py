@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import chipcut
+from chipcut.backends.registry import get_backend
 from chipcut.core.errors import ChipcutError
 from chipcut.core.ir import get_cost, get_precision
 from chipcut.passes.manager import Pipeline, Target
@@ -82,6 +83,24 @@ def test_native_is_a_no_op_where_the_chip_computes_the_model_dtype(residual_cnn)
     plan = chipcut.compile(*residual_cnn, chips=1, passes="quantize")
     assert plan.quantization is None
     assert all(get_precision(n) is None for n in plan.graph_module.graph.nodes)
+
+
+def test_native_computes_a_model_in_a_wider_dtype_where_the_chip_lacks_the_models() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 8)).to(torch.bfloat16).eval()
+    x = torch.randn(4, 16, dtype=torch.bfloat16)
+    plan = chipcut.compile(model, (x,), chips=1, backend="cpu")  # the cpu preset: fp32 only
+    assert layers(plan) == {"0": ("bf16", "fp32"), "2": ("bf16", "fp32")}
+    assert plan.stages[0].weight_bytes == 2 * sum(p.numel() for p in model.parameters())
+    assert plan.fused_groups == 1  # the ReLU joins the first linear: fp32 in and out
+    spec = get_backend("cpu").spec
+    macs = 4 * (16 * 32 + 32 * 8)
+    assert plan.model.macs == macs
+    assert plan.stages[0].compute_s >= macs / (spec.peak_macs_per_s["fp32"] * spec.compute_efficiency)
+    explicit = chipcut.compile(model, (x,), chips=1, backend="cpu",
+                               passes="fold-bn,quantize{dtype=fp32},fuse")
+    assert layers(explicit) == {"0": ("fp32", "fp32"), "2": ("fp32", "fp32")}
 
 
 def test_auto_meets_the_threshold_and_says_what_it_chose(residual_cnn) -> None:
