@@ -43,12 +43,28 @@ def written(node: torch.fx.Node) -> torch.fx.Node | None:
                 return value
         return None
     first = node.args[0] if node.args and isinstance(node.args[0], torch.fx.Node) else None
-    if node.op == "call_method" and str(node.target).endswith("_") \
-            and not str(node.target).startswith("__"):
+    if node.op == "call_method" and _trailing_underscore(str(node.target)):
         return first
-    if node.op == "call_function" and node.target in IN_PLACE_OPERATORS:
-        return first
+    if node.op == "call_function" and (node.target in IN_PLACE_OPERATORS
+                                       or node.kwargs.get("inplace") is True
+                                       or _trailing_underscore(getattr(node.target, "__name__", ""))):
+        return first  # x += y, F.relu(x, inplace=True), torch.relu_(x)
+    if node.op == "call_module" and getattr(_module(node), "inplace", False) is True:
+        return first  # nn.ReLU(inplace=True) and the other activations that take the flag
     return None
+
+
+def _trailing_underscore(name: str) -> bool:
+    """torch's naming of an in-place method or function: ``add_``, ``relu_`` (not ``__add__``)."""
+    return name.endswith("_") and not name.startswith("__")
+
+
+def _module(node: torch.fx.Node) -> torch.nn.Module | None:
+    owner = node.graph.owning_module
+    try:
+        return owner.get_submodule(str(node.target)) if owner is not None else None
+    except AttributeError:
+        return None
 
 
 def viewed(node: torch.fx.Node) -> torch.fx.Node | None:

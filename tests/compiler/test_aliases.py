@@ -8,7 +8,7 @@ import torch
 import chipcut
 from chipcut.compiler.lowering.aliases import alias_groups
 from chipcut.compiler.lowering.units import build_units
-from chipcut.core.aliasing import written
+from chipcut.core.aliasing import has_effect, written
 from chipcut.core.ir import is_compute
 
 NONE = chipcut.CompileOptions(passes="none")
@@ -235,3 +235,39 @@ def test_writes_into_a_buffer_are_not_fused_into_a_layer() -> None:
         plan = chipcut.compile(model, (x,), chips=chips, backend="cpu")
         with torch.no_grad():
             torch.testing.assert_close(plan.split()(x)[0], model(x), rtol=1e-6, atol=1e-6)
+
+
+class RectifiedInPlaceByAModule(torch.nn.Module):
+    """A layer's output read, then rectified in place by nn.ReLU(inplace=True), then read again
+    by name (not through the ReLU's result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(64, 64) for _ in range(6))
+        self.act = torch.nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layers[0](x)
+        before = self.layers[2](self.layers[1](y))
+        self.act(y)
+        after = self.layers[4](self.layers[3](y))
+        return self.layers[5](before + after)
+
+
+def test_the_symbolic_trace_fallback_sees_an_in_place_module_write(monkeypatch) -> None:
+    import chipcut.compiler.capture as capture_module
+
+    def no_export(*args, **kwargs):
+        raise RuntimeError("export unavailable")
+
+    monkeypatch.setattr(capture_module.torch.export, "export", no_export)
+    torch.manual_seed(0)
+    model, x = RectifiedInPlaceByAModule().eval(), torch.randn(4, 64)
+    captured = chipcut.capture(model, (x,))
+    assert captured.method == "symbolic_trace"
+    nodes = captured.graph_module.graph.nodes
+    assert [n.name for n in nodes if is_compute(n) and has_effect(n)] == ["act"]
+    for chips in (2, 3):
+        plan = chipcut.compile(captured, chips=chips, backend="cpu", options=NONE)
+        with torch.no_grad():
+            torch.testing.assert_close(plan.split()(x)[0], model(x.clone()), rtol=0, atol=0)
