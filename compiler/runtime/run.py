@@ -20,7 +20,7 @@ from chipcut.compiler.capture import Captured, as_inputs, capture
 from chipcut.compiler.plan.measured import Measured
 from chipcut.compiler.runtime.measure import RunInfo, assemble
 from chipcut.compiler.runtime.options import RunOptions
-from chipcut.compiler.runtime.stages import stage_metas, stage_modules
+from chipcut.compiler.runtime.stages import stage_modules
 from chipcut.core.errors import ChipcutError, ChipcutWarning
 
 
@@ -81,11 +81,8 @@ def _captured(model: object, example_inputs: tuple) -> Captured:
 def _prepare(plan, model: object, example_inputs: tuple, options: RunOptions):
     chips = stage_chips(plan)
     captured = _captured(model, example_inputs)
-    modules = stage_modules(plan.split(captured.graph_module))
+    modules = stage_modules(plan.split(captured.graph_module), captured.graph_module)
     frames = make_frames(captured.example_inputs, options.microbatches)
-    metas = stage_metas(modules, captured.graph_module)
-    for module, (takes, gives) in zip(modules, metas, strict=True):
-        module.metas = (takes, gives)
     return chips, captured, modules, frames
 
 

@@ -11,9 +11,11 @@ still reads it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.fx
 
 from chipcut.compiler.plan.split import SplitModel
 from chipcut.core.aliasing import base_of, written
@@ -66,7 +68,9 @@ class StageModule(torch.nn.Module):
     """
 
     def __init__(self, stage: torch.fx.GraphModule, needs: list[str], makes: list[str],
-                 takes: tuple[str, ...], gives: tuple[str, ...], last: bool) -> None:
+                 takes: tuple[str, ...], gives: tuple[str, ...], last: bool,
+                 metas: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None
+                 ) -> None:
         super().__init__()
         self.stage = stage
         self.needs, self.makes = list(needs), list(makes)
@@ -77,7 +81,7 @@ class StageModule(torch.nn.Module):
         self.outputs: list[tuple[torch.Tensor, ...]] = []
         self.sync = False  # set on CUDA: the end time waits for the device
         self.out_bytes = 0  # bytes returned by the last call (what is sent on)
-        self.metas: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None
+        self.metas = metas  # what one frame takes and gives, as meta tensors (stage_modules)
         bases = {base_of(n) for n in stage.graph.nodes if written(n) is not None}
         placeholders = [n for n in stage.graph.nodes if n.op == "placeholder"]
         # inputs the stage writes in place: copied first, as the schedule hands the same
@@ -116,15 +120,9 @@ class StageModule(torch.nn.Module):
                     "on the data cannot cross a cut; keep its producer and readers on one chip")
 
 
-def stage_metas(modules: list[StageModule], graph_module: torch.fx.GraphModule
-                ) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
-    """What each stage takes and gives for one frame, as contiguous meta tensors, read from the
-    captured graph's values (``meta['val']``, concrete after capture).
-
-    Given to torch's PipelineStage, these spare it its own shape inference, which runs every
-    later stage on uninitialized tensors: an integer index read from one (a MoE's token order)
-    points anywhere.
-    """
+def _metas(graph_module: torch.fx.GraphModule) -> Callable[[tuple[str, ...]], tuple[torch.Tensor, ...]]:
+    """The values named, for one frame, as contiguous meta tensors, read from the captured
+    graph's values (``meta['val']``, concrete after capture)."""
     vals = {n.name: n.meta.get("val") for n in graph_module.graph.nodes}
 
     def meta(names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
@@ -139,15 +137,25 @@ def stage_metas(modules: list[StageModule], graph_module: torch.fx.GraphModule
                                    device="meta"))
         return tuple(out)
 
-    return [(meta(m.takes), meta(m.gives)) for m in modules]
+    return meta
 
 
-def stage_modules(split: SplitModel) -> list[StageModule]:
-    """Every stage of ``split`` as a :class:`StageModule`, in pipeline order."""
+def stage_modules(split: SplitModel, graph_module: torch.fx.GraphModule | None = None
+                  ) -> list[StageModule]:
+    """Every stage of ``split`` as a :class:`StageModule`, in pipeline order; given the captured
+    ``graph_module``, each with the shapes it takes and gives (``metas``).
+
+    Given to torch's PipelineStage, those shapes spare it its own shape inference, which runs
+    every later stage on uninitialized tensors: an integer index read from one (a MoE's token
+    order) points anywhere.
+    """
     wired = wiring(split)
     n = len(split.stages)
+    meta = _metas(graph_module) if graph_module is not None else None
     return [StageModule(split.stages[k], split.stage_inputs[k], split.stage_outputs[k],
-                        wired.takes[k], wired.gives[k], k == n - 1) for k in range(n)]
+                        wired.takes[k], wired.gives[k], k == n - 1,
+                        (meta(wired.takes[k]), meta(wired.gives[k])) if meta else None)
+            for k in range(n)]
 
 
-__all__ = ["Wiring", "wiring", "StageModule", "stage_modules", "stage_metas"]
+__all__ = ["Wiring", "wiring", "StageModule", "stage_modules"]

@@ -19,7 +19,7 @@ from chipcut.backends.registry import get_backend
 from chipcut.backends.roofline import RooflineBackend
 from chipcut.backends.spec import LinkSpec
 from chipcut.compiler.runtime.launch import local_cores
-from chipcut.compiler.runtime.stages import stage_metas, stage_modules, wiring
+from chipcut.compiler.runtime.stages import stage_modules, wiring
 
 # A free link, so that the solver spreads even tiny models over every chip.
 FREE_LINK = RooflineBackend(replace(get_backend("generic").spec, name="free-link",
@@ -266,8 +266,7 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
     # indexes with: given torch's own shape inference, stage 1 first ran on an uninitialized
     # copy of it and failed with "index 1402954... is out of bounds". The stages' shapes are
     # now given to PipelineStage up front.
-    takes = stage_metas(stage_modules(plan.split(captured.graph_module)),
-                        captured.graph_module)[1][0]
+    takes, _ = stage_modules(plan.split(captured.graph_module), captured.graph_module)[1].metas
     assert "index_put_" in plan.transfers[0].tensors
     assert (torch.int64, (16,)) in [(t.dtype, tuple(t.shape)) for t in takes]
     assert all(t.is_meta for t in takes)
@@ -279,8 +278,8 @@ def test_a_model_calling_a_library_custom_op_runs_and_profiles_in_fresh_processe
 
 def test_a_value_whose_shape_moves_with_the_data_is_refused_at_the_cut(skip_across) -> None:
     _, frame, plan = skip_across
-    first = stage_modules(plan.split())[0]
-    takes, gives = stage_metas([first], plan.graph_module)[0]
+    first = stage_modules(plan.split(), plan.graph_module)[0]
+    takes, gives = first.metas
     first.metas = (takes, tuple(torch.empty((3, *t.shape[1:]), dtype=t.dtype, device="meta")
                                 for t in gives))
     with pytest.raises(chipcut.ChipcutError, match=r"^value \S+ is \(2, .* on this frame but "
