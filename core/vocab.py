@@ -56,11 +56,13 @@ PARENT_CLASS: dict[OpClass, OpClass] = {OpClass.NARROW: OpClass.DENSE, OpClass.G
 
 
 class Status(StrEnum):
-    """A plan's solver status: proven optimal, feasible with a gap, or edited by hand."""
+    """A plan's solver status: proven optimal, feasible with a gap, edited by hand, or costed
+    again by another chipcut version than the one that solved it (so no longer proven)."""
 
     OPTIMAL = "OPTIMAL"
     FEASIBLE = "FEASIBLE"
     EDITED = "EDITED"
+    RECOSTED = "RECOSTED"
 
 
 def parse(kind: type[StrEnum], value: object, field: str) -> StrEnum:

@@ -305,8 +305,13 @@ def _show(args: argparse.Namespace) -> str:
         return _show_serve(args, loaded, paths)
     measured = measured_text(args.measured, loaded)  # measured on this plan as saved
     plan, edited = revalidate(loaded)
-    note = ("plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
-            if edited else "")
+    note = "" if not edited else (
+        "plan was costed by another version of chipcut: re-costed with this one's cost model "
+        "(solver status RECOSTED)\n" if loaded.intact else
+        "plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
+        if loaded.intact is False else
+        "plan differs from what this chipcut computes for it (edited by hand, or costed by "
+        "another version): re-validated and re-costed (solver status EDITED)\n")
     return note + render(plan) + measured + _write_outputs(plan, paths)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from enum import Enum
 from pathlib import Path
 from types import UnionType
@@ -190,9 +191,15 @@ class Plan:
     serving: Serving | None = None  # an LLM step's TTFT or TPOT, tokens/s, KV bytes, bound
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
+    # Of a loaded plan: whether its content is what chipcut wrote (its digest matches); None
+    # when it carries no digest. Not serialized.
+    intact: bool | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "graph_module"}
+        """The plan as plain data, with ``digest``: a SHA-256 of the rest, by which ``show``
+        tells a plan edited by hand from one another chipcut version costs differently."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _MEMORY}
+        out["digest"] = content_digest(out)
         return out
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
@@ -211,7 +218,9 @@ class Plan:
         if version != SCHEMA_VERSION:
             raise ChipcutError(f"plan schema_version is {version!r}, this chipcut reads "
                                f"{SCHEMA_VERSION}; recompile the model with this version")
-        return _build(cls, data, "plan")
+        plan = _build(cls, data, "plan")
+        digest = data.get("digest")
+        return replace(plan, intact=digest == content_digest(data) if digest else None)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> Plan:
@@ -252,13 +261,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_MEMORY = ("graph_module", "intact")  # Plan fields that are not written to JSON
+
+
+def content_digest(data: dict) -> str:
+    """SHA-256 (hex) of ``data`` as canonical JSON, its ``digest`` key left out."""
+    body = {k: v for k, v in data.items() if k != "digest"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ChipcutError(f"plan field {where} must be an object, got {type(data).__name__}")
     hints = get_type_hints(cls)
     kwargs = {}
     for f in fields(cls):
-        if f.name == "graph_module":
+        if f.name in _MEMORY:
             continue
         if f.name not in data:
             if f.default is not MISSING:

@@ -127,7 +127,10 @@ def plan_backends(plan: Plan) -> list[Backend]:
 
 
 def revalidate(plan: Plan) -> tuple[Plan, bool]:
-    """(the plan re-costed on its backends, whether anything changed). Errors name the node."""
+    """(the plan re-costed on its backends, whether anything changed). Errors name the node.
+
+    A plan that changed is EDITED, unless its content is what chipcut wrote (``plan.intact``):
+    then it was costed by another version of chipcut, and is RECOSTED."""
     _check_fields(plan)
     chip_of_unit = _check_pipeline(plan, _assignment(plan))
     backends = plan_backends(plan)
@@ -139,13 +142,17 @@ def revalidate(plan: Plan) -> tuple[Plan, bool]:
     schedule = build_schedule(plan.graph, units, works, backends, costed,
                               plan.metrics.lower_bound_s, batch=plan.metrics.batch,
                               net=plan.interconnect)
-    if schedule.stages == plan.stages and schedule.transfers == plan.transfers:
+    model = replace(plan.model, macs=sum(r.macs for r in plan.graph.nodes),
+                    nodes=len(plan.graph.nodes), units=len(units.units))
+    if (schedule.stages == plan.stages and schedule.transfers == plan.transfers
+            and model == plan.model):
         return plan, False
     m = schedule.metrics
     value = m.latency_s if plan.interconnect.objective == "latency" else m.bottleneck_s
     bound = min(plan.solver.bound, value)
-    solver = replace(plan.solver, status=Status.EDITED, objective=value, bound=bound,
+    status = Status.RECOSTED if plan.intact else Status.EDITED
+    solver = replace(plan.solver, status=status, objective=value, bound=bound,
                      gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved)
-    return replace(plan, stages=schedule.stages, transfers=schedule.transfers, metrics=m,
+    return replace(plan, model=model, stages=schedule.stages, transfers=schedule.transfers, metrics=m,
                    timeline=schedule.timeline, solver=solver,
                    serving=recosted(plan.serving, schedule.stages, m, backends)), True

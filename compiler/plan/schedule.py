@@ -146,7 +146,7 @@ def build_schedule(summary: GraphSummary, units: UnitGraph, works: list[Work],
             stage = Stage(chip=chip, backend=backends[chip].name, nodes=(), macs=0,
                           weight_bytes=stage_weight_bytes(summary, chip_of_unit, lead),
                           kv_bytes=stage_weight_bytes(summary, chip_of_unit, lead, kv=True),
-                          weight_read_bytes=stage_weight_read_bytes(summary, chip_of_unit, lead),
+                          weight_read_bytes=stages[lead].weight_read_bytes,
                           in_bytes=0, out_bytes=0, time_s=0.0, compute_s=0.0, memory_s=0.0,
                           bound=stages[lead].bound, weights_resident=states[lead].weights_resident,
                           replicas=0, replica_of=lead)
@@ -203,12 +203,13 @@ def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
     compute_s = sum((c.compute_s for c in mine), 0.0)
     memory_s = sum((c.memory_s for c in mine), 0.0)
     macs = sum(works[u].macs for u in us)
+    weights = stage_weight_bytes(summary, chip_of_unit, chip)
     peak = max(backend.peak_macs_per_s(d) for d in backend.dtypes())
     return Stage(
         chip=chip, backend=backend.name,
         nodes=tuple(r.name for r in summary.nodes if chip_of_unit[r.unit] == chip),
-        macs=macs, weight_bytes=stage_weight_bytes(summary, chip_of_unit, chip),
-        weight_read_bytes=stage_weight_read_bytes(summary, chip_of_unit, chip),
+        macs=macs, weight_bytes=weights,
+        weight_read_bytes=_fewer(stage_weight_read_bytes(summary, chip_of_unit, chip), weights),
         kv_bytes=stage_weight_bytes(summary, chip_of_unit, chip, kv=True),
         in_bytes=in_bytes, out_bytes=out_bytes, time_s=time_s, compute_s=compute_s,
         memory_s=memory_s, bound=stage_bound(mine),
@@ -218,6 +219,11 @@ def _stage(chip: int, backend: Backend, us: list[int], summary: GraphSummary,
         dram_bytes_unfused=sum(unfused_dram[u] for u in us),
         energy_j=sum((c.energy_j for c in mine), 0.0), replicas=replicas,
     )
+
+
+def _fewer(read: int, stored: int) -> int | None:
+    """``read`` where fewer than ``stored`` (Stage.weight_read_bytes), else None."""
+    return read if read < stored else None
 
 
 def stage_bound(costs: list[OpCost]) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 import chipcut
 from chipcut.compiler.cli.main import main
-from chipcut.compiler.plan.model import Plan
+from chipcut.compiler.plan.model import Plan, content_digest
 from chipcut.compiler.plan.revalidate import revalidate
 from chipcut.core.errors import ChipcutError
 
@@ -53,7 +53,48 @@ def test_moving_the_boundary_node_is_recosted(saved, capsys) -> None:
     assert replanned.metrics.bottleneck_s >= plan.solver.bound
     assert replanned.stages[1].macs == plan.stages[1].macs + records[last].macs
     assert main(["show", str(path)]) == 0
-    assert "re-validated and re-costed" in capsys.readouterr().out
+    assert "plan was edited by hand: re-validated and re-costed" in capsys.readouterr().out
+
+
+def _slower(data: dict) -> None:
+    """What an older chipcut could have written: another time for stage 0."""
+    data["stages"][0]["time_s"] *= 1.5
+
+
+@pytest.mark.parametrize(("digest", "status", "says"), [
+    ("kept", "RECOSTED", "plan was costed by another version of chipcut: re-costed"),
+    ("stale", "EDITED", "plan was edited by hand"),
+    ("none", "EDITED", "plan differs from what this chipcut computes for it (edited by hand, "
+                       "or costed by another version)"),
+])
+def test_show_tells_a_hand_edit_from_another_versions_costs(saved, capsys, digest: str,
+                                                            status: str, says: str) -> None:
+    plan, path = saved
+    assert Plan.from_json(path).intact is True
+
+    def change(data):
+        _slower(data)
+        if digest == "kept":  # written so by chipcut itself, only costed otherwise
+            data["digest"] = content_digest(data)
+        elif digest == "none":  # a plan from before plans carried a digest
+            del data["digest"]
+
+    edit(path, change)
+    loaded = Plan.from_json(path)
+    assert loaded.intact is {"kept": True, "stale": False, "none": None}[digest]
+    again, changed = revalidate(loaded)
+    assert changed and again.solver.status == status and again.stages == plan.stages
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(says) and f"solver: {status}" in out
+
+
+def test_a_hand_edited_model_total_is_counted_again(saved, capsys) -> None:
+    plan, path = saved
+    edit(path, lambda data: data["model"].update(macs=1, units=1))
+    again, changed = revalidate(Plan.from_json(path))
+    assert changed and again.model == plan.model
+    assert again.model.macs == sum(s.macs for s in plan.stages) > 1
 
 
 def test_backward_edge_is_refused(saved, capsys) -> None:
