@@ -83,6 +83,7 @@ class Figures:
     latency_s: float
     period_s: float
     bound_s: float  # decode: the memory-bandwidth bound of TPOT (0 for prefill)
+    limit: str = "compute"  # what it spends beyond its reads: compute or per-kernel overhead
 
 
 class Planner:
@@ -122,7 +123,7 @@ class Planner:
                                 options)
         self.compile_s += time.perf_counter() - start
         figures = Figures(plan.serving.step_s, 1.0 / plan.metrics.throughput_per_s,
-                          plan.serving.bound_s)
+                          plan.serving.bound_s, _limit(plan))
         self.plans[pkey] = figures
         print(f"  {row.model} {step.phase} b{step.batch} t{step.tokens} x{step.chips} "
               f"{row.chip}: latency {figures.latency_s * 1e3:.2f} ms, period "
@@ -202,13 +203,24 @@ PRESET = {
 }
 
 
+def _limit(plan: chipcut.Plan) -> str:
+    """What a step spends beyond reading its weights and KV: compute or the fixed per-kernel
+    overhead, whichever its units spend more time bound by."""
+    spent = {"compute": 0.0, "overhead": 0.0}
+    for timeline in plan.timeline:
+        for op in timeline.ops:
+            if op.bound in spent:
+                spent[op.bound] += op.end_s - op.start_s
+    return max(spent, key=spent.__getitem__)
+
+
 def _decode_regime(row: PublishedLLM, d: Figures, round_s: float) -> str:
     """The decode step against its bandwidth bound, and the preset value that sets it."""
     preset = PRESET[row.chip]
     ratio_b = round_s / d.bound_s if d.bound_s else float("nan")
     regime = (f"near its bandwidth bound, so set by {preset['memory']}" if ratio_b < 1.3 else
-              f"{ratio_b:.1f}x its bandwidth bound (compute-bound in the model), so set by "
-              f"{preset['compute']}")
+              f"{ratio_b:.1f}x its bandwidth bound ({d.limit}-bound in the model), so set by "
+              f"{preset[d.limit]}")
     return (f"a decode round takes {round_s * 1e3:.1f} ms against a weights + KV read bound of "
             f"{d.bound_s * 1e3:.1f} ms, {regime}")
 
