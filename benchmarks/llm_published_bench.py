@@ -204,14 +204,15 @@ PRESET = {
 
 
 def _limit(plan: chipcut.Plan) -> str:
-    """What a step spends beyond reading its weights and KV: compute or the fixed per-kernel
-    overhead, whichever its units spend more time bound by."""
+    """What a step spends beyond reading its weights and KV: compute where some of its units
+    are compute-bound, at least as long as those bound by the per-kernel overhead; otherwise
+    the overhead (which every unit adds, the memory-bound ones too)."""
     spent = {"compute": 0.0, "overhead": 0.0}
     for timeline in plan.timeline:
         for op in timeline.ops:
             if op.bound in spent:
                 spent[op.bound] += op.end_s - op.start_s
-    return max(spent, key=spent.__getitem__)
+    return "compute" if spent["compute"] > 0 and spent["compute"] >= spent["overhead"] else "overhead"
 
 
 def _decode_regime(row: PublishedLLM, d: Figures, round_s: float) -> str:

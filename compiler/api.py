@@ -259,7 +259,7 @@ def schedule(lowered: Lowered, solved: Solved, options: CompileOptions | None = 
         fingerprint=lowered.fingerprint,
         serving=serving_of(get_phase(lowered.graph_module), sched.stages, sched.metrics, backends),
         graph_module=lowered.graph_module,
-    )
+    ).sealed()
 
 
 def profiled(backends: list[Backend], lowered: Lowered, options: CompileOptions) -> list[Backend]:

@@ -377,4 +377,4 @@ def _serve_plan(search: _Search, found: list[Option], meeting: list[Option], cou
         ttft_s=figures.ttft_s, tpot_s=figures.tpot_s, limit=figures.limit,
         chosen=f"{status} over {len(meeting)} pipelines that meet the targets (CP-SAT)",
         handoff_bytes=handoff if disaggregated else 0,
-        plans=tuple(search.plans[i] for i in keep))
+        plans=tuple(search.plans[i] for i in keep)).sealed()

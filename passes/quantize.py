@@ -105,10 +105,12 @@ class Quantize:
         else:
             glob = common if self.dtype == "native" else self.dtype
             choice = {a.name: self._policy(a, first_last if a in edge else glob) for a in anchors}
-        weights, glob = self.weights, self.dtype if self.dtype in DTYPES else None
-        if self.dtype == "native" and not weights and sqnr.narrower(model_dtype, common):
-            weights, glob = model_dtype, common  # computed wider, stored as the model stores them
-        precisions = _propagate(gm, choice, self._override_others, weights, glob, index_only)
+        precisions = _propagate(gm, choice, self._override_others, self.weights,
+                                self.dtype if self.dtype in DTYPES else None, index_only)
+        if self.dtype == "native" and not self.weights and sqnr.narrower(model_dtype, common):
+            # computed wider, every weight (tables and norm scales too) stored as the model's
+            precisions = {k: replace(p, weights=model_dtype) if p.weights == common else p
+                          for k, p in precisions.items()}
         unchanged = all(p.weights == p.activations == model_dtype for p in precisions.values())
         if unchanged and self.dtype != "auto":
             set_quant_report(gm, None)

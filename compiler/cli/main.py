@@ -325,8 +325,13 @@ def _show_serve(args: argparse.Namespace, loaded, paths: dict[str, Path]) -> str
         raise ChipcutError("--measured compares a run of one pipeline plan: show a plan from "
                            "chipcut compile --out, not a serve plan")
     plan, edited = checked_serve(loaded, tuple(revalidate(p)[0] for p in loaded.plans))
-    note = ("serve plan was edited by hand: its figures computed again from its pipelines\n"
-            if edited else "")
+    note = "" if not edited else (
+        "serve plan was costed by another version of chipcut: its figures computed again by "
+        "this one\n" if loaded.intact else
+        "serve plan was edited by hand: its figures computed again from its pipelines\n"
+        if loaded.intact is False else
+        "serve plan differs from what this chipcut computes for it (edited by hand, or costed "
+        "by another version): its figures computed again from its pipelines\n")
     return note + render_serve(plan) + _write_outputs(plan, paths)
 
 

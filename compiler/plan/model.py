@@ -191,16 +191,21 @@ class Plan:
     serving: Serving | None = None  # an LLM step's TTFT or TPOT, tokens/s, KV bytes, bound
     # The captured graph, kept in memory only (not serialized) for split().
     graph_module: Any = field(default=None, compare=False, repr=False)
-    # Of a loaded plan: whether its content is what chipcut wrote (its digest matches); None
-    # when it carries no digest. Not serialized.
-    intact: bool | None = field(default=None, compare=False, repr=False)
+    # SHA-256 of the rest of the plan as chipcut made it (``sealed``), written as it is: a plan
+    # changed afterwards, by hand or through the API, no longer matches it.
+    digest: str = field(default="", compare=False)
+    # Of a loaded plan: whether its content matches its digest; None when it carries none,
+    # or was not loaded. Not serialized; reset by dataclasses.replace.
+    intact: bool | None = field(default=None, init=False, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        """The plan as plain data, with ``digest``: a SHA-256 of the rest, by which ``show``
-        tells a plan edited by hand from one another chipcut version costs differently."""
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in _MEMORY}
-        out["digest"] = content_digest(out)
         return out
+
+    def sealed(self) -> Plan:
+        """This plan with the digest of its content, by which ``show`` tells a plan changed
+        since from one that another chipcut version costs differently."""
+        return replace(self, digest=content_digest(self.to_dict()))
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The plan as JSON text; with ``path``, also written atomically to that file."""
@@ -219,8 +224,9 @@ class Plan:
             raise ChipcutError(f"plan schema_version is {version!r}, this chipcut reads "
                                f"{SCHEMA_VERSION}; recompile the model with this version")
         plan = _build(cls, data, "plan")
-        digest = data.get("digest")
-        return replace(plan, intact=digest == content_digest(data) if digest else None)
+        intact = plan.digest == content_digest(data) if plan.digest else None
+        object.__setattr__(plan, "intact", intact)  # frozen; set once, as loaded
+        return plan
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> Plan:

@@ -153,6 +153,6 @@ def revalidate(plan: Plan) -> tuple[Plan, bool]:
     status = Status.RECOSTED if plan.intact else Status.EDITED
     solver = replace(plan.solver, status=status, objective=value, bound=bound,
                      gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved)
-    return replace(plan, model=model, stages=schedule.stages, transfers=schedule.transfers, metrics=m,
-                   timeline=schedule.timeline, solver=solver,
-                   serving=recosted(plan.serving, schedule.stages, m, backends)), True
+    again = replace(plan, model=model, stages=schedule.stages, transfers=schedule.transfers,
+                    metrics=m, timeline=schedule.timeline, solver=solver, serving=recosted(plan.serving, schedule.stages, m, backends))
+    return again.sealed(), True

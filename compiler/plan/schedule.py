@@ -228,10 +228,13 @@ def _fewer(read: int, stored: int) -> int | None:
 
 def stage_bound(costs: list[OpCost]) -> str:
     """What limits a stage: the bound its units spend the most of their time under (compute,
-    memory, or the fixed per-op overhead); "compute" for a stage with no time at all."""
+    memory, or the fixed per-op overhead); "compute" for a stage with no time at all. A unit
+    whose backend names its bound otherwise counts as compute or memory, whichever is longer."""
     spent = {Bound.COMPUTE: 0.0, Bound.MEMORY: 0.0, Bound.OVERHEAD: 0.0}
-    for c in costs:
-        spent[Bound(c.bound)] += c.time_s
+    for c in costs:  # a backend's own word for its bound: the larger of compute and memory
+        bound = c.bound if c.bound in spent else (
+            Bound.COMPUTE if c.compute_s >= c.memory_s else Bound.MEMORY)
+        spent[Bound(bound)] += c.time_s
     return str(max(spent, key=spent.__getitem__))
 
 

@@ -19,9 +19,16 @@ Conventions (one place, used by the choice, the report and ``show``):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
-from chipcut.compiler.plan.model import SCHEMA_VERSION, Plan, _build, _plain, read_json
+from chipcut.compiler.plan.model import (
+    SCHEMA_VERSION,
+    Plan,
+    _build,
+    _plain,
+    content_digest,
+    read_json,
+)
 from chipcut.core.errors import ChipcutError
 from chipcut.core.files import json_text
 
@@ -97,15 +104,22 @@ class ServePlan:
     chosen: str
     handoff_bytes: int  # one prompt's KV cache, prefill pool -> decode pool (0 when shared)
     plans: tuple[Plan, ...]
+    digest: str = field(default="", compare=False)  # as Plan.digest, over the pipelines too
+    intact: bool | None = field(default=None, init=False, compare=False, repr=False)  # as Plan's
 
     @property
     def chips_used(self) -> int:
         return sum(p.replicas * self.options[p.option].chips for p in self.pools)
 
     def to_dict(self) -> dict:
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "plans"}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+               if f.name not in ("plans", "intact")}
         out["plans"] = [p.to_dict() for p in self.plans]
         return out
+
+    def sealed(self) -> ServePlan:
+        """This serve plan with the digest of its content (see Plan.sealed)."""
+        return replace(self, digest=content_digest(self.to_dict()))
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The serve plan as JSON text; with ``path``, also written atomically to that file."""
@@ -122,9 +136,9 @@ class ServePlan:
         built = _build(cls, {**data, "plans": []}, "serve")
         loaded = tuple(Plan.from_dict(p) for p in plans)
         for k, o in enumerate(built.options):
-            for field, i in (("prefill_plan", o.prefill_plan), ("decode_plan", o.decode_plan)):
+            for name, i in (("prefill_plan", o.prefill_plan), ("decode_plan", o.decode_plan)):
                 if not -1 <= i < len(loaded):
-                    raise ChipcutError(f"serve plan field options[{k}].{field} = {i}: must be "
+                    raise ChipcutError(f"serve plan field options[{k}].{name} = {i}: must be "
                                        f"-1 or a plan index 0..{len(loaded) - 1}")
         for k, p in enumerate(built.pools):
             if not 0 <= p.option < len(built.options) or p.replicas < 1:
@@ -139,7 +153,11 @@ class ServePlan:
         if first > built.chips:
             raise ChipcutError(f"serve plan pools use {first} chips but chips = {built.chips}; "
                                "give fewer replicas or more chips")
-        return cls(**{**{f.name: getattr(built, f.name) for f in fields(cls)}, "plans": loaded})
+        plan = cls(**{**{f.name: getattr(built, f.name) for f in fields(cls) if f.init},
+                      "plans": loaded})
+        object.__setattr__(plan, "intact", content_digest(data) == plan.digest if plan.digest
+                           else None)  # frozen; set once, as loaded
+        return plan
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> ServePlan:
@@ -224,12 +242,12 @@ def _bad(field: str, value: object, why: str) -> ChipcutError:
 
 
 def _check_targets(t: Targets) -> None:
-    for field, value in (("ttft_s", t.ttft_s), ("tpot_s", t.tpot_s)):
+    for name, value in (("ttft_s", t.ttft_s), ("tpot_s", t.tpot_s)):
         if not value > 0:
-            raise _bad(f"targets.{field}", value, "must be a time > 0 seconds")
-    for field, value in (("prompt", t.prompt), ("output", t.output)):
+            raise _bad(f"targets.{name}", value, "must be a time > 0 seconds")
+    for name, value in (("prompt", t.prompt), ("output", t.output)):
         if value < 1:
-            raise _bad(f"targets.{field}", value, "must be >= 1 token")
+            raise _bad(f"targets.{name}", value, "must be >= 1 token")
 
 
 def _plan_of(plans: tuple[Plan, ...], k: int, o: Option, phase: str, targets: Targets) -> Plan:
@@ -289,5 +307,6 @@ def checked_serve(plan: ServePlan, plans: tuple[Plan, ...]) -> tuple[ServePlan, 
                     tpot_s=figures.tpot_s, limit=figures.limit)
     if again == plan:
         return plan, False
-    return replace(again, chosen="EDITED: figures computed again from the pipelines and pools "
-                   "as saved"), True
+    chosen = ("RECOSTED: figures computed again by this version of chipcut" if plan.intact else
+              "EDITED: figures computed again from the pipelines and pools as saved")
+    return replace(again, chosen=chosen).sealed(), True

@@ -8,8 +8,9 @@ Conventions (one place, used by the plan and the report):
 - tokens/s = batch / TPOT for decode, batch x prompt tokens / TTFT for prefill: one batch in
   flight. With as many batches as stages interleaved, a pipeline reaches batch /
   bottleneck tokens/s (``interleaved_tokens_per_s``); each sequence's TPOT stays the same.
-- The memory-bandwidth bound of a decode step: every chip reads its weights (of an embedding
-  table that is not also the output head, the rows it looks up) and KV cache once, at the rate its backend costs that read (DRAM, or SRAM where they stay resident);
+- The memory-bandwidth bound of a decode step: every chip reads its weights (of a table that
+  its nodes only look up, such as an embedding on another chip than the output head it is
+  tied to, the rows they gather) and KV cache once, at the rate its backend costs that read (DRAM, or SRAM where they stay resident);
   the chips run one after another, so the bound of TPOT is the sum over the stages.
 """
 

@@ -108,7 +108,7 @@ def test_capacity_counts_the_cache_beside_the_weights() -> None:
 
 
 @pytest.mark.parametrize(("hidden", "ffn", "limit"), [(4096, 11008, "memory"), (1024, 2816, "overhead")])
-def test_decode_at_batch_1_is_memory_bound_on_h100(hidden: int, ffn: int, limit: str) -> None:
+def test_decode_at_batch_1_on_h100_is_memory_or_overhead_bound(hidden: int, ffn: int, limit: str) -> None:
     model = _model(hidden_size=hidden, intermediate_size=ffn, num_attention_heads=16,
                    num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096)
     plan = chipcut.compile(llm_step(model.to(torch.bfloat16), "decode", 1, 2048), chips=2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -87,6 +88,21 @@ def test_show_tells_a_hand_edit_from_another_versions_costs(saved, capsys, diges
     assert main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(says) and f"solver: {status}" in out
+
+
+def test_a_plan_changed_through_the_api_is_edited_not_recosted(saved, capsys) -> None:
+    plan, path = saved
+    slower = dataclasses.replace(plan.stages[0], time_s=plan.stages[0].time_s * 1.5)
+    changed = dataclasses.replace(plan, stages=(slower, *plan.stages[1:]))
+    assert changed.intact is None  # not loaded; replace does not carry a loaded plan's state
+    assert revalidate(changed)[0].solver.status == "EDITED"
+    changed.to_json(path)  # saved with the digest chipcut gave the plan it started from
+    assert Plan.from_json(path).intact is False
+    assert main(["show", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("plan was edited by hand")
+    again = revalidate(Plan.from_json(path))[0]  # chipcut's own result: sealed afresh
+    again.to_json(path)
+    assert Plan.from_json(path).intact is True and revalidate(Plan.from_json(path))[1] is False
 
 
 def test_a_hand_edited_model_total_is_counted_again(saved, capsys) -> None:

@@ -91,3 +91,14 @@ def test_slow_link_keeps_the_model_on_fewer_chips() -> None:
     plan = chipcut.compile(model.eval(), (torch.randn(8, 64),), chips=2, backend=slow)
     assert plan.transfers == ()
     assert sorted(len(s.nodes) for s in plan.stages)[0] == 0
+
+
+def test_a_stage_bound_reads_a_backends_own_word_as_compute_or_memory() -> None:
+    from chipcut.backends.protocol import OpCost
+    from chipcut.compiler.plan.schedule import stage_bound
+
+    costs = [OpCost(3e-6, 1e-6, 3e-6, 0, "simulated"), OpCost(2e-6, 2e-6, 0.0, 0, "compute"),
+             OpCost(4e-6, 0.0, 0.0, 0, "overhead")]
+    assert stage_bound(costs) == "overhead"  # 4 us, beside memory 3 us and compute 2 us
+    assert stage_bound(costs[:2]) == "memory"  # the plug-in's 3 us: its memory time is longer
+    assert stage_bound([]) == "compute"

@@ -226,6 +226,32 @@ def _edited(path: Path, tmp_path: Path, edit) -> Path:
     return out
 
 
+@pytest.mark.parametrize(("digest", "says", "chosen"), [
+    ("kept", "serve plan was costed by another version of chipcut", "RECOSTED"),
+    ("stale", "serve plan was edited by hand", "EDITED"),
+    ("none", "serve plan differs from what this chipcut computes for it", "EDITED"),
+])
+def test_show_tells_a_serve_plan_edit_from_another_versions_costs(
+        capsys, plan: ServePlan, tmp_path: Path, digest: str, says: str, chosen: str) -> None:
+    from chipcut.compiler.plan.model import content_digest
+
+    saved = tmp_path / "serve.json"
+    plan.to_json(saved)
+    assert ServePlan.from_json(saved).intact is True
+
+    def edit(data):  # what an older chipcut could have written: another decode round time
+        data["tpot_s"] *= 2
+        if digest == "kept":
+            data["digest"] = content_digest(data)
+        elif digest == "none":
+            del data["digest"]
+
+    path = _edited(saved, tmp_path, edit)
+    assert main(["show", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(says) and f"choice: {chosen}" in text
+
+
 def test_show_computes_serve_figures_again_and_refuses_contradictions(
         capsys, plan: ServePlan, tmp_path: Path) -> None:
     saved = tmp_path / "serve.json"

@@ -103,6 +103,28 @@ def test_native_computes_a_model_in_a_wider_dtype_where_the_chip_lacks_the_model
     assert layers(explicit) == {"0": ("fp32", "fp32"), "2": ("fp32", "fp32")}
 
 
+class _Lookup(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.norm = torch.nn.Embedding(500, 64), torch.nn.LayerNorm(64)
+        self.head = torch.nn.Linear(64, 32)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.emb(ids)))
+
+
+def test_native_widening_stores_every_weight_at_the_models_dtype() -> None:
+    torch.manual_seed(0)
+    model = _Lookup().to(torch.bfloat16).eval()
+    plan = chipcut.compile(model, (torch.randint(0, 500, (2, 8)),), chips=1, backend="cpu")
+    annotated = {n.name: get_precision(n) for n in plan.graph_module.graph.nodes
+                 if get_precision(n) is not None}
+    assert {n: (p.weights, p.activations) for n, p in annotated.items()
+            if n in ("embedding", "layer_norm", "linear")} == {
+        n: ("bf16", "fp32") for n in ("embedding", "layer_norm", "linear")}
+    assert plan.stages[0].weight_bytes == 2 * sum(p.numel() for p in model.parameters())
+
+
 def test_auto_meets_the_threshold_and_says_what_it_chose(residual_cnn) -> None:
     plan = chipcut.compile(*residual_cnn, chips=1, passes="fold-bn,quantize{dtype=auto},fuse")
     q = plan.quantization
