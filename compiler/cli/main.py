@@ -305,14 +305,20 @@ def _show(args: argparse.Namespace) -> str:
         return _show_serve(args, loaded, paths)
     measured = measured_text(args.measured, loaded)  # measured on this plan as saved
     plan, edited = revalidate(loaded)
-    note = "" if not edited else (
-        "plan was costed by another version of chipcut: re-costed with this one's cost model "
-        "(solver status RECOSTED)\n" if loaded.intact else
-        "plan was edited by hand: re-validated and re-costed (solver status EDITED)\n"
-        if loaded.intact is False else
-        "plan differs from what this chipcut computes for it (edited by hand, or costed by "
-        "another version): re-validated and re-costed (solver status EDITED)\n")
+    note = _changed("plan", loaded.intact, "re-costed with this one's cost model (solver status "
+                    "RECOSTED)", "re-validated and re-costed (solver status EDITED)") if edited else ""
     return note + render(plan) + measured + _write_outputs(plan, paths)
+
+
+def _changed(what: str, intact: bool | None, recosted: str, edited: str) -> str:
+    """The line ``show`` puts first when a loaded plan differs from what this chipcut computes
+    for it: by its digest, edited by hand, costed by another version, or either."""
+    if intact:
+        return f"{what} was costed by another version of chipcut: {recosted}\n"
+    if intact is False:
+        return f"{what} was edited by hand: {edited}\n"
+    return (f"{what} differs from what this chipcut computes for it (edited by hand, or costed "
+            f"by another version): {edited}\n")
 
 
 def _show_serve(args: argparse.Namespace, loaded, paths: dict[str, Path]) -> str:
@@ -325,13 +331,9 @@ def _show_serve(args: argparse.Namespace, loaded, paths: dict[str, Path]) -> str
         raise ChipcutError("--measured compares a run of one pipeline plan: show a plan from "
                            "chipcut compile --out, not a serve plan")
     plan, edited = checked_serve(loaded, tuple(revalidate(p)[0] for p in loaded.plans))
-    note = "" if not edited else (
-        "serve plan was costed by another version of chipcut: its figures computed again by "
-        "this one\n" if loaded.intact else
-        "serve plan was edited by hand: its figures computed again from its pipelines\n"
-        if loaded.intact is False else
-        "serve plan differs from what this chipcut computes for it (edited by hand, or costed "
-        "by another version): its figures computed again from its pipelines\n")
+    again = "its figures computed again"
+    note = _changed("serve plan", loaded.intact, f"{again} by this one",
+                    f"{again} from its pipelines") if edited else ""
     return note + render_serve(plan) + _write_outputs(plan, paths)
 
 
