@@ -23,7 +23,16 @@ from chipcut.core.ir import (
     state_written,
 )
 from chipcut.passes.op_classes import classify
-from chipcut.passes.rules import MAC_RULES, Gemms, Rule, bound_args, numel, register_macs, val
+from chipcut.passes.rules import (
+    MAC_RULES,
+    Gemms,
+    Rule,
+    bound_args,
+    gathered,
+    numel,
+    register_macs,
+    val,
+)
 
 aten = torch.ops.aten
 nn = torch.nn
@@ -352,12 +361,24 @@ def unaccounted(gm: torch.fx.GraphModule) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+def _rows_bytes(node: torch.fx.Node, weights: int, written: int) -> int:
+    """Bytes of table rows a lookup reads: as many as it writes, except a bag, which reduces
+    each bag of rows it gathers to one."""
+    if op_name(node) != "embedding_bag":
+        return written
+    table = next((val(a) for a in node.args if val(a) is not None and val(a).is_floating_point()),
+                 None)
+    rows = int(table.shape[0]) if table is not None and table.dim() else 0
+    return gathered(node) * weights // rows if rows else written
+
+
 def _annotate(node: torch.fx.Node) -> None:
     macs, elem_ops, rule, gemms = node_work(node)
     in_bytes = sum(out_bytes(n) for n in _activation_inputs(node))
     weights, written = _weight_bytes(node), out_bytes(node)
-    # A lookup reads the rows it gathers, not its whole table.
-    read = min(weights, written) if op_name(node) in LOOKUPS and weights else None
+    # A lookup reads the rows it gathers, not its whole table (a bag many rows per output).
+    read = min(weights, _rows_bytes(node, weights, written)) \
+        if op_name(node) in LOOKUPS and weights else None
     set_cost(node, NodeCost(macs, elem_ops, written, in_bytes, weights, rule, gemms, read,
                             classify(op_name(node), macs, gemms)))
 

@@ -341,6 +341,22 @@ def _embedding(node: torch.fx.Node) -> tuple[int, int, Gemms]:
     return 0, 0, ()
 
 
+def gathered(node: torch.fx.Node) -> int:
+    """Rows a lookup gathers: the elements of its integer (index) argument."""
+    index = next((t for t in map(val, node.args) if t is not None
+                  and not t.is_floating_point() and not t.is_complex()), None)
+    return numel(index)
+
+
+@register_macs(aten.embedding_bag.default, aten.embedding_bag.padding_idx,
+               aten._embedding_bag.default, F.embedding_bag, torch.nn.EmbeddingBag)
+def _embedding_bag(node: torch.fx.Node) -> tuple[int, int, Gemms]:
+    """A bag sums (or averages, or takes the max of) the rows it gathers: one element op per
+    element gathered."""
+    out = val(node)
+    return 0, gathered(node) * (int(out.shape[-1]) if out is not None and out.dim() else 1), ()
+
+
 # --- in-place writes: a KV cache update writes one token into a whole cache -----------------
 
 @register_macs(aten.index_copy.default, aten.index_copy_.default)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import chipcut
 from chipcut.compiler.capture import capture
 from chipcut.core.ir import get_cost, is_compute, node_value
 from chipcut.passes import accounting as accounting_module
@@ -526,3 +527,25 @@ def test_known_model_lists_nothing(residual_cnn) -> None:
         plan = chipcut.compile(model, inputs, chips=2, time_limit_s=5)
     assert plan.model.unaccounted == ()
     assert "unaccounted" not in chipcut.report(plan)
+
+
+class _Bags(torch.nn.Module):
+    """Two bag lookups: bags of a fixed size (2-D ids), and bags given by offsets (1-D ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fixed = torch.nn.EmbeddingBag(1000, 16, mode="sum")
+        self.table = torch.nn.Parameter(torch.randn(300, 8))
+
+    def forward(self, ids: torch.Tensor, flat: torch.Tensor, offsets: torch.Tensor):
+        return self.fixed(ids), torch.nn.functional.embedding_bag(flat, self.table, offsets)
+
+
+def test_a_bag_reads_every_row_it_gathers_and_adds_them() -> None:
+    ids, flat = torch.randint(0, 1000, (4, 50)), torch.randint(0, 300, (30,))
+    gm = chipcut.lower(_Bags().eval(), (ids, flat, torch.tensor([0, 10, 25])), chips=1,
+                       options=chipcut.CompileOptions(passes="none")).graph_module
+    costs = [get_cost(n) for n in gm.graph.nodes
+             if n.op == "call_function" and "embedding_bag" in str(n.target)]
+    assert [(c.weight_read_bytes, c.elem_ops, c.weight_bytes) for c in costs] == [
+        (200 * 16 * 4, 200 * 16, 1000 * 16 * 4), (30 * 8 * 4, 30 * 8, 300 * 8 * 4)]
