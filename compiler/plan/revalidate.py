@@ -142,17 +142,19 @@ def revalidate(plan: Plan) -> tuple[Plan, bool]:
     schedule = build_schedule(plan.graph, units, works, backends, costed,
                               plan.metrics.lower_bound_s, batch=plan.metrics.batch,
                               net=plan.interconnect)
-    model = replace(plan.model, macs=sum(r.macs for r in plan.graph.nodes),
-                    nodes=len(plan.graph.nodes), units=len(units.units))
-    if (schedule.stages == plan.stages and schedule.transfers == plan.transfers
-            and model == plan.model):
-        return plan, False
     m = schedule.metrics
+    again = replace(plan, model=replace(plan.model, macs=sum(r.macs for r in plan.graph.nodes),
+                                        nodes=len(plan.graph.nodes), units=len(units.units)),
+                    backend=plan.chips[0] if len(set(plan.chips)) == 1 else "mixed",
+                    stages=schedule.stages, transfers=schedule.transfers, metrics=m,
+                    timeline=schedule.timeline,
+                    serving=recosted(plan.serving, schedule.stages, m, backends))
+    if again == plan:  # every figure as this chipcut computes it
+        return plan, False
     value = m.latency_s if plan.interconnect.objective == "latency" else m.bottleneck_s
     bound = min(plan.solver.bound, value)
     status = Status.RECOSTED if plan.intact else Status.EDITED
-    solver = replace(plan.solver, status=status, objective=value, bound=bound,
-                     gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved)
-    again = replace(plan, model=model, stages=schedule.stages, transfers=schedule.transfers,
-                    metrics=m, timeline=schedule.timeline, solver=solver, serving=recosted(plan.serving, schedule.stages, m, backends))
+    again = replace(again, solver=replace(
+        plan.solver, status=status, objective=value, bound=bound,
+        gap=(value - bound) / value if value else 0.0, bytes_moved=m.bytes_moved))
     return again.sealed(), True

@@ -105,6 +105,22 @@ def test_a_plan_changed_through_the_api_is_edited_not_recosted(saved, capsys) ->
     assert Plan.from_json(path).intact is True and revalidate(Plan.from_json(path))[1] is False
 
 
+def test_hand_edited_figures_are_computed_again(saved, capsys) -> None:
+    plan, path = saved
+
+    def change(data):  # a figure no stage or transfer shows, and a chip the title does not
+        data["metrics"]["throughput_per_s"] = 1e12
+        data["backend"] = "t4"
+
+    edit(path, change)
+    again, changed = revalidate(Plan.from_json(path))
+    assert changed and again.metrics == plan.metrics and again.backend == plan.backend
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan was edited by hand") and "1e+12" not in out
+    assert f"throughput {plan.metrics.throughput_per_s:.4g}/s" in out
+
+
 def test_a_hand_edited_model_total_is_counted_again(saved, capsys) -> None:
     plan, path = saved
     edit(path, lambda data: data["model"].update(macs=1, units=1))
