@@ -10,12 +10,14 @@ is loaded as a spec file instead.
 from __future__ import annotations
 
 import inspect
+import warnings
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from chipcut.backends.loader import from_toml
 from chipcut.backends.protocol import ALL_DRAM, Backend, Memory, Work
+from chipcut.backends.schema import SpecWarning
 from chipcut.backends.spec import LinkSpec
 from chipcut.core.errors import ChipcutError
 
@@ -98,7 +100,13 @@ def get_backend(name: str) -> Backend:
     33554432
     """
     if name.endswith(".toml") or Path(name).is_file():
-        return from_toml(name)
+        backend = from_toml(name)
+        if backend.name in _entry_points() and _installed_differs(backend):
+            warnings.warn(SpecWarning(
+                f"{name}: its chip is named {backend.name!r}, as an installed backend with other "
+                f"figures; plans will name it so: give it a name of its own (name = "
+                f"\"{backend.name}-custom\")"), stacklevel=2)
+        return backend
     eps = _entry_points()
     if name not in eps:
         known = ", ".join(available()) or "none (is chipcut installed? pip install -e .)"
@@ -112,6 +120,13 @@ def get_backend(name: str) -> Backend:
     except Exception as e:  # noqa: BLE001 - a broken plug-in is the user's to fix
         raise ChipcutError(f"backend {name!r} ({_source(ep)}) failed to load: {type(e).__name__}: {e}") from None
     return _validate(backend, name, f"{name!r} ({_source(ep)})")
+
+
+def _installed_differs(backend: Backend) -> bool:
+    try:
+        return get_backend(backend.name) != backend
+    except ChipcutError:
+        return True
 
 
 def describe(name: str) -> str:

@@ -236,6 +236,26 @@ def _plausible(origin: str, field: str, value: object, kind: q.Kind) -> None:
                 f"({lo:g} to {hi:g} {kind.base}); check the value and its unit"), stacklevel=3)
 
 
+def _known_ops(origin: str, key: str, ops: object) -> None:
+    """A warning for each listed op no ATen op is named (a misspelling never matches a node;
+    a custom op's own name is fine), with the closest ATen names."""
+    import difflib
+
+    import torch
+
+    unknown = sorted(op for op in ops if not hasattr(torch.ops.aten, op))
+    if not unknown:
+        return
+    names = {n.split("::")[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names()
+             if n.startswith("aten::")}
+    for op in unknown:
+        close = difflib.get_close_matches(op, names, 3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        warnings.warn(SpecWarning(
+            f"{origin}: [capabilities] {key} lists {op!r}, which no ATen op is named (nodes are "
+            f"named as ATen names their ops; a custom op's own name is fine){hint}"), stacklevel=3)
+
+
 def _fail(origin: str, message: str) -> ChipcutError:
     return ChipcutError(f"{origin}: {message}")
 
@@ -295,6 +315,8 @@ def spec_from_dict(data: dict, origin: str) -> ChipSpec:
     if "ops" in caps and "unsupported_ops" in caps:
         raise _fail(origin, "[capabilities] sets both ops and unsupported_ops; keep one (an allow-list "
                             "or a deny-list)")
+    for key in ("ops", "unsupported_ops"):
+        _known_ops(origin, key, caps.get(key, ()))
     name = top.get("name") or Path(origin).stem
     return ChipSpec(
         name=name,

@@ -149,7 +149,14 @@ def resolve_chips(chips: int | Sequence[str | Backend], backend: str | Backend) 
         return [_backend(backend)] * chips
     if not chips:
         raise ChipcutError("chips = []: name at least one backend, e.g. ['generic', 'generic']")
-    return [_backend(c) for c in chips]
+    built = [_backend(c) for c in chips]
+    for k, b in enumerate(built):
+        first = next(j for j, other in enumerate(built) if other.name == b.name)
+        if built[first] != b:
+            raise ChipcutError(f"chips {first} and {k} are both named {b.name!r} but are not the "
+                               "same chip (a plan names its chips); give each spec file a name "
+                               "of its own")
+    return built
 
 
 def _backend(b: str | Backend) -> Backend:

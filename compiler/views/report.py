@@ -80,8 +80,9 @@ def empty_lines(plan: Plan) -> list[str]:
     if not empty:
         return []
     used = len(plan.stages) - len(empty)
-    why = (f"since spreading further does not make it faster (the {plan.metrics.bottleneck} "
-           "bounds it)" if plan.solver.status == "OPTIMAL" else
+    limit = {"host in": "link from the host", "host out": "link to the host"}.get(
+        plan.metrics.bottleneck, plan.metrics.bottleneck)
+    why = (f"since spreading further does not make it faster (the {limit} bounds it)" if plan.solver.status == "OPTIMAL" else
            "the best found; it is not proven optimal, so a plan over more chips may be faster")
     return [f"note: chip{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} hold{'' if len(empty) > 1 else 's'} "
             f"no work: the plan uses {used} of {len(plan.stages)} chips, {why}"]

@@ -50,3 +50,30 @@ def test_a_binary_spec_file_is_one_line(tmp_path) -> None:
     path.write_bytes(bytes(range(256)))
     with pytest.raises(ChipcutError, match="not a text file"):
         from_toml(path)
+
+
+def test_a_misspelled_capability_op_warns_with_the_closest_aten_names(tmp_path) -> None:
+    text = (PRESETS_DIR / "generic.toml").read_text().replace('name = "generic"', 'name = "odd"')
+    path = tmp_path / "odd.toml"
+    path.write_text(text + '\n[capabilities]\nops = ["conv2dd", "linear", "my_fused_op"]\n')
+    with pytest.warns(SpecWarning) as caught:
+        from_toml(path)
+    said = [str(w.message) for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(said) == 2 and "'linear'" not in " ".join(said)
+    assert "[capabilities] ops lists 'conv2dd'" in said[0] and "did you mean 'conv2d'" in said[0]
+    assert "'my_fused_op', which no ATen op is named" in said[1]
+
+
+def test_two_chips_of_one_name_must_be_one_chip(tmp_path) -> None:
+    t4 = (PRESETS_DIR / "t4.toml").read_text()
+    same, other = tmp_path / "same.toml", tmp_path / "other.toml"
+    same.write_text(t4)
+    other.write_text(t4.replace('efficiency = {', 'efficiency = { depthwise = 0.01, ', 1))
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    inputs = (torch.randn(1, 8),)
+    plan = chipcut.compile(net.eval(), inputs, chips=["t4", str(same)], passes="none")
+    assert plan.chips == ("t4", "t4")  # the preset's own figures: no warning, one chip
+    with pytest.warns(SpecWarning, match=r"named 't4', as an installed backend with other figures"):
+        with pytest.raises(ChipcutError, match=r"^chips 0 and 1 are both named 't4' but are not "
+                           r"the same chip"):
+            chipcut.compile(net.eval(), inputs, chips=["t4", str(other)], passes="none")

@@ -22,7 +22,7 @@ def test_a_plan_that_leaves_chips_empty_says_so_and_why() -> None:
     assert plan.metrics.bottleneck == "host in" and len(empty) == 2
     lines = [line for line in chipcut.report(plan).splitlines() if "hold no work" in line]
     assert lines == [f"note: chips {empty[0]}, {empty[1]} hold no work: the plan uses 1 of 3 chips, "
-                     "since spreading further does not make it faster (the host in bounds it)"]
+                     "since spreading further does not make it faster (the link from the host bounds it)"]
 
 
 def test_a_plan_using_every_chip_has_no_such_note() -> None:
