@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from chipcut.backends.schema import SpecWarning
 from chipcut.compiler.cli import llm
 from chipcut.compiler.cli.outputs import check_path, check_paths, write_all
 from chipcut.compiler.cli.profile import add_parser as add_profile_parser
@@ -360,9 +361,16 @@ def _calibrate(args: argparse.Namespace, status: Callable[[str], None]) -> str:
     return summary(args.out, calibrate(path, threads=args.threads))
 
 
+def _warn(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if w.category.__module__.split(".")[0] == "chipcut":
+            sys.stderr.write(f"chipcut: warning: {w.message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -385,10 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     out = _calibrate(args, lambda msg: spinner.update(msg))
             else:
                 out = _backends(args)
-        for w in caught:
-            if w.category.__module__.split(".")[0] == "chipcut":
-                sys.stderr.write(f"chipcut: warning: {w.message}\n")
+        _warn(caught)
     except ChipcutError as e:
+        _warn([w for w in caught if issubclass(w.category, SpecWarning)])  # what may explain it
         sys.stderr.write(f"chipcut: error: {e}\n")
         return 2
     sys.stdout.write(out)

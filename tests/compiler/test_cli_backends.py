@@ -37,3 +37,17 @@ def test_backends_describes_named_spec_files_and_refuses_a_missing_one(tmp_path,
     assert main(["backends", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.toml" in err[0]
+
+
+def test_a_spec_warning_is_printed_beside_the_error_it_explains(tmp_path, capsys) -> None:
+    text = (PRESETS_DIR / "generic.toml").read_text().replace('name = "generic"', 'name = "mine"')
+    spec = tmp_path / "mine.toml"
+    spec.write_text(text + '\n[capabilities]\nops = ["conv2dd"]\n')
+    model = tmp_path / "tiny.py"
+    model.write_text("import torch\n\ndef model():\n    return torch.nn.Linear(16, 8)\n")
+    code = main(["compile", f"{model}:model", "--input", "4x16", "--chips", "1",
+                 "--backend", str(spec), "--out", str(tmp_path / "plan.json")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 2 and not (tmp_path / "plan.json").exists()
+    assert err[0].startswith("chipcut: warning: ") and "did you mean 'conv2d'" in err[0]
+    assert err[1].startswith("chipcut: error: node linear (linear, fp32) cannot run on any chip")
